@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// Runs every uvu suite under test/ in its own Node process (a native crash in one file cannot hide
+// the others), then prints one closing line "N passed, N failed, N skipped" for CI.
+// Usage: node scripts/test.js [filter-substring...]
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const filters = process.argv.slice(2);
+const files = readdirSync(join(root, 'test'))
+  .filter((f) => /\.test\.ts$/.test(f))
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .sort();
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+const broken = [];
+for (const file of files) {
+  const started = Date.now();
+  const run = spawnSync(process.execPath, ['--import', 'tsx', join('test', file)], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, FORCE_COLOR: '0' },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const out = `${run.stdout ?? ''}${run.stderr ?? ''}`;
+  process.stdout.write(out);
+  const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? NaN);
+  const ok = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? NaN);
+  const skip = Number(/Skipped:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  if (!Number.isFinite(total) || !Number.isFinite(ok)) {
+    // The file crashed before uvu could summarise: count it as one failure.
+    failed += 1;
+    broken.push(`${file} (exit ${run.status ?? run.signal}, no summary)`);
+  } else {
+    passed += ok;
+    skipped += skip;
+    failed += total - ok;
+    if (run.status !== 0) broken.push(`${file} (exit ${run.status})`);
+    if (total - ok > 0 && run.status === 0) failed += 0;
+  }
+  process.stdout.write(`# ${file}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+}
+if (broken.length) process.stdout.write(`\nFailing files:\n  ${broken.join('\n  ')}\n`);
+process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+process.exit(failed > 0 || broken.length > 0 ? 1 : 0);
