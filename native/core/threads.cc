@@ -1,0 +1,148 @@
+#include "threads.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace minielm {
+namespace {
+
+int default_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+// Workers spin briefly on a generation counter before sleeping, so back-to-back small kernels
+// (decoding) do not pay a futex wake-up each time.
+class Pool {
+ public:
+  ~Pool() { resize(0); }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void resize(int total) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+    stop_ = false;
+    for (int i = 1; i < total; ++i) workers_.emplace_back([this, i] { loop(i); });
+  }
+
+  void run(int nthreads, const std::function<void(int, int)>& fn) {
+    std::lock_guard<std::mutex> serial(run_mu_);
+    if (nthreads <= 1 || workers_.empty()) {
+      fn(0, 1);
+      return;
+    }
+    nthreads = std::min(nthreads, size());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = &fn;
+      job_threads_ = nthreads;
+      pending_.store(nthreads - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    fn(0, nthreads);
+    while (pending_.load(std::memory_order_acquire) != 0) {
+      std::this_thread::yield();
+    }
+    job_ = nullptr;
+  }
+
+ private:
+  void loop(int tid) {
+    uint64_t seen = generation_.load(std::memory_order_acquire);
+    for (;;) {
+      uint64_t gen = seen;
+      for (int spin = 0; spin < 20000; ++spin) {
+        gen = generation_.load(std::memory_order_acquire);
+        if (gen != seen) break;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      }
+      if (gen == seen) {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        gen = generation_.load(std::memory_order_acquire);
+      }
+      seen = gen;
+      if (stop_) return;
+      const std::function<void(int, int)>* job = job_;
+      int n = job_threads_;
+      if (job != nullptr && tid < n) {
+        (*job)(tid, n);
+        pending_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::mutex run_mu_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  const std::function<void(int, int)>* job_ = nullptr;
+  int job_threads_ = 0;
+  bool stop_ = false;
+};
+
+std::mutex g_config_mu;
+int g_threads = 0;
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
+
+}  // namespace
+
+int num_threads() {
+  std::lock_guard<std::mutex> lock(g_config_mu);
+  if (g_threads <= 0) {
+    g_threads = default_threads();
+    pool().resize(g_threads);
+  }
+  return g_threads;
+}
+
+void set_num_threads(int n) {
+  std::lock_guard<std::mutex> lock(g_config_mu);
+  int want = n <= 0 ? default_threads() : n;
+  if (want == g_threads) return;
+  g_threads = want;
+  pool().resize(want);
+}
+
+void run_parallel(int nthreads, const std::function<void(int, int)>& fn) {
+  int avail = num_threads();
+  pool().run(std::max(1, std::min(nthreads, avail)), fn);
+}
+
+void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (min_chunk < 1) min_chunk = 1;
+  int64_t max_useful = (n + min_chunk - 1) / min_chunk;
+  int nt = static_cast<int>(std::min<int64_t>(num_threads(), max_useful));
+  if (nt <= 1) {
+    fn(0, n);
+    return;
+  }
+  run_parallel(nt, [&](int tid, int nthreads) {
+    int64_t begin = n * tid / nthreads;
+    int64_t end = n * (tid + 1) / nthreads;
+    if (begin < end) fn(begin, end);
+  });
+}
+
+}  // namespace minielm
