@@ -1,0 +1,3 @@
+export type { ProductLike, Engagement } from './types.ts';
+export * from './metrics.ts';
+export * from './relevance.ts';
