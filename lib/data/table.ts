@@ -3,7 +3,6 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
 import iconv from 'iconv-lite';
 import { MinielmError } from '../errors.ts';
@@ -63,7 +62,7 @@ function detectFormat(path: string): 'csv' | 'jsonl' {
   return /\.(jsonl|ndjson)$/i.test(path) ? 'jsonl' : 'csv';
 }
 
-function openText(path: string, encoding: string): Readable {
+function openText(path: string, encoding: string): NodeJS.ReadableStream {
   const raw = createReadStream(path);
   const norm = encoding.toLowerCase().replace(/[^a-z0-9]/g, '');
   if (norm === 'utf8') {
