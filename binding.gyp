@@ -1,0 +1,34 @@
+{
+  "targets": [
+    {
+      "target_name": "minielm",
+      "sources": [
+        "native/core/threads.cc",
+        "native/core/gemm.cc",
+        "native/core/gemm_kernels_avx2.cc",
+        "native/core/gemm_kernels_avx512.cc",
+        "native/core/peak.cc",
+        "native/model/gpt2.cc",
+        "native/model/selftest.cc",
+        "native/napi/addon.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions"],
+      "libraries": ["-ldl", "-lpthread"],
+      "conditions": [
+        ["target_arch=='x64'", { "cflags_cc": ["-mavx2", "-mfma", "-mf16c"] }],
+        ["OS=='mac'", {
+          "xcode_settings": {
+            "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "MACOSX_DEPLOYMENT_TARGET": "11.0",
+            "OTHER_CPLUSPLUSFLAGS": ["-O3"]
+          }
+        }]
+      ]
+    }
+  ]
+}
