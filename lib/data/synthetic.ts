@@ -5,6 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MinielmError } from '../errors.ts';
 import { ESCI_GAIN } from './labels.ts';
+import type { EquivalenceFilter } from './q2q.ts';
 import { createRng, hashString, pick, shuffleInPlace } from './random.ts';
 import type { EsciLabel, Judgement, Product, RelevanceDataset } from './types.ts';
 
@@ -102,7 +103,7 @@ export interface SyntheticOptions {
   queries?: number;
   /** Mean surface forms per intent (more → more equivalent queries → more Q2Q pairs). Default 2.5. */
   formsPerIntent?: number;
-  /** Exact products judged per query at most (chosen by a stable order, so forms of one intent share them). Default 8. */
+  /** Exact products judged per query at most (in an order fixed by the intent, so forms of one intent share them). Default 8. */
   exactPerQuery?: number;
   /** Substitute / complement / irrelevant products judged per query. Defaults 4 / 2 / 2. */
   substitutePerQuery?: number;
@@ -313,7 +314,10 @@ export function generateSyntheticCatalog(options: SyntheticOptions = {}): Synthe
   };
 }
 
-/** Judged products for one query: Exact ones in an order fixed by the intent (forms of one intent share them), then samples. */
+/**
+ * Judged products for one query. Exact and Substitute ones come in an order fixed by the intent, so the
+ * surface forms of one intent share them (the Q2Q signal); complements and irrelevant ones are sampled.
+ */
 function judge(
   query: string,
   intent: SyntheticIntent,
@@ -338,7 +342,7 @@ function judge(
   const out: Judgement[] = [];
   const push = (p: SyntheticProduct, label: EsciLabel) => out.push({ query, productId: p.id, label, gain: ESCI_GAIN[label] });
   for (const p of stable(exact).slice(0, o.exactPerQuery)) push(p, 'E');
-  for (const p of shuffleInPlace(rng, substitute.slice()).slice(0, o.substitutePerQuery)) push(p, 'S');
+  for (const p of stable(substitute).slice(0, o.substitutePerQuery)) push(p, 'S');
   const cat = CATEGORIES.find((c) => c.name === intent.category) as Category;
   const comp = cat.complements.flatMap((c) => byCategory.get(c) ?? []);
   for (const p of shuffleInPlace(rng, comp.slice()).slice(0, o.complementPerQuery)) push(p, 'C');
@@ -381,4 +385,18 @@ export async function writeSyntheticCatalog(catalog: SyntheticCatalog, dir: stri
     query: j.query, product_id: j.productId, title: catalog.products.get(j.productId)?.title ?? '', label: j.label, gain: j.gain,
   })));
   return files;
+}
+
+/**
+ * An equivalence filter with known ground truth: accepts a pair when both queries come from the same
+ * intent. Useful to test filter plumbing and to measure how noisy raw Q2Q candidates are.
+ */
+export function syntheticIntentFilter(catalog: SyntheticCatalog): EquivalenceFilter {
+  const intentOf = new Map(catalog.queries.map((q) => [q.text.trim().replace(/\s+/g, ' ').toLowerCase(), q.intentKey]));
+  const key = (q: string) => intentOf.get(q.trim().replace(/\s+/g, ' ').toLowerCase());
+  return {
+    name: 'synthetic-intent',
+    batchSize: 4096,
+    accept: async (pairs) => pairs.map((p) => key(p.a) !== undefined && key(p.a) === key(p.b)),
+  };
 }
