@@ -2,7 +2,7 @@
 // settings first (so documents are indexed once, with the final searchable/filterable attributes), then adds
 // documents in batches and waits on every task; search() sends query batches with multiSearch. Every request
 // has a timeout and is retried with exponential backoff on network errors, timeouts, 429 and 5xx.
-import { Meilisearch, MeilisearchApiError, MeilisearchRequestError, MeilisearchRequestTimeOutError, type EnqueuedTaskPromise, type Task } from 'meilisearch';
+import { Meilisearch, MeilisearchApiError, MeilisearchRequestError, MeilisearchRequestTimeOutError, MeilisearchTaskTimeOutError, type EnqueuedTaskPromise, type Task } from 'meilisearch';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MinielmError } from '../errors.ts';
 import type { Product, ProductField, Retriever } from './types.ts';
@@ -79,6 +79,9 @@ export class MeilisearchRetriever implements Retriever {
   private describe(step: string, err: unknown, attempts: number): Error {
     const where = `Meilisearch at ${this.url}`;
     if (err instanceof MinielmError) return err;
+    if (err instanceof MeilisearchTaskTimeOutError) {
+      return new MinielmError('MINIELM_TIMEOUT', `${where}: "${step}" was not done after ${this.options.taskTimeoutMs} ms: the server is still indexing; raise taskTimeoutMs.`, { cause: err });
+    }
     if (err instanceof MeilisearchRequestError) {
       const cause = err.cause;
       if (cause instanceof MeilisearchRequestTimeOutError) {
@@ -116,7 +119,7 @@ export class MeilisearchRetriever implements Retriever {
       }
     }
     const uid = this.indexUid;
-    await this.withRetries(`delete index ${uid}`, () => this.client.deleteIndexIfExists(uid));
+    await this.dropIndex();
     await this.waitTask(`create index ${uid}`, () => this.client.createIndex(uid, { primaryKey: 'id' }));
     const index = this.client.index<Record<string, string>>(uid);
     // Settings before documents: a settings change after the additions would re-index everything.
@@ -149,9 +152,20 @@ export class MeilisearchRetriever implements Retriever {
     return out;
   }
 
-  /** Deletes the index (the retriever owns it). */
+  /** Deletes the index (the retriever owns it) and waits until it is gone; a missing index is fine. */
   async drop(): Promise<void> {
-    await this.withRetries(`delete index ${this.indexUid}`, () => this.client.deleteIndexIfExists(this.indexUid));
+    await this.dropIndex();
+  }
+
+  private async dropIndex(): Promise<void> {
+    const step = `delete index ${this.indexUid}`;
+    const enqueued = await this.withRetries(step, () => this.client.deleteIndex(this.indexUid));
+    const task = await this.withRetries(`${step}: wait for task ${enqueued.taskUid}`, () =>
+      this.client.tasks.waitForTask(enqueued.taskUid, { timeout: this.options.taskTimeoutMs }),
+    );
+    if (task.status !== 'succeeded' && task.error?.code !== 'index_not_found') {
+      throw new MinielmError('MINIELM_BAD_FILE', `Meilisearch at ${this.url}: task ${task.uid} (${step}) ${task.status}: ${task.error?.message ?? 'no error message'}.`);
+    }
   }
 }
 

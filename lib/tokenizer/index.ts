@@ -1,5 +1,5 @@
 export { Tokenizer, minielmTokenizerConfig, type EncodedPair, type DecodeOptions, type SpecialIds } from './tokenizer.ts';
-export { trainByteLevelBpe, buildByteLevelBpe, BINDING_TRAINER_CAP, type TrainBpeOptions, type TrainBpeResult } from './train.ts';
+export { trainByteLevelBpe, buildByteLevelBpe, validateVocabSize, BINDING_TRAINER_CAP, type TrainBpeOptions, type TrainBpeResult } from './train.ts';
 export { EOS_TOKEN, SEP_TOKEN, EOS_ID, SEP_ID, SPECIAL_TOKENS, MIN_VOCAB_SIZE } from './specials.ts';
 export { byteToSymbol } from './byte-level.ts';
 export type { TokenizerJson, TokenizerConfigJson } from './tokenizer-json.ts';

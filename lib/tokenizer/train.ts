@@ -110,9 +110,8 @@ export function buildByteLevelBpe(learnedMerges: readonly (string | [string, str
   return { tokenizerJson, vocabSize: size, merges: merges.length, mergesLearned: learnedMerges.length };
 }
 
-/** Trains on `texts` (one query, rewrite or title per entry). Rejects with MINIELM_INVALID_ARGUMENT on a bad size. */
-export async function trainByteLevelBpe(texts: Iterable<string>, options: TrainBpeOptions): Promise<TrainBpeResult> {
-  const { vocabSize } = options;
+/** Throws MINIELM_INVALID_ARGUMENT unless `vocabSize` is a size this trainer can produce. */
+export function validateVocabSize(vocabSize: number): void {
   const maxVocab = BYTE_ID_OFFSET + BINDING_TRAINER_CAP;
   if (!Number.isInteger(vocabSize) || vocabSize < MIN_VOCAB_SIZE || vocabSize > maxVocab) {
     throw new MinielmError(
@@ -120,6 +119,12 @@ export async function trainByteLevelBpe(texts: Iterable<string>, options: TrainB
       `vocabulary size ${vocabSize} is out of range: use an integer from ${MIN_VOCAB_SIZE} (special tokens + 256 bytes) to ${maxVocab} (the tokenizers binding's trainer stops at ${BINDING_TRAINER_CAP} tokens).`,
     );
   }
+}
+
+/** Trains on `texts` (one query, rewrite or title per entry). Rejects with MINIELM_INVALID_ARGUMENT on a bad size. */
+export async function trainByteLevelBpe(texts: Iterable<string>, options: TrainBpeOptions): Promise<TrainBpeResult> {
+  const { vocabSize } = options;
+  validateVocabSize(vocabSize);
   const progress = options.onProgress ?? (() => {});
   const dir = await mkdtemp(join(tmpdir(), 'minielm-bpe-'));
   try {
