@@ -84,6 +84,8 @@ class TableBuilder {
   readonly products = new Map<string, Product>();
   readonly judgements: Judgement[] = [];
   readonly report: LoadReport;
+  /** Set when records say "synthetic": true (files written by the synthetic generator). */
+  synthetic = false;
   private readonly maxExamples: number;
   private readonly c: ColumnMap;
 
@@ -145,6 +147,7 @@ class TableBuilder {
     const splits = [...new Set(this.judgements.map((j) => j.split).filter((s): s is string => s !== undefined))].sort();
     const out: TableDataset = { source: this.options.path, products: this.products, judgements: this.judgements, report: this.report };
     if (splits.length) out.split = splits;
+    if (this.synthetic) out.synthetic = true;
     return out;
   }
 }
@@ -235,6 +238,7 @@ async function loadJsonl(options: TableOptions, b: TableBuilder): Promise<void> 
       continue;
     }
     const record = obj as Record<string, unknown>;
+    if (record.synthetic === true) b.synthetic = true;
     if (!checked) {
       // The first object stands for the header: a column missing there is a column-map mistake, not a bad row.
       checkColumns(options.path, Object.keys(record), options.columns);
