@@ -164,9 +164,22 @@ export function lexicalOverlap(query: string, product: ProductLike): number {
   return hit / q.size;
 }
 
+/** lexicalOverlap in batches, remembering each product's token set (catalog objects recur across batches). */
 export class LexicalOverlapScorer implements RelevanceScorer {
+  private readonly productTokens = new WeakMap<ProductLike, Set<string>>();
+
   async scoreBatch(pairs: RelevancePair[]): Promise<number[]> {
-    return pairs.map((p) => lexicalOverlap(p.query, p.product));
+    const queries = new Map<string, string[]>();
+    return pairs.map(({ query, product }) => {
+      let q = queries.get(query);
+      if (!q) queries.set(query, (q = [...new Set(lexicalTokens(query))]));
+      if (q.length === 0) return 0;
+      let p = this.productTokens.get(product);
+      if (!p) this.productTokens.set(product, (p = new Set(lexicalTokens(`${product.title} ${product.brand ?? ''} ${product.color ?? ''}`))));
+      let hit = 0;
+      for (const t of q) if (p.has(t)) hit++;
+      return hit / q.length;
+    });
   }
 }
 
