@@ -11,6 +11,73 @@ import {
 } from '../lib/rewards/relevance.ts';
 import type { ProductLike } from '../lib/rewards/types.ts';
 import { MinielmError } from '../lib/errors.ts';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// A toy cross-encoder written byte by byte (ONNX protobuf + a WordPiece tokenizer.json), so the ONNX path is
+// exercised offline on every run: logit = (tokens of the product segment, [SEP] included) − 3.
+function writeToyCrossEncoder(dir: string): void {
+  // Protobuf wire format: field tag = (number << 3 | wire type); field numbers follow onnx.proto
+  // (ModelProto ir_version 1, graph 7, opset_import 8; GraphProto node 1, initializer 5, input 11, output 12; …).
+  function varint(n: number | bigint): number[] {
+    let v = BigInt(n);
+    const out: number[] = [];
+    do {
+      let b = Number(v & 0x7fn);
+      v >>= 7n;
+      if (v) b |= 0x80;
+      out.push(b);
+    } while (v);
+    return out;
+  }
+  const enc = new TextEncoder();
+  type F = number[];
+  const fv = (no: number, n: number | bigint): F => [...varint((no << 3) | 0), ...varint(n)];
+  const fb = (no: number, bytes: Uint8Array | number[]): F => [...varint((no << 3) | 2), ...varint(bytes.length), ...bytes];
+  const fs = (no: number, s: string): F => fb(no, enc.encode(s));
+  const cat = (...parts: F[]): F => parts.flat();
+  const dim = (d: number | string) => fb(1, typeof d === 'number' ? fv(1, d) : fs(2, d));
+  const valueInfo = (name: string, elem: number, dims: (number | string)[]) => cat(fs(1, name), fb(2, fb(1, cat(fv(1, elem), fb(2, cat(...dims.map(dim)))))));
+  const node = (op: string, inputs: string[], outputs: string[], attrs: F[] = []) => cat(...inputs.map((i) => fs(1, i)), ...outputs.map((o) => fs(2, o)), fs(3, op + '_' + outputs[0]), fs(4, op), ...attrs.map((a) => fb(5, a)));
+  const intAttr = (name: string, v: number) => cat(fs(1, name), fv(3, v), fv(20, 2));
+  const tensor = (name: string, type: number, dims: number[], raw: Uint8Array) => cat(...dims.map((d) => fv(1, d)), fv(2, type), fs(8, name), fb(9, raw));
+  const axes = new Uint8Array(new BigInt64Array([1n]).buffer);
+  const three = new Uint8Array(new Float32Array([3]).buffer);
+  const graph = cat(
+    fb(1, node('Mul', ['token_type_ids', 'attention_mask'], ['m'])),
+    fb(1, node('Cast', ['m'], ['mf'], [intAttr('to', 1)])),
+    fb(1, node('ReduceSum', ['mf', 'axes'], ['s'], [intAttr('keepdims', 1)])),
+    fb(1, node('Sub', ['s', 'three'], ['logits'])),
+    fs(2, 'toy'),
+    fb(5, tensor('axes', 7, [1], axes)),
+    fb(5, tensor('three', 1, [1], three)),
+    fb(11, valueInfo('input_ids', 7, ['batch', 'seq'])),
+    fb(11, valueInfo('attention_mask', 7, ['batch', 'seq'])),
+    fb(11, valueInfo('token_type_ids', 7, ['batch', 'seq'])),
+    fb(12, valueInfo('logits', 1, ['batch', 1])),
+  );
+  const model = cat(fv(1, 8), fs(2, 'minielm-test'), fb(7, graph), fb(8, cat(fs(1, ''), fv(2, 13))));
+  mkdirSync(join(dir, 'onnx'), { recursive: true });
+  writeFileSync(join(dir, 'onnx', 'model.onnx'), new Uint8Array(model));
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const words = ['kitchen', 'sink', 'steel', 'hat'];
+  const vocab: Record<string, number> = { '[PAD]': 0, '[UNK]': 1, '[CLS]': 2, '[SEP]': 3 };
+  words.forEach((w, i) => (vocab[w] = 4 + i));
+  const S = (id: string, type_id: number) => ({ SpecialToken: { id, type_id } });
+  const Q = (id: string, type_id: number) => ({ Sequence: { id, type_id } });
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: [special(0, '[PAD]'), special(1, '[UNK]'), special(2, '[CLS]'), special(3, '[SEP]')],
+    normalizer: { type: 'Lowercase' }, pre_tokenizer: { type: 'Whitespace' },
+    post_processor: { type: 'TemplateProcessing', single: [S('[CLS]', 0), Q('A', 0), S('[SEP]', 0)], pair: [S('[CLS]', 0), Q('A', 0), S('[SEP]', 0), Q('B', 1), S('[SEP]', 1)],
+      special_tokens: { '[CLS]': { id: '[CLS]', ids: [2], tokens: ['[CLS]'] }, '[SEP]': { id: '[SEP]', ids: [3], tokens: ['[SEP]'] } } },
+    decoder: null,
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+  }));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'BertTokenizer', model_max_length: 512, pad_token: '[PAD]', unk_token: '[UNK]', cls_token: '[CLS]', sep_token: '[SEP]', do_lower_case: true }));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'bert', architectures: ['BertForSequenceClassification'], num_labels: 1, id2label: { '0': 'LABEL_0' }, label2id: { LABEL_0: 0 } }));
+}
 
 const product = (id: string, title: string, extra: Partial<ProductLike> = {}): ProductLike => ({ id, title, ...extra });
 
@@ -112,6 +179,39 @@ test('cross-encoder: a missing folder is a clear error', async () => {
   } catch (err) {
     assert.is((err as MinielmError).code, 'MINIELM_NOT_FOUND');
     assert.match((err as Error).message, /\/nonexistent\/cross-encoder/);
+  }
+});
+
+test('toy ONNX cross-encoder: pairs are encoded as (query, product), batched with padding, sigmoid applied', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'minielm-toy-ce-'));
+  try {
+    writeToyCrossEncoder(dir);
+    const scorer = await CrossEncoderScorer.load(dir, { batchSize: 2 });
+    const q = 'kitchen sink';
+    const scores = await scorer.scoreBatch([
+      { query: q, product: product('a', 'steel kitchen sink') }, // 3 words + [SEP] → logit 1
+      { query: q, product: product('b', 'hat') }, // 1 + 1 → −1
+      { query: q, product: product('c', 'a b c d e f') }, // 6 + 1 → 4 (alone in the second batch)
+    ]);
+    const sig = (x: number): number => 1 / (1 + Math.exp(-x));
+    [1, -1, 4].forEach((logit, i) => assert.ok(Math.abs(scores[i] - sig(logit)) < 1e-6, `pair ${i}: ${scores[i]} vs ${sig(logit)}`));
+    const raw = await (await CrossEncoderScorer.load(dir, { activation: 'softmax' })).scoreBatch([{ query: q, product: product('a', 'x') }]);
+    assert.equal(raw, [1]); // softmax over a single logit is always 1: the activation option is honoured
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('cross-encoder: a folder without config.json is refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'minielm-empty-ce-'));
+  try {
+    await CrossEncoderScorer.load(dir);
+    assert.unreachable('should throw');
+  } catch (err) {
+    assert.is((err as MinielmError).code, 'MINIELM_BAD_FILE');
+    assert.match((err as Error).message, /config\.json/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
