@@ -8,7 +8,7 @@ if (!homeDepotAvailable()) {
   console.warn(`\n!!! SKIPPED tokenizer-homedepot: ${HOMEDEPOT_TRAIN_CSV} is absent; losslessness on real queries NOT checked. !!!\n`);
   test.skip('Home Depot round trip (data absent)', () => {});
 } else {
-  test('8,192-token BPE on Home Depot: exact size, lossless on every query and title', async () => {
+  test('8,192-token BPE on Home Depot: exact size, lossless on every query and a tenth of the titles', async () => {
     const hd = await readHomeDepot();
     const queries = hd.queries.map((q) => q.query);
     const titles = hd.products.map((p) => p.title);
@@ -23,8 +23,9 @@ if (!homeDepotAvailable()) {
       chars += q.length;
       assert.is(tok.decode(ids), q, JSON.stringify(q));
     }
-    for (const t of titles) assert.is(tok.decode(tok.encode(t)), t, JSON.stringify(t));
-    console.log(`Home Depot: ${queries.length} queries, ${titles.length} titles round-trip; ${(chars / tokens).toFixed(2)} chars per token on queries`);
+    // Titles: every 10th (all 54,667 take ~15 s in the pure-JS encoder on a shared core).
+    for (let i = 0; i < titles.length; i += 10) assert.is(tok.decode(tok.encode(titles[i])), titles[i], JSON.stringify(titles[i]));
+    console.log(`Home Depot: ${queries.length} queries, every 10th of ${titles.length} titles round-trip; ${(chars / tokens).toFixed(2)} chars per token on queries`);
   });
 }
 
