@@ -290,6 +290,15 @@ test('failed answers are not cached: the next call asks again', async () => {
   assert.is(hits.get('missing nocache'), 2);
 });
 
+test('the caller AbortSignal cancels a pending request with MINIELM_ABORTED (no retry)', async () => {
+  const judge = makeJudge({ timeoutMs: 5000 });
+  const controller = new AbortController();
+  const pending = judge.judgeBatch([{ profile, query: 'slow cancelled', products }], { signal: controller.signal });
+  setTimeout(() => controller.abort(), 20);
+  await rejects(pending, 'MINIELM_ABORTED', /cancelled/);
+  assert.is(hits.get('slow cancelled'), 1);
+});
+
 test('bad options are refused up front', () => {
   assert.throws(() => new LlmJudge({ model: 'm' }), /--base-url/);
   assert.throws(() => new OpenAIChatClient({ baseURL: 'not a url', model: 'm' }), /not a URL/);

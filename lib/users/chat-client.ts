@@ -69,15 +69,17 @@ class RetryableFailure extends Error {
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        reject(new MinielmError('MINIELM_ABORTED', 'the judge request was cancelled.'));
-      },
-      { once: true },
-    );
+    if (signal?.aborted) return reject(new MinielmError('MINIELM_ABORTED', 'the judge request was cancelled.'));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new MinielmError('MINIELM_ABORTED', 'the judge request was cancelled.'));
+    };
+    // The listener goes when the timer fires, so a long-lived signal does not collect one per retry.
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 
 function errorCode(err: unknown): string | undefined {
