@@ -41,7 +41,7 @@ export async function readHomeDepot(file = HOMEDEPOT_TRAIN_CSV): Promise<HomeDep
     titles.set(id, row.product_title);
     let judged = byQuery.get(query);
     if (!judged) byQuery.set(query, (judged = new Map()));
-    // A few (query, product) pairs are judged twice; keep the mean.
+    // train.csv judges each (query, product) pair once; should a pair repeat, keep the mean.
     const previous = judged.get(id);
     judged.set(id, previous === undefined ? relevance : (previous + relevance) / 2);
   }
