@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds and runs the native GEMM/peak test without node-gyp. Extra arguments go to the test binary
+# (--no-bench, --bench-only, --quick). CXXFLAGS_EXTRA adds compiler flags (e.g. tuning -D macros).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${root}/build/native-test"
+mkdir -p "${out}"
+arch_flags=""
+if [ "$(uname -m)" = "x86_64" ]; then arch_flags="-mavx2 -mfma"; fi
+# shellcheck disable=SC2086
+g++ -O3 -std=c++17 ${arch_flags} -pthread -Wall -Wextra ${CXXFLAGS_EXTRA:-} \
+  "${root}/native/core/threads.cc" \
+  "${root}/native/core/gemm.cc" \
+  "${root}/native/core/gemm_kernels_avx512.cc" \
+  "${root}/native/core/gemm_kernels_avx2.cc" \
+  "${root}/native/core/peak.cc" \
+  "${root}/native/tests/gemm_test.cc" \
+  -ldl -o "${out}/gemm_test"
+exec "${out}/gemm_test" "$@"
