@@ -33,7 +33,10 @@ class Pool {
     for (auto& w : workers_) w.join();
     workers_.clear();
     stop_ = false;
-    for (int i = 1; i < total; ++i) workers_.emplace_back([this, i] { loop(i); });
+    // The baseline generation is taken here, not in the new thread: a job published before the thread
+    // first runs must still be seen as new.
+    const uint64_t start = generation_.load(std::memory_order_acquire);
+    for (int i = 1; i < total; ++i) workers_.emplace_back([this, i, start] { loop(i, start); });
   }
 
   void run(int nthreads, const std::function<void(int, int)>& fn) {
@@ -59,8 +62,7 @@ class Pool {
   }
 
  private:
-  void loop(int tid) {
-    uint64_t seen = generation_.load(std::memory_order_acquire);
+  void loop(int tid, uint64_t seen) {
     for (;;) {
       uint64_t gen = seen;
       for (int spin = 0; spin < 20000; ++spin) {

@@ -1,0 +1,381 @@
+// The typed, Promise-based face of the native GPT-2 engine: create / load / save, forward, training steps.
+// Inputs are validated here, before they cross into C++; native calls on one model are queued so callers
+// never see MINIELM_BUSY; an AbortSignal stops a multi-step job between steps.
+import { mkdir, readFile, access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MinielmError, invalidArgument } from '../errors.ts';
+import { native, type NativeBatch, type NativeModel, type NativeOptim, type NativeStepStats } from '../native.ts';
+import { readSafetensors, writeSafetensors, writeFileAtomic, type TensorToWrite } from './safetensors.ts';
+
+export interface ModelConfig {
+  vocab_size: number;
+  n_ctx: number;
+  n_layer: number;
+  n_head: number;
+  n_embd: number;
+}
+
+/** Presets used by the bench and the trainers (sizes from the issues; vocabularies from the tokenizer). */
+export const PRESETS: Record<'student' | 'teacher', ModelConfig> = {
+  student: { vocab_size: 8192, n_ctx: 64, n_layer: 4, n_head: 4, n_embd: 256 },
+  teacher: { vocab_size: 8192, n_ctx: 64, n_layer: 8, n_head: 8, n_embd: 512 },
+};
+
+export interface Batch {
+  /** Token ids, row-major [batch, seq]. */
+  tokens: Int32Array | number[];
+  batch: number;
+  seq: number;
+  /** Next-token targets [batch, seq]; required for losses and training. */
+  targets?: Int32Array | number[];
+  /** Per-token loss weight (0 = ignored, e.g. the query part of "query <sep> rewrite"). */
+  lossMask?: Float32Array | number[];
+  /** 1 = real token, 0 = padding. */
+  attentionMask?: Uint8Array | number[];
+}
+
+export interface OptimizerOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  gradClip?: number;
+  warmupSteps?: number;
+  totalSteps?: number;
+  minLrRatio?: number;
+  schedule?: 'cosine' | 'linear' | 'constant';
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  /** Tokens that counted in the loss (sum of the loss mask). */
+  tokens: number;
+  /** Optimizer steps taken so far. */
+  step: number;
+}
+
+export interface ForwardResult {
+  /** Weighted mean cross-entropy (when targets were given). */
+  loss?: number;
+  lossSum?: number;
+  tokens?: number;
+  /** Per-position cross-entropy [batch * seq] (0 where the loss mask is 0). */
+  losses?: Float32Array;
+  /** [batch, seq, vocab] when asked for. */
+  logits?: Float32Array;
+}
+
+export interface TrainOptions {
+  signal?: AbortSignal;
+  onStep?: (result: StepResult, index: number) => void;
+}
+
+const CONFIG_KEYS = ['vocab_size', 'n_ctx', 'n_layer', 'n_head', 'n_embd'] as const;
+
+export function validateConfig(config: unknown, where = 'config'): ModelConfig {
+  if (config === null || typeof config !== 'object') throw invalidArgument(`${where} must be an object with ${CONFIG_KEYS.join(', ')}`);
+  const c = config as Record<string, unknown>;
+  for (const k of CONFIG_KEYS) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+      throw invalidArgument(`${where}.${k} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  const out = Object.fromEntries(CONFIG_KEYS.map((k) => [k, c[k] as number])) as unknown as ModelConfig;
+  if (out.n_embd % out.n_head !== 0) throw invalidArgument(`${where}.n_embd (${out.n_embd}) must be divisible by ${where}.n_head (${out.n_head})`);
+  return out;
+}
+
+function finite(name: string, v: number | undefined, min = -Infinity, max = Infinity): void {
+  if (v === undefined) return;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)
+    throw invalidArgument(`${name} must be a finite number in [${min}, ${max}], got ${String(v)}`);
+}
+
+export function validateOptimizer(o: OptimizerOptions): NativeOptim {
+  if (!o || typeof o !== 'object') throw invalidArgument('optimizer options must be an object with at least lr');
+  finite('lr', o.lr, 0, 10);
+  if (o.lr === undefined) throw invalidArgument('lr is required');
+  finite('beta1', o.beta1, 0, 0.999999);
+  finite('beta2', o.beta2, 0, 0.999999);
+  finite('eps', o.eps, 0, 1);
+  finite('weightDecay', o.weightDecay, 0, 10);
+  finite('gradClip', o.gradClip, 0);
+  finite('warmupSteps', o.warmupSteps, 0);
+  finite('totalSteps', o.totalSteps, 0);
+  finite('minLrRatio', o.minLrRatio, 0, 1);
+  if (o.schedule !== undefined && !['cosine', 'linear', 'constant'].includes(o.schedule))
+    throw invalidArgument(`schedule must be cosine, linear or constant, got ${String(o.schedule)}`);
+  return { ...o };
+}
+
+export class Model {
+  readonly config: ModelConfig;
+  #native: NativeModel | null;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(config: ModelConfig, handle: NativeModel) {
+    this.config = config;
+    this.#native = handle;
+  }
+
+  /** A freshly initialised model (GPT-2 initialisation from `seed`). */
+  static async create(config: ModelConfig, options: { seed?: number } = {}): Promise<Model> {
+    const c = validateConfig(config);
+    const seed = options.seed ?? 0;
+    if (!Number.isSafeInteger(seed) || seed < 0) throw invalidArgument(`seed must be a non-negative integer, got ${seed}`);
+    return new Model(c, await native.createModel(c, seed));
+  }
+
+  /**
+   * Loads a checkpoint folder: config.json + model.safetensors in Hugging Face GPT-2 layout (a user's
+   * gpt2 / distilgpt2 folder works), plus training_state.safetensors when present and asked for.
+   */
+  static async load(dir: string, options: { trainingState?: boolean } = {}): Promise<Model> {
+    const config = await readHfConfig(join(dir, 'config.json'));
+    const weightsFile = join(dir, 'model.safetensors');
+    const file = await readSafetensors(weightsFile);
+    const model = await Model.create(config, { seed: 0 });
+    const h = model.#handle();
+    const expected = new Map(h.tensors().map((t) => [t.name, t]));
+    const seen = new Set<string>();
+    for (const [rawName, t] of file.tensors) {
+      const name = rawName.startsWith('transformer.') ? rawName.slice('transformer.'.length) : rawName;
+      // Causal-mask buffers some exports include; the engine builds its own mask.
+      if (/\.attn\.(masked_)?bias$/.test(name) && t.shape.length === 4) continue;
+      if (name === 'lm_head.weight') {
+        const wte = file.tensors.get('wte.weight') ?? file.tensors.get('transformer.wte.weight');
+        if (wte && wte.data.length === t.data.length && wte.data.every((v, i) => v === t.data[i])) continue;
+        throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: lm_head.weight differs from wte.weight; minielm models tie the LM head to the token embedding`);
+      }
+      const info = expected.get(name);
+      if (!info) throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: unexpected tensor "${rawName}" for a GPT-2 with config ${JSON.stringify(config)}`);
+      if (info.shape.length !== t.shape.length || info.shape.some((d, i) => d !== t.shape[i]))
+        throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: tensor "${rawName}" has shape [${t.shape.join(', ')}] but config.json implies [${info.shape.join(', ')}]; the config does not match the weights`);
+      if (!t.data.every(Number.isFinite)) throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: tensor "${rawName}" contains NaN or Inf`);
+      h.writeTensor('param', name, t.data);
+      seen.add(name);
+    }
+    const missing = [...expected.keys()].filter((n) => !seen.has(n));
+    if (missing.length) throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: missing tensors ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+    if (options.trainingState) await model.#loadTrainingState(join(dir, 'training_state.safetensors'));
+    return model;
+  }
+
+  /**
+   * Writes config.json and model.safetensors (HF GPT-2 names, Conv1D weights [in, out]), each atomically;
+   * with `trainingState`, also the AdamW moments, step and RNG state for an exact resume.
+   */
+  async save(dir: string, options: { trainingState?: boolean; metadata?: Record<string, string> } = {}): Promise<void> {
+    await this.#enqueue(async () => {
+      const h = this.#handle();
+      await mkdir(dir, { recursive: true });
+      const infos = h.tensors();
+      const tensors: TensorToWrite[] = infos.map((t) => ({ name: t.name, shape: t.shape, data: h.readTensor('param', t.name) }));
+      await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt', producer: 'minielm', ...(options.metadata ?? {}) });
+      if (options.trainingState) {
+        const state: TensorToWrite[] = [];
+        for (const t of infos) {
+          state.push({ name: `m.${t.name}`, shape: t.shape, data: h.readTensor('m', t.name) });
+          state.push({ name: `v.${t.name}`, shape: t.shape, data: h.readTensor('v', t.name) });
+        }
+        const meta = { format: 'minielm-training-state-v1', step: String(h.getStep()), rng: h.getRngState().map(String).join(',') };
+        await writeSafetensors(join(dir, 'training_state.safetensors'), state, meta);
+      }
+      await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(hfConfig(this.config), null, 2)}\n`);
+    });
+  }
+
+  async #loadTrainingState(file: string): Promise<void> {
+    const { tensors, metadata } = await readSafetensors(file);
+    if (metadata.format !== 'minielm-training-state-v1') throw new MinielmError('MINIELM_CHECKPOINT', `${file}: not a minielm training state (format ${metadata.format ?? 'missing'})`);
+    const h = this.#handle();
+    for (const t of h.tensors()) {
+      for (const kind of ['m', 'v'] as const) {
+        const s = tensors.get(`${kind}.${t.name}`);
+        if (!s || s.data.length !== t.size) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: optimizer state for "${t.name}" is missing or has the wrong size`);
+        h.writeTensor(kind, t.name, s.data);
+      }
+    }
+    const step = Number(metadata.step);
+    const rng = (metadata.rng ?? '').split(',');
+    if (!Number.isSafeInteger(step) || step < 0 || rng.length !== 4) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: step or RNG state is missing or malformed`);
+    h.setStep(step);
+    h.setRngState(rng.map((s) => BigInt(s)));
+  }
+
+  /** Number of trainable parameters (the LM head is tied to wte and counted once). */
+  parameterCount(): number {
+    return this.#handle().numParams();
+  }
+
+  /** Parameter tensors in checkpoint order with their shapes. */
+  tensors(): { name: string; shape: number[] }[] {
+    return this.#handle().tensors().map((t) => ({ name: t.name, shape: t.shape }));
+  }
+
+  readTensor(name: string): Float32Array {
+    return this.#handle().readTensor('param', name);
+  }
+
+  writeTensor(name: string, data: Float32Array): void {
+    this.#handle().writeTensor('param', name, data);
+  }
+
+  get step(): number {
+    return this.#handle().getStep();
+  }
+
+  /** Forward pass; the loss when targets are given; logits [batch, seq, vocab] when `logits: true`. */
+  async forward(batch: Batch, options: { logits?: boolean } = {}): Promise<ForwardResult> {
+    const b = this.#toNative(batch, false);
+    return this.#enqueue(() => this.#handle().forward(b, options.logits === true));
+  }
+
+  /**
+   * One optimizer step. Pass several batches to accumulate gradients over them (the loss is normalised
+   * by their total loss-mask weight, so it equals one step on their concatenation).
+   */
+  async trainStep(batches: Batch | Batch[], optimizer: OptimizerOptions): Promise<StepResult> {
+    const micro = (Array.isArray(batches) ? batches : [batches]).map((b) => this.#toNative(b, true));
+    if (micro.length === 0) throw invalidArgument('trainStep needs at least one batch');
+    const opt = validateOptimizer(optimizer);
+    const out = await this.#enqueue(() => this.#handle().train([micro], opt));
+    return out.steps[0] as StepResult;
+  }
+
+  /**
+   * Several optimizer steps, each one native job, so the event loop runs between them and an aborted
+   * signal stops the run at a step boundary (the model stays consistent and can be saved).
+   */
+  async train(steps: (Batch | Batch[])[], optimizer: OptimizerOptions, options: TrainOptions = {}): Promise<{ steps: StepResult[]; aborted: boolean }> {
+    const results: StepResult[] = [];
+    for (let i = 0; i < steps.length; i++) {
+      if (options.signal?.aborted) return { steps: results, aborted: true };
+      const r = await this.trainStep(steps[i], optimizer);
+      results.push(r);
+      options.onStep?.(r, i);
+    }
+    return { steps: results, aborted: false };
+  }
+
+  /** Frees the native memory; the model cannot be used afterwards. */
+  async dispose(): Promise<void> {
+    await this.#enqueue(async () => {
+      this.#native?.dispose();
+      this.#native = null;
+    });
+  }
+
+  #handle(): NativeModel {
+    if (!this.#native) throw new MinielmError('MINIELM_INVALID_ARGUMENT', 'this model was disposed');
+    return this.#native;
+  }
+
+  #enqueue<R>(job: () => Promise<R>): Promise<R> {
+    const run = this.#queue.then(job, job);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #toNative(b: Batch, needTargets: boolean): NativeBatch {
+    if (!b || typeof b !== 'object') throw invalidArgument('batch must be an object {tokens, batch, seq, ...}');
+    const { batch, seq } = b;
+    if (!Number.isInteger(batch) || batch <= 0) throw invalidArgument(`batch.batch must be a positive integer, got ${String(batch)}`);
+    if (!Number.isInteger(seq) || seq <= 0) throw invalidArgument(`batch.seq must be a positive integer, got ${String(seq)}`);
+    if (seq > this.config.n_ctx) throw invalidArgument(`batch.seq = ${seq} exceeds the model context n_ctx = ${this.config.n_ctx}; truncate the sequences`);
+    const n = batch * seq;
+    const V = this.config.vocab_size;
+    const ids = (name: string, a: Int32Array | number[] | undefined, required: boolean): Int32Array | undefined => {
+      if (a === undefined) {
+        if (required) throw invalidArgument(`batch.${name} is required`);
+        return undefined;
+      }
+      const arr = a instanceof Int32Array ? a : Int32Array.from(a);
+      if (arr.length !== n) throw invalidArgument(`batch.${name} has ${arr.length} entries, expected batch * seq = ${n}`);
+      return arr;
+    };
+    const tokens = ids('tokens', b.tokens, true) as Int32Array;
+    for (let i = 0; i < n; i++) {
+      const t = tokens[i];
+      if (t < 0 || t >= V || (b.tokens as ArrayLike<number>)[i] !== t)
+        throw invalidArgument(`batch.tokens[${i}] = ${(b.tokens as ArrayLike<number>)[i]} is not a token id in [0, ${V})`);
+    }
+    const targets = ids('targets', b.targets, needTargets);
+    let lossMask: Float32Array | undefined;
+    if (b.lossMask !== undefined) {
+      lossMask = b.lossMask instanceof Float32Array ? b.lossMask : Float32Array.from(b.lossMask);
+      if (lossMask.length !== n) throw invalidArgument(`batch.lossMask has ${lossMask.length} entries, expected ${n}`);
+      for (let i = 0; i < n; i++)
+        if (!Number.isFinite(lossMask[i]) || lossMask[i] < 0) throw invalidArgument(`batch.lossMask[${i}] must be finite and >= 0, got ${lossMask[i]}`);
+    }
+    if (targets) {
+      for (let i = 0; i < n; i++) {
+        if (lossMask && lossMask[i] === 0) continue;
+        const t = targets[i];
+        if (t < 0 || t >= V || (b.targets as ArrayLike<number>)[i] !== t)
+          throw invalidArgument(`batch.targets[${i}] = ${(b.targets as ArrayLike<number>)[i]} is not a token id in [0, ${V}) (mask it out with lossMask = 0)`);
+      }
+    }
+    let attentionMask: Uint8Array | undefined;
+    if (b.attentionMask !== undefined) {
+      attentionMask = b.attentionMask instanceof Uint8Array ? b.attentionMask : Uint8Array.from(b.attentionMask);
+      if (attentionMask.length !== n) throw invalidArgument(`batch.attentionMask has ${attentionMask.length} entries, expected ${n}`);
+    }
+    return { tokens, batch, seq, targets, lossMask, attentionMask };
+  }
+}
+
+/** Reads a Hugging Face GPT-2 config.json (n_positions or n_ctx for the context). */
+export async function readHfConfig(file: string): Promise<ModelConfig> {
+  let text: string;
+  try {
+    await access(file);
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new MinielmError('MINIELM_NOT_FOUND', `${file} not found: a checkpoint folder needs config.json and model.safetensors`);
+  }
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new MinielmError('MINIELM_BAD_FILE', `${file}: not valid JSON (${(err as Error).message})`);
+  }
+  if (raw.model_type !== undefined && raw.model_type !== 'gpt2')
+    throw new MinielmError('MINIELM_CHECKPOINT', `${file}: model_type "${String(raw.model_type)}" is not supported (only gpt2)`);
+  const act = raw.activation_function;
+  if (act !== undefined && act !== 'gelu_new' && act !== 'gelu_pytorch_tanh')
+    throw new MinielmError('MINIELM_CHECKPOINT', `${file}: activation_function "${String(act)}" is not supported (the engine implements tanh GELU, "gelu_new")`);
+  const eps = raw.layer_norm_epsilon;
+  if (eps !== undefined && eps !== 1e-5) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: layer_norm_epsilon ${String(eps)} is not supported (1e-5 only)`);
+  const config = { vocab_size: raw.vocab_size, n_ctx: raw.n_positions ?? raw.n_ctx, n_layer: raw.n_layer, n_head: raw.n_head, n_embd: raw.n_embd };
+  try {
+    return validateConfig(config, file);
+  } catch (err) {
+    throw new MinielmError('MINIELM_CHECKPOINT', (err as Error).message);
+  }
+}
+
+export function hfConfig(c: ModelConfig): Record<string, unknown> {
+  return {
+    model_type: 'gpt2',
+    architectures: ['GPT2LMHeadModel'],
+    vocab_size: c.vocab_size,
+    n_positions: c.n_ctx,
+    n_ctx: c.n_ctx,
+    n_embd: c.n_embd,
+    n_layer: c.n_layer,
+    n_head: c.n_head,
+    n_inner: null,
+    activation_function: 'gelu_new',
+    layer_norm_epsilon: 1e-5,
+    tie_word_embeddings: true,
+    resid_pdrop: 0,
+    embd_pdrop: 0,
+    attn_pdrop: 0,
+  };
+}
+
+export type { NativeStepStats };
