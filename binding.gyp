@@ -10,7 +10,9 @@
         "native/core/peak.cc",
         "native/model/gpt2.cc",
         "native/model/selftest.cc",
-        "native/napi/addon.cc"
+        "native/napi/addon.cc",
+        "native/napi/decode.cc",
+        "native/napi/align.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -77,6 +77,15 @@ struct Avx512Kernel {
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_setzero_ps();
+    // The C tile is touched only after the k loop (thousands of cycles away), so requesting its lines
+    // now hides the L2/L3 miss of the final read-modify-write.
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      if (i < m) {
+        _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + kNR - 1), _MM_HINT_T0);
+      }
+    }
     for (int64_t k = 0; k < kc; ++k) {
       __m512 b[NV];
 #pragma GCC unroll 8

@@ -1,0 +1,486 @@
+// Shared N-API plumbing: argument parsing, Promise workers that map minielm::Error to JS errors with a
+// stable `code`, and the NativeModel wrapper. Included by every file under native/napi/.
+#pragma once
+#include <napi.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/error.h"
+#include "../core/gemm.h"
+#include "../core/threads.h"
+#include "../model/gpt2.h"
+
+namespace minielm_napi {
+
+using minielm::Batch;
+using minielm::Config;
+using minielm::Gpt2;
+using minielm::OptimConfig;
+using minielm::StepStats;
+using Model = Gpt2<float>;
+
+inline Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message) {
+  Napi::Error err = Napi::Error::New(env, message);
+  err.Set("code", Napi::String::New(env, code));
+  return err;
+}
+
+[[noreturn]] inline void throw_js(Napi::Env env, const std::string& code, const std::string& message) {
+  throw make_error(env, code, message);
+}
+
+inline double get_number(const Napi::Object& o, const char* key, double fallback) {
+  if (!o.Has(key)) return fallback;
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsNumber()) throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", std::string(key) + " must be finite, got " + std::to_string(d));
+  return d;
+}
+
+inline Config parse_config(const Napi::Object& o) {
+  Config c;
+  c.vocab_size = static_cast<int64_t>(get_number(o, "vocab_size", 0));
+  c.n_ctx = static_cast<int64_t>(get_number(o, "n_ctx", 0));
+  c.n_layer = static_cast<int64_t>(get_number(o, "n_layer", 0));
+  c.n_head = static_cast<int64_t>(get_number(o, "n_head", 0));
+  c.n_embd = static_cast<int64_t>(get_number(o, "n_embd", 0));
+  return c;
+}
+
+inline OptimConfig parse_optim(const Napi::Object& o) {
+  OptimConfig c;
+  c.lr = get_number(o, "lr", c.lr);
+  c.beta1 = get_number(o, "beta1", c.beta1);
+  c.beta2 = get_number(o, "beta2", c.beta2);
+  c.eps = get_number(o, "eps", c.eps);
+  c.weight_decay = get_number(o, "weightDecay", c.weight_decay);
+  c.grad_clip = get_number(o, "gradClip", c.grad_clip);
+  c.warmup_steps = static_cast<int64_t>(get_number(o, "warmupSteps", 0));
+  c.total_steps = static_cast<int64_t>(get_number(o, "totalSteps", 0));
+  c.min_lr_ratio = get_number(o, "minLrRatio", c.min_lr_ratio);
+  std::string sched = o.Has("schedule") && o.Get("schedule").IsString() ? o.Get("schedule").As<Napi::String>().Utf8Value() : "cosine";
+  if (sched == "cosine") c.schedule = minielm::Schedule::Cosine;
+  else if (sched == "linear") c.schedule = minielm::Schedule::Linear;
+  else if (sched == "constant") c.schedule = minielm::Schedule::Constant;
+  else throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", "schedule must be 'cosine', 'linear' or 'constant', got '" + sched + "'");
+  return c;
+}
+
+// A batch whose arrays are owned copies (the worker must not read JS memory off the main thread).
+struct OwnedBatch {
+  std::vector<int32_t> tokens, targets;
+  std::vector<float> weight;
+  std::vector<uint8_t> mask;
+  int64_t B = 0, T = 0;
+  Batch view() const {
+    Batch b;
+    b.tokens = tokens.data();
+    b.targets = targets.empty() ? nullptr : targets.data();
+    b.loss_weight = weight.empty() ? nullptr : weight.data();
+    b.attn_mask = mask.empty() ? nullptr : mask.data();
+    b.B = B;
+    b.T = T;
+    return b;
+  }
+};
+
+template <typename TA, typename E>
+inline std::vector<E> copy_typed(const Napi::Object& o, const char* key, napi_typedarray_type type, int64_t expect, bool required) {
+  std::vector<E> out;
+  if (!o.Has(key) || o.Get(key).IsUndefined() || o.Get(key).IsNull()) {
+    if (required) throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", std::string("batch.") + key + " is required");
+    return out;
+  }
+  Napi::Value v = o.Get(key);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", std::string("batch.") + key + " has the wrong array type");
+  TA arr = v.As<TA>();
+  if (static_cast<int64_t>(arr.ElementLength()) != expect)
+    throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", std::string("batch.") + key + " has " + std::to_string(arr.ElementLength()) +
+                                                      " elements, expected batch * seq = " + std::to_string(expect));
+  out.assign(arr.Data(), arr.Data() + expect);
+  return out;
+}
+
+inline OwnedBatch parse_batch(const Napi::Object& o) {
+  OwnedBatch b;
+  b.B = static_cast<int64_t>(get_number(o, "batch", 0));
+  b.T = static_cast<int64_t>(get_number(o, "seq", 0));
+  if (b.B <= 0 || b.T <= 0) throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", "batch.batch and batch.seq must be positive integers");
+  int64_t n = b.B * b.T;
+  b.tokens = copy_typed<Napi::Int32Array, int32_t>(o, "tokens", napi_int32_array, n, true);
+  b.targets = copy_typed<Napi::Int32Array, int32_t>(o, "targets", napi_int32_array, n, false);
+  b.weight = copy_typed<Napi::Float32Array, float>(o, "lossMask", napi_float32_array, n, false);
+  b.mask = copy_typed<Napi::Uint8Array, uint8_t>(o, "attentionMask", napi_uint8_array, n, false);
+  return b;
+}
+
+inline Napi::Object stats_to_js(Napi::Env env, const StepStats& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("loss", s.loss);
+  o.Set("gradNorm", s.grad_norm);
+  o.Set("lr", s.lr);
+  o.Set("tokens", s.tokens);
+  o.Set("step", static_cast<double>(s.step));
+  return o;
+}
+
+// Base worker: runs `work` on the pool, rejects with {code, message} on minielm::Error.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  explicit PromiseWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  virtual void Run() = 0;
+  virtual Napi::Value Result(Napi::Env env) = 0;
+  virtual void Done() {}
+
+  void Execute() override {
+    try {
+      Run();
+    } catch (const minielm::Error& e) {
+      code_ = e.code();
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      code_ = "MINIELM_OUT_OF_MEMORY";
+      SetError("out of memory");
+    } catch (const std::exception& e) {
+      code_ = "MINIELM_NATIVE";
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Done();
+    Napi::HandleScope scope(Env());
+    try {
+      deferred_.Resolve(Result(Env()));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    Done();
+    Napi::HandleScope scope(Env());
+    deferred_.Reject(make_error(Env(), code_.empty() ? "MINIELM_NATIVE" : code_, e.Message()).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string code_;
+};
+
+class NativeModel : public Napi::ObjectWrap<NativeModel> {
+ public:
+  static inline Napi::FunctionReference* constructor = nullptr;
+
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {
+                           InstanceMethod("tensors", &NativeModel::Tensors),
+                           InstanceMethod("numParams", &NativeModel::NumParams),
+                           InstanceMethod("readTensor", &NativeModel::ReadTensor),
+                           InstanceMethod("writeTensor", &NativeModel::WriteTensor),
+                           InstanceMethod("getStep", &NativeModel::GetStep),
+                           InstanceMethod("setStep", &NativeModel::SetStep),
+                           InstanceMethod("getRngState", &NativeModel::GetRngState),
+                           InstanceMethod("setRngState", &NativeModel::SetRngState),
+                           InstanceMethod("forward", &NativeModel::Forward),
+                           InstanceMethod("train", &NativeModel::Train),
+                           InstanceMethod("cancel", &NativeModel::Cancel),
+                           InstanceMethod("dispose", &NativeModel::Dispose),
+                       });
+  }
+
+  explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() >= 1 && info[0].IsExternal()) {
+      model_.reset(info[0].As<Napi::External<Model>>().Data());
+      return;
+    }
+    if (info.Length() < 1 || !info[0].IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "new NativeModel(config, seed): config must be an object");
+    Config c = parse_config(info[0].As<Napi::Object>());
+    double seed = info.Length() >= 2 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+    try {
+      model_ = std::make_unique<Model>(c, static_cast<uint64_t>(seed));
+    } catch (const minielm::Error& e) {
+      throw_js(env, e.code(), e.what());
+    }
+  }
+
+  Model& model(Napi::Env env) {
+    if (!model_) throw_js(env, "MINIELM_DISPOSED", "this model was disposed");
+    return *model_;
+  }
+  void acquire(Napi::Env env) {
+    model(env);
+    bool expected = false;
+    if (!busy_.compare_exchange_strong(expected, true))
+      throw_js(env, "MINIELM_BUSY", "the model is running another job; await it before starting the next");
+  }
+  void release() { busy_.store(false); }
+  std::atomic<bool>& cancel_flag() { return cancel_; }
+  Model* raw() { return model_.get(); }
+
+ private:
+  Napi::Value Tensors(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const auto& ts = model(env).tensors();
+    Napi::Array arr = Napi::Array::New(env, ts.size());
+    for (size_t i = 0; i < ts.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", ts[i].name);
+      Napi::Array shape = Napi::Array::New(env, ts[i].shape.size());
+      for (size_t d = 0; d < ts[i].shape.size(); ++d) shape.Set(static_cast<uint32_t>(d), static_cast<double>(ts[i].shape[d]));
+      o.Set("shape", shape);
+      o.Set("size", static_cast<double>(ts[i].size));
+      o.Set("decay", ts[i].decay);
+      arr.Set(static_cast<uint32_t>(i), o);
+    }
+    return arr;
+  }
+
+  Napi::Value NumParams(const Napi::CallbackInfo& info) {
+    int64_t n = 0;
+    for (const auto& t : model(info.Env()).tensors()) n += t.size;
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+
+  float* tensor_ptr(Napi::Env env, const std::string& kind, const std::string& name, int64_t* size) {
+    Model& m = model(env);
+    const minielm::TensorInfo* t = m.find(name);
+    if (!t) throw_js(env, "MINIELM_INVALID_ARGUMENT", "unknown tensor '" + name + "'");
+    float* base = nullptr;
+    if (kind == "param") base = m.params();
+    else if (kind == "grad") base = m.grads();
+    else if (kind == "m") base = m.adam_m();
+    else if (kind == "v") base = m.adam_v();
+    else throw_js(env, "MINIELM_INVALID_ARGUMENT", "tensor kind must be param, grad, m or v");
+    *size = t->size;
+    return base + t->offset;
+  }
+
+  Napi::Value ReadTensor(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (busy_.load()) throw_js(env, "MINIELM_BUSY", "the model is running a job; await it before reading tensors");
+    int64_t size = 0;
+    float* p = tensor_ptr(env, info[0].As<Napi::String>(), info[1].As<Napi::String>(), &size);
+    Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(size));
+    std::copy(p, p + size, out.Data());
+    return out;
+  }
+
+  Napi::Value WriteTensor(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (busy_.load()) throw_js(env, "MINIELM_BUSY", "the model is running a job; await it before writing tensors");
+    int64_t size = 0;
+    std::string name = info[1].As<Napi::String>();
+    float* p = tensor_ptr(env, info[0].As<Napi::String>(), name, &size);
+    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw_js(env, "MINIELM_INVALID_ARGUMENT", "writeTensor needs a Float32Array for '" + name + "'");
+    Napi::Float32Array src = info[2].As<Napi::Float32Array>();
+    if (static_cast<int64_t>(src.ElementLength()) != size)
+      throw_js(env, "MINIELM_INVALID_ARGUMENT", "tensor '" + name + "' has " + std::to_string(size) + " elements, got " + std::to_string(src.ElementLength()));
+    std::copy(src.Data(), src.Data() + size, p);
+    return env.Undefined();
+  }
+
+  Napi::Value GetStep(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(model(info.Env()).step())); }
+  Napi::Value SetStep(const Napi::CallbackInfo& info) {
+    model(info.Env()).set_step(static_cast<int64_t>(info[0].As<Napi::Number>().DoubleValue()));
+    return info.Env().Undefined();
+  }
+  Napi::Value GetRngState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto s = model(env).rng().state();
+    Napi::Array arr = Napi::Array::New(env, 4);
+    for (uint32_t i = 0; i < 4; ++i) arr.Set(i, Napi::BigInt::New(env, static_cast<uint64_t>(s[i])));
+    return arr;
+  }
+  Napi::Value SetRngState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array arr = info[0].As<Napi::Array>();
+    std::array<uint64_t, 4> s{};
+    for (uint32_t i = 0; i < 4; ++i) {
+      bool lossless = false;
+      s[i] = arr.Get(i).As<Napi::BigInt>().Uint64Value(&lossless);
+    }
+    model(env).rng().set_state(s);
+    return env.Undefined();
+  }
+
+  Napi::Value Cancel(const Napi::CallbackInfo& info) {
+    cancel_.store(true);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (busy_.load()) throw_js(info.Env(), "MINIELM_BUSY", "cannot dispose a model while a job runs");
+    model_.reset();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Forward(const Napi::CallbackInfo& info);
+  Napi::Value Train(const Napi::CallbackInfo& info);
+
+  std::unique_ptr<Model> model_;
+  std::atomic<bool> busy_{false};
+  std::atomic<bool> cancel_{false};
+};
+
+
+// Holds a reference to the JS model object so it cannot be collected while the job runs.
+class ModelWorker : public PromiseWorker {
+ public:
+  ModelWorker(Napi::Env env, NativeModel* owner, Napi::Object self) : PromiseWorker(env), owner_(owner) {
+    self_ = Napi::Persistent(self);
+  }
+
+ protected:
+  void Done() override { owner_->release(); }
+  NativeModel* owner_;
+  Napi::ObjectReference self_;
+};
+
+class ForwardWorker : public ModelWorker {
+ public:
+  ForwardWorker(Napi::Env env, NativeModel* owner, Napi::Object self, Model* m, OwnedBatch b, bool want_logits)
+      : ModelWorker(env, owner, self), m_(m), b_(std::move(b)), want_logits_(want_logits) {}
+
+ protected:
+  void Run() override {
+    Batch batch = b_.view();
+    m_->forward(batch);
+    if (want_logits_) {
+      const float* l = m_->logits();
+      logits_.assign(l, l + b_.B * b_.T * m_->config().vocab_size);
+    }
+    if (batch.targets) {
+      losses_.resize(static_cast<size_t>(b_.B * b_.T));
+      loss_sum_ = m_->cross_entropy(batch, losses_.data());
+      weight_ = 0;
+      for (int64_t i = 0; i < b_.B * b_.T; ++i) weight_ += batch.loss_weight ? batch.loss_weight[i] : 1.0;
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    if (!losses_.empty()) {
+      o.Set("loss", weight_ > 0 ? loss_sum_ / weight_ : NAN);
+      o.Set("lossSum", loss_sum_);
+      o.Set("tokens", weight_);
+      Napi::Float32Array per = Napi::Float32Array::New(env, losses_.size());
+      std::copy(losses_.begin(), losses_.end(), per.Data());
+      o.Set("losses", per);
+    }
+    if (want_logits_) {
+      Napi::Float32Array arr = Napi::Float32Array::New(env, logits_.size());
+      std::copy(logits_.begin(), logits_.end(), arr.Data());
+      o.Set("logits", arr);
+    }
+    return o;
+  }
+
+ private:
+  Model* m_;
+  OwnedBatch b_;
+  bool want_logits_;
+  std::vector<float> logits_, losses_;
+  double loss_sum_ = 0, weight_ = 0;
+};
+
+inline Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "forward(batch, wantLogits)");
+  OwnedBatch b = parse_batch(info[0].As<Napi::Object>());
+  bool want = info.Length() >= 2 && info[1].ToBoolean();
+  acquire(env);
+  auto* w = new ForwardWorker(env, this, info.This().As<Napi::Object>(), model_.get(), std::move(b), want);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// Runs several optimizer steps; checks the cancellation flag between steps (never inside one), so an
+// aborted job leaves the model at a step boundary.
+class TrainWorker : public ModelWorker {
+ public:
+  TrainWorker(Napi::Env env, NativeModel* owner, Napi::Object self, Model* m, std::vector<std::vector<OwnedBatch>> steps,
+              OptimConfig opt)
+      : ModelWorker(env, owner, self), m_(m), steps_(std::move(steps)), opt_(opt) {}
+
+ protected:
+  void Run() override {
+    owner_->cancel_flag().store(false);
+    for (auto& step : steps_) {
+      if (owner_->cancel_flag().load()) {
+        aborted_ = true;
+        break;
+      }
+      std::vector<Batch> views;
+      for (auto& b : step) views.push_back(b.view());
+      results_.push_back(m_->train_step(views, opt_));
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Array arr = Napi::Array::New(env, results_.size());
+    for (size_t i = 0; i < results_.size(); ++i) arr.Set(static_cast<uint32_t>(i), stats_to_js(env, results_[i]));
+    o.Set("steps", arr);
+    o.Set("aborted", aborted_);
+    return o;
+  }
+
+ private:
+  Model* m_;
+  std::vector<std::vector<OwnedBatch>> steps_;
+  OptimConfig opt_;
+  std::vector<StepStats> results_;
+  bool aborted_ = false;
+};
+
+inline Napi::Value NativeModel::Train(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsObject())
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", "train(steps: Batch[][], optim)");
+  Napi::Array steps = info[0].As<Napi::Array>();
+  std::vector<std::vector<OwnedBatch>> owned;
+  for (uint32_t i = 0; i < steps.Length(); ++i) {
+    Napi::Value s = steps.Get(i);
+    if (!s.IsArray()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "each training step must be an array of micro-batches");
+    Napi::Array micro = s.As<Napi::Array>();
+    std::vector<OwnedBatch> mb;
+    for (uint32_t j = 0; j < micro.Length(); ++j) mb.push_back(parse_batch(micro.Get(j).As<Napi::Object>()));
+    owned.push_back(std::move(mb));
+  }
+  OptimConfig opt = parse_optim(info[1].As<Napi::Object>());
+  acquire(env);
+  auto* w = new TrainWorker(env, this, info.This().As<Napi::Object>(), model_.get(), std::move(owned), opt);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+
+// Unwraps a NativeModel passed from JS and marks it busy for the duration of a job (released by ModelWorker).
+inline NativeModel* acquire_model(Napi::Env env, Napi::Value v, const char* what) {
+  if (!v.IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(what) + " must be a model");
+  NativeModel* m = NativeModel::Unwrap(v.As<Napi::Object>());
+  if (!m) throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(what) + " must be a model");
+  m->acquire(env);
+  return m;
+}
+
+// Registration hooks of the other N-API files (decoding; distillation and preference kernels).
+void InitDecode(Napi::Env env, Napi::Object exports);
+void InitAlign(Napi::Env env, Napi::Object exports);
+
+}  // namespace minielm_napi
