@@ -269,6 +269,19 @@ export class Model {
     });
   }
 
+  /**
+   * @internal For the engine's own modules (decoding, alignment kernels): runs `job` with the native handle
+   * once every earlier call on this model has finished, so jobs never overlap.
+   */
+  exclusive<R>(job: (handle: NativeModel) => Promise<R> | R): Promise<R> {
+    return this.#enqueue(async () => job(this.#handle()));
+  }
+
+  /** @internal Validates a batch and converts it to the native form. */
+  toNativeBatch(batch: Batch, needTargets: boolean): NativeBatch {
+    return this.#toNative(batch, needTargets);
+  }
+
   #handle(): NativeModel {
     if (!this.#native) throw new MinielmError('MINIELM_INVALID_ARGUMENT', 'this model was disposed');
     return this.#native;
