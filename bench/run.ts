@@ -45,7 +45,9 @@ async function main(): Promise<void> {
   }
   const wantsOrNeeded = (name: string): boolean => wants(name) || [...neededMachine].some((n) => name.startsWith(n));
   for (const { file, mod } of modules) {
-    const selected = mod.prefixes.some((p) => wantsOrNeeded(p) || only.some((o) => o.startsWith(p) || p.startsWith(o)));
+    const selected = mod.prefixes.some(
+      (p) => wantsOrNeeded(p) || [...neededMachine].some((n) => n.startsWith(p)) || only.some((o) => o.startsWith(p) || p.startsWith(o)),
+    );
     if (!selected) continue;
     console.log(`\n== ${file.replace(/\.ts$/, '')} ==`);
     const ctx: BenchContext = { figures, wants: wantsOrNeeded, note: (line) => console.log(`  ${line}`) };
