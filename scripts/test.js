@@ -18,6 +18,16 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const broken = [];
+// The type check counts as one test: strict TypeScript across lib/, test/ and bench/.
+if (filters.length === 0) {
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--noEmit'], { cwd: root, encoding: 'utf8' });
+  process.stdout.write(`# typecheck: ${tsc.status === 0 ? 'ok' : 'FAILED'}\n${tsc.stdout}${tsc.stderr}`);
+  if (tsc.status === 0) passed += 1;
+  else {
+    failed += 1;
+    broken.push('typecheck (tsc --noEmit)');
+  }
+}
 for (const file of files) {
   const started = Date.now();
   const run = spawnSync(process.execPath, ['--import', 'tsx', join('test', file)], {

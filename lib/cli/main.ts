@@ -11,7 +11,6 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   data: { summary: 'load ESCI / relevance tables, generate a synthetic catalog, build Q2Q pairs', load: () => import('./data.ts') },
   tokenizer: { summary: 'train a byte-level BPE tokenizer', load: () => import('./tokenizer.ts') },
   judge: { summary: 'score a product list for a query under a simulated-user judge', load: () => import('./judge.ts') },
-  train: { summary: 'train models (sft, distill, online)', load: () => import('./train.ts') },
 };
 
 function usage(): string {
