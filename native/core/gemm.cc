@@ -196,6 +196,10 @@ void builtin_call(const Problem& p) {
 
   if (which == Isa::Avx512 && p.M <= gemm_detail::small_m_max_avx512() && !(p.ta && p.tb)) {
     // Decoding: split columns only, in units that keep each thread's strip whole for the kernels.
+    // These shapes are bound by streaming B, so a second thread pays off much earlier: gate on the
+    // bytes of B rather than on flops.
+    nt = static_cast<int>(std::max<double>(
+        1.0, std::min<double>(num_threads(), static_cast<double>(p.N) * static_cast<double>(p.K) / 16384.0)));
     const int64_t unit = p.tb ? 8 : 64;
     const int64_t units = (p.N + unit - 1) / unit;
     nt = static_cast<int>(std::min<int64_t>(nt, units));

@@ -229,23 +229,55 @@ void small_nt_block(int64_t K, const float* A, int64_t lda, const float* B, int6
     }
 }
 
+// Row blocking depends on M only, so every element's arithmetic is independent of the column range.
+// Column blocks are the outer loop: each block of B is fetched from memory once and then re-read
+// from cache by every row block.
 template <int R>
-void small_nt_rows(const Problem& p, int64_t i0, int64_t n0, int64_t n1) {
+void small_nt_call(const Problem& p, int64_t i0, int64_t j, int sv) {
   constexpr int S = R == 1 ? 8 : 4;
-  for (int64_t j = n0; j < n1; j += S) {
-    const int sv = static_cast<int>(imin(S, n1 - j));
-    small_nt_block<R, S>(p.K, p.A + i0 * p.lda, p.lda, p.B + j * p.ldb, p.ldb, p.C + i0 * p.ldc + j, p.ldc,
-                         sv, p.alpha, p.beta);
+  small_nt_block<R, S>(p.K, p.A + i0 * p.lda, p.lda, p.B + j * p.ldb, p.ldb, p.C + i0 * p.ldc + j, p.ldc, sv,
+                       p.alpha, p.beta);
+}
+
+void small_nt(const Problem& p, int64_t n0, int64_t n1) {
+  // S differs between R = 1 (8) and R > 1 (4); an 8-wide column block serves both.
+  for (int64_t j = n0; j < n1; j += 8) {
+    const int w = static_cast<int>(imin(8, n1 - j));
+    for (int64_t i = 0; i < p.M;) {
+      const int64_t r = imin(4, p.M - i);
+      switch (r) {
+        case 4: small_nt_call<4>(p, i, j, w < 4 ? w : 4); if (w > 4) small_nt_call<4>(p, i, j + 4, w - 4); break;
+        case 3: small_nt_call<3>(p, i, j, w < 4 ? w : 4); if (w > 4) small_nt_call<3>(p, i, j + 4, w - 4); break;
+        case 2: small_nt_call<2>(p, i, j, w < 4 ? w : 4); if (w > 4) small_nt_call<2>(p, i, j + 4, w - 4); break;
+        default: small_nt_call<1>(p, i, j, w); break;
+      }
+      i += r;
+    }
   }
 }
 
 template <int R>
-void small_nn_rows(const Problem& p, int64_t i0, int64_t n0, int64_t n1) {
+void small_nn_call(const Problem& p, int64_t i0, int64_t j, int n) {
   const int64_t ars = p.ta ? 1 : p.lda, acs = p.ta ? p.lda : 1;
+  small_nn_strip<R>(p.K, p.A + i0 * ars, ars, acs, p.B + j, p.ldb, p.C + i0 * p.ldc + j, p.ldc, n, p.alpha,
+                    p.beta);
+}
+
+void small_nn(const Problem& p, int64_t n0, int64_t n1) {
   for (int64_t j = n0; j < n1; j += 64) {
     const int n = static_cast<int>(imin(64, n1 - j));
-    small_nn_strip<R>(p.K, p.A + i0 * ars, ars, acs, p.B + j, p.ldb, p.C + i0 * p.ldc + j, p.ldc, n, p.alpha,
-                      p.beta);
+    for (int64_t i = 0; i < p.M;) {
+      const int64_t r = imin(6, p.M - i);
+      switch (r) {
+        case 6: small_nn_call<6>(p, i, j, n); break;
+        case 5: small_nn_call<5>(p, i, j, n); break;
+        case 4: small_nn_call<4>(p, i, j, n); break;
+        case 3: small_nn_call<3>(p, i, j, n); break;
+        case 2: small_nn_call<2>(p, i, j, n); break;
+        default: small_nn_call<1>(p, i, j, n); break;
+      }
+      i += r;
+    }
   }
 }
 
@@ -257,32 +289,16 @@ void tile_avx512(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n
 
 Shape shape_avx512() { return Shape{Traits::MR, Traits::NR}; }
 
-int64_t small_m_max_avx512() { return 8; }
+#ifndef MINIELM_AVX512_SMALL_M
+#define MINIELM_AVX512_SMALL_M 24
+#endif
+int64_t small_m_max_avx512() { return MINIELM_AVX512_SMALL_M; }
 
 void small_avx512(const Problem& p, int64_t n0, int64_t n1) {
-  // Row blocking depends on M only, so every element's arithmetic is independent of [n0, n1).
   if (p.tb) {
-    for (int64_t i = 0; i < p.M;) {
-      const int64_t r = imin(4, p.M - i);
-      switch (r) {
-        case 4: small_nt_rows<4>(p, i, n0, n1); break;
-        case 3: small_nt_rows<3>(p, i, n0, n1); break;
-        case 2: small_nt_rows<2>(p, i, n0, n1); break;
-        default: small_nt_rows<1>(p, i, n0, n1); break;
-      }
-      i += r;
-    }
-    return;
-  }
-  for (int64_t i = 0; i < p.M;) {
-    const int64_t r = imin(4, p.M - i);
-    switch (r) {
-      case 4: small_nn_rows<4>(p, i, n0, n1); break;
-      case 3: small_nn_rows<3>(p, i, n0, n1); break;
-      case 2: small_nn_rows<2>(p, i, n0, n1); break;
-      default: small_nn_rows<1>(p, i, n0, n1); break;
-    }
-    i += r;
+    small_nt(p, n0, n1);
+  } else {
+    small_nn(p, n0, n1);
   }
 }
 
