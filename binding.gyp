@@ -10,9 +10,13 @@
         "native/core/peak.cc",
         "native/model/gpt2.cc",
         "native/model/selftest.cc",
+        "native/decode/decoder.cc",
+        "native/decode/kernels.cc",
         "native/napi/addon.cc",
         "native/napi/decode.cc",
-        "native/napi/align.cc"
+        "native/napi/align.cc",
+        "native/loss/align.cc",
+        "native/loss/selftest_align.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
