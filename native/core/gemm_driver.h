@@ -5,7 +5,10 @@
 // KT (kernel traits) provides MR, NR, KC, MC, NC and
 //   static void kernel(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc,
 //                      int m, int n, float alpha, float beta);
-// computing the m x n corner of an MR x NR tile from packed panels (Ap[k*MR + i], Bp[k*NR + j]).
+// computing the m x n corner of an MR x NR tile from packed panels (Ap[k*MR + i], Bp[k*NR + j]), and
+//   static void pack_a(const Problem&, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst);
+//   static void pack_b(const Problem&, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst);
+// (pack_a<MR> / pack_b<NR> below are the portable versions).
 #pragma once
 #include "gemm_internal.h"
 
@@ -100,10 +103,10 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
     for (int64_t pc = 0; pc < p.K; pc += kcb) {
       const int64_t kc = imin(kcb, p.K - pc);
       const float beta = pc == 0 ? p.beta : 1.0f;
-      pack_b<NR>(p, pc, kc, jc, nc, Bp);
+      KT::pack_b(p, pc, kc, jc, nc, Bp);
       for (int64_t ic = m0; ic < m1; ic += mcb) {
         const int64_t mc = imin(mcb, m1 - ic);
-        pack_a<MR>(p, ic, mc, pc, kc, Ap);
+        KT::pack_a(p, ic, mc, pc, kc, Ap);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int n = static_cast<int>(imin(NR, nc - jr));
           for (int64_t ir = 0; ir < mc; ir += MR) {

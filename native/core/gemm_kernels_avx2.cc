@@ -22,6 +22,12 @@ struct Traits {
   static constexpr int64_t MC = 144;
   static constexpr int64_t NC = 3072;
 
+  static void pack_a(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
+    gemm_detail::pack_a<MR>(p, i0, mc, k0, kc, dst);
+  }
+  static void pack_b(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+    gemm_detail::pack_b<NR>(p, k0, kc, j0, nc, dst);
+  }
   static void kernel(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C,
                      int64_t ldc, int m, int n, float alpha, float beta) {
     __m256 acc[MR][2];

@@ -9,6 +9,11 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma,avx2")
+// GCC 12's AVX-512 headers use deliberately undefined pass-through operands (_mm512_undefined_ps) that
+// trip -W(maybe-)uninitialized once inlined (GCC bug 105593); the warnings are about the headers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "gemm_driver.h"
 
@@ -49,10 +54,6 @@ inline void store_tile(float* c, __m512 acc, __mmask16 mask, bool full, __m512 v
   }
 }
 
-// GCC 12's own headers trip -Wuninitialized in the 512->256 cast (GCC bug 105593); not our code.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // Fixed pairwise order, so the result does not depend on anything but the input vector.
 inline float hsum(__m512 v) {
   __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
@@ -61,7 +62,106 @@ inline float hsum(__m512 v) {
   q = _mm_add_ss(q, _mm_movehdup_ps(q));
   return _mm_cvtss_f32(q);
 }
-#pragma GCC diagnostic pop
+
+// In-register 16x16 transpose: r[i] holds row i on entry and column i on exit. Three rounds of
+// shuffles (64 in all) instead of 256 scalar moves, which keeps packing the transposed operands
+// (A row-major, B^T) far below the cost of the kernel even for N = 256.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; ++g) {
+    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+    r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // Now r[4g+q], 128-bit lane L = rows 4g..4g+3 of column 4L+q: a 4x4 transpose of lanes remains.
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    const __m512 u0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x44);
+    const __m512 u1 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xEE);
+    const __m512 u2 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x44);
+    const __m512 u3 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xEE);
+    t[q] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+    t[4 + q] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+    t[8 + q] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+    t[12 + q] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// Packs `rows` (<= 16) source rows, each contiguous over k (element k of row r at src[r*ld + k]), into
+// dst[k*stride + r] for k < kc, zero-filling rows >= rows up to `width` (<= 16) lanes.
+inline void pack_transposed(const float* src, int64_t ld, int rows, int64_t kc, float* dst, int64_t stride,
+                            int width) {
+  const __mmask16 wmask = tail_mask(width);
+  for (int64_t k = 0; k < kc; k += 16) {
+    const int kk = static_cast<int>(imin(16, kc - k));
+    const __mmask16 kmask = tail_mask(kk);
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < rows ? _mm512_maskz_loadu_ps(kmask, src + i * ld + k) : _mm512_setzero_ps();
+    transpose16(r);
+    if (kk == 16) {
+#pragma GCC unroll 16
+      for (int t = 0; t < 16; ++t) _mm512_mask_storeu_ps(dst + (k + t) * stride, wmask, r[t]);
+    } else {
+      for (int t = 0; t < kk; ++t) _mm512_mask_storeu_ps(dst + (k + t) * stride, wmask, r[t]);
+    }
+  }
+}
+
+template <int MR>
+void pack_a_avx512(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
+  static_assert(MR <= 16, "one zmm per packed column");
+  const __mmask16 full = tail_mask(MR);
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int rows = static_cast<int>(imin(MR, mc - ir));
+    float* d = dst + ir * kc;
+    if (p.ta) {
+      const __mmask16 m = tail_mask(rows);
+      const float* s = p.A + k0 * p.lda + i0 + ir;
+      for (int64_t k = 0; k < kc; ++k)
+        _mm512_mask_storeu_ps(d + k * MR, full, _mm512_maskz_loadu_ps(m, s + k * p.lda));
+    } else {
+      pack_transposed(p.A + (i0 + ir) * p.lda + k0, p.lda, rows, kc, d, MR, MR);
+    }
+  }
+}
+
+template <int NR>
+void pack_b_avx512(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  constexpr int NV = NR / 16;
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int cols = static_cast<int>(imin(NR, nc - jr));
+    float* d = dst + jr * kc;
+    if (!p.tb) {
+      __mmask16 m[NV];
+      for (int v = 0; v < NV; ++v) m[v] = tail_mask(cols - 16 * v);
+      const float* s = p.B + k0 * p.ldb + j0 + jr;
+      for (int64_t k = 0; k < kc; ++k) {
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v)
+          _mm512_store_ps(d + k * NR + 16 * v, _mm512_maskz_loadu_ps(m[v], s + k * p.ldb + 16 * v));
+      }
+    } else {
+      for (int v = 0; v < NV; ++v) {
+        const int c = cols - 16 * v;
+        const int rows = c < 0 ? 0 : (c > 16 ? 16 : c);
+        pack_transposed(p.B + (j0 + jr + 16 * v) * p.ldb + k0, p.ldb, rows, kc, d + 16 * v, NR, 16);
+      }
+    }
+  }
+}
 
 // MR x (16*NV) register tile: MR*NV accumulators plus NV B vectors; A is broadcast straight from
 // memory (folded into the FMA as an embedded broadcast). 14x32 uses 28 + 2 of the 32 zmm registers.
@@ -127,6 +227,12 @@ struct Traits {
   static constexpr int64_t KC = MINIELM_AVX512_KC;
   static constexpr int64_t MC = (MINIELM_AVX512_MC / MR) * MR;
   static constexpr int64_t NC = (MINIELM_AVX512_NC / NR) * NR;
+  static void pack_a(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
+    pack_a_avx512<MR>(p, i0, mc, k0, kc, dst);
+  }
+  static void pack_b(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+    pack_b_avx512<NR>(p, k0, kc, j0, nc, dst);
+  }
   static void kernel(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int m, int n,
                      float alpha, float beta) {
     Kern::kernel(kc, Ap, Bp, C, ldc, m, n, alpha, beta);
@@ -305,6 +411,7 @@ void small_avx512(const Problem& p, int64_t n0, int64_t n1) {
 }  // namespace gemm_detail
 }  // namespace minielm
 
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 
 #else  // not x86-64: never dispatched to, present so the link succeeds everywhere.
