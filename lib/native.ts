@@ -10,6 +10,8 @@ export interface NativeConfig {
   n_layer: number;
   n_head: number;
   n_embd: number;
+  /** Adds a scalar head on the last real token (relevance scorer). */
+  score_head?: boolean;
 }
 
 export interface NativeBatch {
@@ -70,6 +72,8 @@ export interface NativeModel {
   setRngState(state: bigint[]): void;
   forward(batch: NativeBatch, wantLogits: boolean): Promise<NativeForwardResult>;
   train(steps: NativeBatch[][], optim: NativeOptim): Promise<{ steps: NativeStepStats[]; aborted: boolean }>;
+  score(batch: NativeBatch): Promise<Float32Array>;
+  trainScore(steps: (NativeBatch & { labels: Float32Array; weights?: Float32Array })[], optim: NativeOptim): Promise<{ steps: NativeStepStats[]; aborted: boolean }>;
   cancel(): void;
   dispose(): void;
 }
@@ -79,6 +83,47 @@ export interface GemmInfo {
   blasAvailable: boolean;
   blasLibrary: string;
   builtinIsa: string;
+}
+
+export interface NativeDistillOptions {
+  loss?: 'reverse_kl' | 'forward_kl' | 'jsd';
+  beta?: number;
+  temperature?: number;
+  ceWeight?: number;
+}
+
+export interface NativeDistillStats extends NativeStepStats {
+  /** Weighted mean divergence (the chosen loss: reverse KL by default). */
+  kl: number;
+  /** Weighted mean cross-entropy, only when ceWeight > 0. */
+  ce?: number;
+}
+
+export interface NativeDpoOptions {
+  lossType?: 'sigmoid' | 'ipo' | 'hinge';
+  beta?: number;
+  labelSmoothing?: number;
+}
+
+export interface NativeDpoStats {
+  loss: number;
+  'rewards/chosen': number;
+  'rewards/rejected': number;
+  'rewards/margins': number;
+  'rewards/accuracies': number;
+  'logps/chosen': number;
+  'logps/rejected': number;
+  gradNorm: number;
+  lr: number;
+  tokens: number;
+  step: number;
+}
+
+export interface NativeKernelTiming {
+  seconds: number;
+  bytes: number;
+  gbs: number;
+  calls: number;
 }
 
 export interface NativeAddon {
@@ -92,7 +137,13 @@ export interface NativeAddon {
   measureMachine(what: 'fma' | 'copy', threads: number, seconds: number): Promise<number>;
   gradcheckOps(seed: number): Record<string, number>;
   gradcheckModel(config: NativeConfig, seed: number, samples: number): Record<string, number>;
+  gradcheckScore(config: NativeConfig, seed: number, samples: number): Record<string, number>;
   cpuIsa(): string;
+  distillStep(student: NativeModel, teacher: NativeModel, batch: NativeBatch, options: NativeDistillOptions, optim: NativeOptim): Promise<NativeDistillStats>;
+  dpoStep(policy: NativeModel, reference: NativeModel | null, batch: NativeBatch, refLogps: Float64Array | null, options: NativeDpoOptions, optim: NativeOptim): Promise<NativeDpoStats>;
+  sequenceLogProbs(model: NativeModel, batch: NativeBatch): Promise<Float64Array>;
+  gradcheckAlign(seed: number): Record<string, number>;
+  benchAlignKernel(kind: 'reverse_kl' | 'dpo', rows: number, vocab: number, seconds: number): Promise<NativeKernelTiming>;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

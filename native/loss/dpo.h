@@ -101,6 +101,7 @@ inline DpoMetrics dpo_loss(const double* pc, const double* pr, const double* rc,
                            const DpoOptions& o, double* d_chosen, double* d_rejected) {
   DpoMetrics m;
   const double beta = o.beta, eps = o.label_smoothing, inv_b = 1.0 / static_cast<double>(B);
+  int64_t correct = 0;
   for (int64_t i = 0; i < B; ++i) {
     double c = pc[i] - (rc ? rc[i] : 0.0), r = pr[i] - (rr ? rr[i] : 0.0);
     double h = c - r, bh = beta * h;
@@ -121,15 +122,23 @@ inline DpoMetrics dpo_loss(const double* pc, const double* pr, const double* rc,
         dh = bh < 1 ? -beta : 0.0;
         break;
     }
-    m.loss += l * inv_b;
-    m.reward_chosen += beta * c * inv_b;
-    m.reward_rejected += beta * r * inv_b;
-    m.accuracy += (beta * c > beta * r ? 1.0 : 0.0) * inv_b;
-    m.logp_chosen += pc[i] * inv_b;
-    m.logp_rejected += pr[i] * inv_b;
+    // Sums first, one division at the end: an accuracy of 1 reads exactly 1.
+    m.loss += l;
+    m.reward_chosen += beta * c;
+    m.reward_rejected += beta * r;
+    if (beta * c > beta * r) ++correct;
+    m.logp_chosen += pc[i];
+    m.logp_rejected += pr[i];
     if (d_chosen) d_chosen[i] = dh * inv_b;
     if (d_rejected) d_rejected[i] = -dh * inv_b;
   }
+  const double Bd = static_cast<double>(B);
+  m.loss /= Bd;
+  m.reward_chosen /= Bd;
+  m.reward_rejected /= Bd;
+  m.accuracy = static_cast<double>(correct) / Bd;
+  m.logp_chosen /= Bd;
+  m.logp_rejected /= Bd;
   m.margin = m.reward_chosen - m.reward_rejected;
   return m;
 }
