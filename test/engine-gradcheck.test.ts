@@ -22,4 +22,10 @@ test('whole tiny model gradients (padding mask + loss mask) match finite differe
   for (const [name, e] of Object.entries(errs)) assert.ok(e < TOL, `${name}: relative error ${e} >= ${TOL}`);
 });
 
+test('score head (relevance scorer) gradients with right padding match finite differences', () => {
+  const errs = native.gradcheckScore({ vocab_size: 13, n_ctx: 8, n_layer: 2, n_head: 2, n_embd: 8 }, 5, 6);
+  assert.ok('score.weight' in errs);
+  for (const [name, e] of Object.entries(errs)) assert.ok(e < TOL, `${name}: relative error ${e} >= ${TOL}`);
+});
+
 test.run();

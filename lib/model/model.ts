@@ -13,6 +13,8 @@ export interface ModelConfig {
   n_layer: number;
   n_head: number;
   n_embd: number;
+  /** A scalar head on the last real token ("score.weight" [1, n_embd]), as GPT2ForSequenceClassification. */
+  score_head?: boolean;
 }
 
 /** Presets used by the bench and the trainers (sizes from the issues; vocabularies from the tokenizer). */
@@ -84,6 +86,8 @@ export function validateConfig(config: unknown, where = 'config'): ModelConfig {
       throw invalidArgument(`${where}.${k} must be a positive integer, got ${JSON.stringify(v)}`);
   }
   const out = Object.fromEntries(CONFIG_KEYS.map((k) => [k, c[k] as number])) as unknown as ModelConfig;
+  if (c.score_head !== undefined && typeof c.score_head !== 'boolean') throw invalidArgument(`${where}.score_head must be a boolean`);
+  if (c.score_head) out.score_head = true;
   if (out.n_embd % out.n_head !== 0) throw invalidArgument(`${where}.n_embd (${out.n_embd}) must be divisible by ${where}.n_head (${out.n_head})`);
   return out;
 }
@@ -137,6 +141,7 @@ export class Model {
     const config = await readHfConfig(join(dir, 'config.json'));
     const weightsFile = join(dir, 'model.safetensors');
     const file = await readSafetensors(weightsFile);
+    if (file.tensors.has('score.weight')) config.score_head = true;
     const model = await Model.create(config, { seed: 0 });
     const h = model.#handle();
     const expected = new Map(h.tensors().map((t) => [t.name, t]));
@@ -204,6 +209,42 @@ export class Model {
     if (!Number.isSafeInteger(step) || step < 0 || rng.length !== 4) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: step or RNG state is missing or malformed`);
     h.setStep(step);
     h.setRngState(rng.map((s) => BigInt(s)));
+  }
+
+  /** Relevance-style scores: one scalar per sequence, read at its last real token (needs score_head). */
+  async score(batch: Batch): Promise<Float32Array> {
+    this.#requireScoreHead();
+    const b = this.#toNative(batch, false);
+    return this.#enqueue(() => this.#handle().score(b));
+  }
+
+  /**
+   * One score-head training step: binary cross-entropy with soft labels in [0, 1] (e.g. relevance gains),
+   * optional per-sequence weights. Returns loss, gradient norm and learning rate like trainStep.
+   */
+  async trainScoreStep(batch: Batch, labels: Float32Array | number[], optimizer: OptimizerOptions, weights?: Float32Array | number[]): Promise<StepResult> {
+    this.#requireScoreHead();
+    const b = this.#toNative(batch, false);
+    const y = labels instanceof Float32Array ? labels : Float32Array.from(labels);
+    if (y.length !== b.batch) throw invalidArgument(`labels has ${y.length} entries, expected one per sequence (${b.batch})`);
+    y.forEach((v, i) => {
+      if (!(v >= 0 && v <= 1)) throw invalidArgument(`labels[${i}] = ${v} must lie in [0, 1]`);
+    });
+    let w: Float32Array | undefined;
+    if (weights !== undefined) {
+      w = weights instanceof Float32Array ? weights : Float32Array.from(weights);
+      if (w.length !== b.batch) throw invalidArgument(`weights has ${w.length} entries, expected ${b.batch}`);
+      w.forEach((v, i) => {
+        if (!(Number.isFinite(v) && v >= 0)) throw invalidArgument(`weights[${i}] = ${v} must be finite and >= 0`);
+      });
+    }
+    const opt = validateOptimizer(optimizer);
+    const out = await this.#enqueue(() => this.#handle().trainScore([{ ...b, labels: y, weights: w }], opt));
+    return out.steps[0] as StepResult;
+  }
+
+  #requireScoreHead(): void {
+    if (!this.config.score_head) throw invalidArgument('this model has no score head: create it with { score_head: true } in its config');
   }
 
   /** Number of trainable parameters (the LM head is tied to wte and counted once). */
@@ -374,7 +415,8 @@ export async function readHfConfig(file: string): Promise<ModelConfig> {
 export function hfConfig(c: ModelConfig): Record<string, unknown> {
   return {
     model_type: 'gpt2',
-    architectures: ['GPT2LMHeadModel'],
+    architectures: [c.score_head ? 'GPT2ForSequenceClassification' : 'GPT2LMHeadModel'],
+    ...(c.score_head ? { num_labels: 1, problem_type: 'single_label_classification' } : {}),
     vocab_size: c.vocab_size,
     n_positions: c.n_ctx,
     n_ctx: c.n_ctx,

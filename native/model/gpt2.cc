@@ -72,6 +72,7 @@ Gpt2<T>::Gpt2(const Config& config, uint64_t seed) : config_(config), rng_(seed)
   }
   lnfw_ = add("ln_f.weight", {C}, false);
   lnfb_ = add("ln_f.bias", {C}, false);
+  if (config.score_head) score_ = add("score.weight", {1, C}, true);
   num_params_ = offset;
   size_t bytes = static_cast<size_t>(4 * num_params_) * sizeof(T);
   bytes = (bytes + 63) / 64 * 64;
@@ -180,7 +181,7 @@ void Gpt2<T>::validate_batch(const Batch& b, bool need_targets) const {
 }
 
 template <typename T>
-void Gpt2<T>::forward(const Batch& batch) {
+void Gpt2<T>::forward(const Batch& batch, bool compute_logits) {
   validate_batch(batch, false);
   const int64_t B = batch.B, Tn = batch.T, BT = B * Tn;
   const int64_t C = config_.n_embd, L = config_.n_layer, NH = config_.n_head, V = config_.vocab_size;
@@ -229,6 +230,7 @@ void Gpt2<T>::forward(const Batch& batch) {
   }
   ops::layernorm_forward(a.lnf.data(), a.lnf_mean.data(), a.lnf_rstd.data(), x, p + tensors_[lnfw_].offset,
                          p + tensors_[lnfb_].offset, BT, C);
+  if (!compute_logits) return;
   // Tied LM head: logits = lnf · wte^T
   ops::gemm(false, true, BT, V, C, T(1), a.lnf.data(), C, p + tensors_[wte_].offset, C, T(0), a.logits.data(), V);
 }
@@ -275,6 +277,18 @@ void Gpt2<T>::backward(const Batch& batch) {
   // LM head: dlnf = dlogits · wte ; dwte += dlogits^T · lnf
   ops::gemm(false, false, BT, C, V, T(1), a.logits.data(), V, p + tensors_[wte_].offset, C, T(0), dln, C);
   ops::gemm(true, false, V, C, BT, T(1), a.logits.data(), V, a.lnf.data(), C, T(1), g + tensors_[wte_].offset, C);
+  backward_from_final_hidden(batch);
+}
+
+template <typename T>
+void Gpt2<T>::backward_from_final_hidden(const Batch& batch) {
+  const int64_t B = B_, Tn = T_, BT = B * Tn;
+  const int64_t C = config_.n_embd, L = config_.n_layer, NH = config_.n_head;
+  Acts& a = acts_;
+  T* p = params();
+  T* g = grads();
+  T* dres = a.dres.data();
+  T* dln = a.dbuf_c.data();
   std::fill(dres, dres + BT * C, T(0));
   const T* last = L > 0 ? a.residual3.data() + (L - 1) * BT * C : a.encoded.data();
   ops::layernorm_backward(dres, g + tensors_[lnfw_].offset, g + tensors_[lnfb_].offset, dln, last,
@@ -312,6 +326,87 @@ void Gpt2<T>::backward(const Batch& batch) {
                             BT, C);
   }
   ops::embedding_backward(g + tensors_[wte_].offset, g + tensors_[wpe_].offset, dres, batch.tokens, a.pos.data(), BT, C);
+}
+
+template <typename T>
+void Gpt2<T>::score_forward(const Batch& batch, T* scores) {
+  require(score_ >= 0, "MINIELM_INVALID_ARGUMENT", "this model has no score head (create it with score_head: true)");
+  forward(batch, false);
+  const int64_t C = config_.n_embd;
+  last_index_.assign(static_cast<size_t>(batch.B), batch.T - 1);
+  const T* w = params() + tensors_[score_].offset;
+  for (int64_t b = 0; b < batch.B; ++b) {
+    int64_t last = -1;
+    for (int64_t t = 0; t < batch.T; ++t)
+      if (batch.attn_mask == nullptr || batch.attn_mask[b * batch.T + t]) last = t;
+    require(last >= 0, "MINIELM_INVALID_ARGUMENT", "sequence " + std::to_string(b) + " has no real token to score");
+    last_index_[b] = last;
+    const T* h = acts_.lnf.data() + (b * batch.T + last) * C;
+    T s = 0;
+    for (int64_t c = 0; c < C; ++c) s += h[c] * w[c];
+    scores[b] = s;
+  }
+}
+
+template <typename T>
+void Gpt2<T>::score_backward(const Batch& batch, const T* dscores) {
+  require(score_ >= 0, "MINIELM_INVALID_ARGUMENT", "this model has no score head");
+  require(batch.B == B_ && batch.T == T_ && last_index_.size() == static_cast<size_t>(B_), "MINIELM_INVALID_ARGUMENT",
+          "score_backward needs the batch of the last score_forward()");
+  const int64_t C = config_.n_embd, BT = B_ * T_;
+  T* dln = acts_.dbuf_c.data();
+  std::fill(dln, dln + BT * C, T(0));
+  const T* w = params() + tensors_[score_].offset;
+  T* dw = grads() + tensors_[score_].offset;
+  for (int64_t b = 0; b < B_; ++b) {
+    const int64_t row = b * T_ + last_index_[b];
+    const T* h = acts_.lnf.data() + row * C;
+    for (int64_t c = 0; c < C; ++c) {
+      dln[row * C + c] = dscores[b] * w[c];
+      dw[c] += dscores[b] * h[c];
+    }
+  }
+  backward_from_final_hidden(batch);
+}
+
+template <typename T>
+StepStats Gpt2<T>::train_score_step(const std::vector<Batch>& micro, const std::vector<const float*>& labels,
+                                    const std::vector<const float*>& weights, const OptimConfig& opt) {
+  require(!micro.empty() && labels.size() == micro.size(), "MINIELM_INVALID_ARGUMENT", "each micro-batch needs its labels");
+  double total = 0;
+  for (size_t i = 0; i < micro.size(); ++i) {
+    validate_batch(micro[i], false);
+    for (int64_t b = 0; b < micro[i].B; ++b) {
+      double y = labels[i][b];
+      require(std::isfinite(y) && y >= 0 && y <= 1, "MINIELM_INVALID_ARGUMENT", "score labels must lie in [0, 1]");
+      double w = weights.size() > i && weights[i] ? weights[i][b] : 1.0;
+      require(std::isfinite(w) && w >= 0, "MINIELM_INVALID_ARGUMENT", "score weights must be finite and >= 0");
+      total += w;
+    }
+  }
+  require(total > 0, "MINIELM_INVALID_ARGUMENT", "the score weights sum to zero: nothing to learn from");
+  zero_grad();
+  double loss_sum = 0;
+  for (size_t i = 0; i < micro.size(); ++i) {
+    const Batch& b = micro[i];
+    std::vector<T> s(static_cast<size_t>(b.B)), ds(static_cast<size_t>(b.B));
+    score_forward(b, s.data());
+    for (int64_t j = 0; j < b.B; ++j) {
+      double w = weights.size() > i && weights[i] ? weights[i][j] : 1.0;
+      double y = labels[i][j], z = static_cast<double>(s[j]);
+      // Numerically stable BCE with logits: max(z, 0) - z y + log(1 + exp(-|z|)).
+      loss_sum += w * (std::max(z, 0.0) - z * y + std::log1p(std::exp(-std::fabs(z))));
+      double sig = 1.0 / (1.0 + std::exp(-z));
+      ds[j] = static_cast<T>(w * (sig - y) / total);
+    }
+    score_backward(b, ds.data());
+  }
+  double loss = loss_sum / total;
+  if (!std::isfinite(loss)) throw Error("MINIELM_NON_FINITE", "the score loss is not finite at step " + std::to_string(step_));
+  StepStats st = optimizer_step(opt);
+  st.loss = loss;
+  st.tokens = total;
+  return st;
 }
 
 template <typename T>

@@ -19,6 +19,9 @@ struct Config {
   int64_t n_layer = 0;
   int64_t n_head = 0;
   int64_t n_embd = 0;
+  // Adds "score.weight" [1, n_embd]: a scalar read from the final hidden state of each sequence's last real
+  // token (Hugging Face's GPT2ForSequenceClassification with one label). Used by the relevance scorer.
+  bool score_head = false;
 };
 
 // Throws minielm::Error(MINIELM_INVALID_ARGUMENT) naming the bad field.
@@ -87,8 +90,9 @@ class Gpt2 {
   T* adam_m() { return arena_ + 2 * num_params_; }
   T* adam_v() { return arena_ + 3 * num_params_; }
 
-  // Forward pass over a batch; keeps the activations for backward(). Logits [B, T, V] are then in logits().
-  void forward(const Batch& batch);
+  // Forward pass over a batch; keeps the activations for backward(). Logits [B, T, V] are then in logits()
+  // unless compute_logits is false (the score head does not need the LM head's large product).
+  void forward(const Batch& batch, bool compute_logits = true);
   T* logits() { return acts_.logits.data(); }
   int64_t last_B() const { return B_; }
   int64_t last_T() const { return T_; }
@@ -103,6 +107,15 @@ class Gpt2 {
 
   // Loss only (no gradient): the weighted loss sum; per-token losses written to `losses` when non-null.
   double cross_entropy(const Batch& batch, T* losses);
+
+  // Score head: forward (no logits) and one scalar per sequence, read at its last real token.
+  void score_forward(const Batch& batch, T* scores);
+  // Backward of the last score_forward() given dLoss/dscore per sequence; accumulates into grads().
+  void score_backward(const Batch& batch, const T* dscores);
+  // One training step of the score head with binary cross-entropy on soft labels in [0, 1]
+  // (label = relevance gain) and optional per-sequence weights; loss averaged over the weight sum.
+  StepStats train_score_step(const std::vector<Batch>& micro, const std::vector<const float*>& labels,
+                             const std::vector<const float*>& weights, const OptimConfig& opt);
 
   void zero_grad();
   // Global gradient norm, optional clipping, AdamW; advances step(). Throws MINIELM_NON_FINITE (and changes
@@ -133,6 +146,9 @@ class Gpt2 {
   void ensure_acts(int64_t B, int64_t Tn);
   void init_params();
   void validate_batch(const Batch& b, bool need_targets) const;
+  // Backward through ln_f and the blocks, starting from dLoss/d(ln_f output) held in acts_.dbuf_c.
+  void backward_from_final_hidden(const Batch& batch);
+  std::vector<int64_t> last_index_;  // last real position of each sequence (score head)
 
   Config config_;
   std::vector<TensorInfo> tensors_;
@@ -149,7 +165,7 @@ class Gpt2 {
     int64_t ln1w, ln1b, qkvw, qkvb, attprojw, attprojb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb;
   };
   std::vector<LayerIdx> layers_;
-  int64_t wte_ = 0, wpe_ = 0, lnfw_ = 0, lnfb_ = 0;
+  int64_t wte_ = 0, wpe_ = 0, lnfw_ = 0, lnfb_ = 0, score_ = -1;
 };
 
 extern template class Gpt2<float>;

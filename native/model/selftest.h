@@ -17,4 +17,7 @@ std::vector<std::pair<std::string, double>> gradcheck_ops(uint64_t seed);
 // with a padding mask and a loss mask in the batch.
 std::vector<std::pair<std::string, double>> gradcheck_model(const Config& config, uint64_t seed, int samples);
 
+// Same for a model with a score head trained with binary cross-entropy on soft labels.
+std::vector<std::pair<std::string, double>> gradcheck_score(const Config& config, uint64_t seed, int samples);
+
 }  // namespace minielm

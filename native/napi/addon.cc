@@ -74,6 +74,17 @@ Napi::Value GradcheckOps(const Napi::CallbackInfo& info) {
   return PairsToJs(info.Env(), minielm::gradcheck_ops(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue())));
 }
 
+Napi::Value GradcheckScore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Config c = parse_config(info[0].As<Napi::Object>());
+  try {
+    return PairsToJs(env, minielm::gradcheck_score(c, static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue()),
+                                                   info[2].As<Napi::Number>().Int32Value()));
+  } catch (const minielm::Error& e) {
+    throw_js(env, e.code(), e.what());
+  }
+}
+
 Napi::Value GradcheckModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Config c = parse_config(info[0].As<Napi::Object>());
@@ -180,6 +191,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("measureMachine", Napi::Function::New(env, MeasureMachine));
   exports.Set("gradcheckOps", Napi::Function::New(env, GradcheckOps));
   exports.Set("gradcheckModel", Napi::Function::New(env, GradcheckModel));
+  exports.Set("gradcheckScore", Napi::Function::New(env, GradcheckScore));
   exports.Set("cpuIsa", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Napi::String::New(i.Env(), minielm::cpu_isa()); }));
   InitDecode(env, exports);
   InitAlign(env, exports);

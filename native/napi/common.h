@@ -53,6 +53,7 @@ inline Config parse_config(const Napi::Object& o) {
   c.n_layer = static_cast<int64_t>(get_number(o, "n_layer", 0));
   c.n_head = static_cast<int64_t>(get_number(o, "n_head", 0));
   c.n_embd = static_cast<int64_t>(get_number(o, "n_embd", 0));
+  c.score_head = o.Has("score_head") && o.Get("score_head").ToBoolean();
   return c;
 }
 
@@ -196,6 +197,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod("setRngState", &NativeModel::SetRngState),
                            InstanceMethod("forward", &NativeModel::Forward),
                            InstanceMethod("train", &NativeModel::Train),
+                           InstanceMethod("score", &NativeModel::Score),
+                           InstanceMethod("trainScore", &NativeModel::TrainScore),
                            InstanceMethod("cancel", &NativeModel::Cancel),
                            InstanceMethod("dispose", &NativeModel::Dispose),
                        });
@@ -331,6 +334,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   Napi::Value Forward(const Napi::CallbackInfo& info);
   Napi::Value Train(const Napi::CallbackInfo& info);
+  Napi::Value Score(const Napi::CallbackInfo& info);
+  Napi::Value TrainScore(const Napi::CallbackInfo& info);
 
   std::unique_ptr<Model> model_;
   std::atomic<bool> busy_{false};
@@ -469,6 +474,103 @@ inline Napi::Value NativeModel::Train(const Napi::CallbackInfo& info) {
   return p;
 }
 
+
+// Score head: one scalar per sequence (relevance scorer), off the main thread.
+class ScoreWorker : public ModelWorker {
+ public:
+  ScoreWorker(Napi::Env env, NativeModel* owner, Napi::Object self, Model* m, OwnedBatch b)
+      : ModelWorker(env, owner, self), m_(m), b_(std::move(b)) {}
+
+ protected:
+  void Run() override {
+    scores_.resize(static_cast<size_t>(b_.B));
+    m_->score_forward(b_.view(), scores_.data());
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Float32Array out = Napi::Float32Array::New(env, scores_.size());
+    std::copy(scores_.begin(), scores_.end(), out.Data());
+    return out;
+  }
+
+ private:
+  Model* m_;
+  OwnedBatch b_;
+  std::vector<float> scores_;
+};
+
+inline Napi::Value NativeModel::Score(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "score(batch)");
+  OwnedBatch b = parse_batch(info[0].As<Napi::Object>());
+  acquire(env);
+  auto* w = new ScoreWorker(env, this, info.This().As<Napi::Object>(), model_.get(), std::move(b));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// Several score-head training steps (one micro-batch each); cancellation is checked between steps.
+class TrainScoreWorker : public ModelWorker {
+ public:
+  TrainScoreWorker(Napi::Env env, NativeModel* owner, Napi::Object self, Model* m, std::vector<OwnedBatch> batches,
+                   std::vector<std::vector<float>> labels, std::vector<std::vector<float>> weights, OptimConfig opt)
+      : ModelWorker(env, owner, self), m_(m), batches_(std::move(batches)), labels_(std::move(labels)),
+        weights_(std::move(weights)), opt_(opt) {}
+
+ protected:
+  void Run() override {
+    owner_->cancel_flag().store(false);
+    for (size_t i = 0; i < batches_.size(); ++i) {
+      if (owner_->cancel_flag().load()) {
+        aborted_ = true;
+        break;
+      }
+      std::vector<Batch> views{batches_[i].view()};
+      std::vector<const float*> l{labels_[i].data()};
+      std::vector<const float*> w{weights_[i].empty() ? nullptr : weights_[i].data()};
+      results_.push_back(m_->train_score_step(views, l, w, opt_));
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Array arr = Napi::Array::New(env, results_.size());
+    for (size_t i = 0; i < results_.size(); ++i) arr.Set(static_cast<uint32_t>(i), stats_to_js(env, results_[i]));
+    o.Set("steps", arr);
+    o.Set("aborted", aborted_);
+    return o;
+  }
+
+ private:
+  Model* m_;
+  std::vector<OwnedBatch> batches_;
+  std::vector<std::vector<float>> labels_, weights_;
+  OptimConfig opt_;
+  std::vector<StepStats> results_;
+  bool aborted_ = false;
+};
+
+inline Napi::Value NativeModel::TrainScore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsObject())
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", "trainScore(steps: {batch, labels, weights?}[], optim)");
+  Napi::Array steps = info[0].As<Napi::Array>();
+  std::vector<OwnedBatch> batches;
+  std::vector<std::vector<float>> labels, weights;
+  for (uint32_t i = 0; i < steps.Length(); ++i) {
+    Napi::Object st = steps.Get(i).As<Napi::Object>();
+    OwnedBatch b = parse_batch(st);
+    labels.push_back(copy_typed<Napi::Float32Array, float>(st, "labels", napi_float32_array, b.B, true));
+    weights.push_back(copy_typed<Napi::Float32Array, float>(st, "weights", napi_float32_array, b.B, false));
+    batches.push_back(std::move(b));
+  }
+  OptimConfig opt = parse_optim(info[1].As<Napi::Object>());
+  acquire(env);
+  auto* w = new TrainScoreWorker(env, this, info.This().As<Napi::Object>(), model_.get(), std::move(batches),
+                                 std::move(labels), std::move(weights), opt);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
 
 // Unwraps a NativeModel passed from JS and marks it busy for the duration of a job (released by ModelWorker).
 inline NativeModel* acquire_model(Napi::Env env, Napi::Value v, const char* what) {
