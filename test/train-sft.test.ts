@@ -9,6 +9,7 @@ import { generateSyntheticCatalog, buildQ2Q, syntheticIntentFilter } from '../li
 import { trainTokenizer, type Tokenizer } from '../lib/tokenizer/index.ts';
 import { trainSft, type RewritePair } from '../lib/train/sft.ts';
 import { Model } from '../lib/model/model.ts';
+import { trainDistill } from '../lib/train/distill.ts';
 
 let root = '';
 let tokenizer: Tokenizer;
@@ -90,6 +91,18 @@ test('a diverging model stops with a clear message and saves nothing from the ba
   assert.match(log, /non_finite/);
   const files = await readdir(out);
   assert.not.ok(files.includes('checkpoint'), 'no checkpoint written from a non-finite step');
+});
+
+test('distillation toward a trained teacher lowers the reverse KL and logs it', async () => {
+  const teacherRun = await trainSft({ ...base, out: join(root, 'teacher'), train, test: testPairs, tokenizer, config: { ...config(), n_embd: 48 }, steps: 30, optimizer: { lr: 1e-2 } });
+  const out = join(root, 'distill');
+  const r = await trainDistill({ ...base, out, train, test: testPairs, tokenizer, config: config(), teacher: teacherRun.model, steps: 30, optimizer: { lr: 1e-2 } });
+  assert.is(r.steps, 30);
+  const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  const kls = log.filter((l) => typeof l.reverse_kl === 'number').map((l) => l.reverse_kl);
+  assert.is(kls.length, 30);
+  const head = kls.slice(0, 3).reduce((a, b) => a + b) / 3, tail = kls.slice(-3).reduce((a, b) => a + b) / 3;
+  assert.ok(tail < head * 0.5, `reverse KL ${head} -> ${tail}`);
 });
 
 test.run();

@@ -4,7 +4,7 @@
 // Ctrl-C saves and exits, NaN/Inf stops without saving.
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { Model, type ModelConfig, type OptimizerOptions } from '../model/model.ts';
+import { Model, type ModelConfig, type OptimizerOptions, type Batch, type StepResult } from '../model/model.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { encodePairs, makeBatch, epochBatches, type EncodedExample } from './batches.ts';
 import { JsonlLog, saveCheckpoint, loadTrainerState, exists, isNonFinite } from './run-state.ts';
@@ -37,6 +37,11 @@ export interface SftOptions {
   /** Progress output; default stderr. Set to false for silence. */
   progress?: boolean;
   label?: string;
+  /**
+   * The optimizer step on one batch (default: cross-entropy on the rewrite tokens). The distillation
+   * trainer passes a reverse-KL step here; extra numbers it returns are logged.
+   */
+  stepFn?: (model: Model, batch: Batch, optimizer: OptimizerOptions) => Promise<StepResult & Record<string, unknown>>;
 }
 
 export interface SftResult {
@@ -116,9 +121,9 @@ export async function trainSft(o: SftOptions): Promise<SftResult> {
     // The batch is a pure function of (seed, step): resuming at step s replays exactly what would have come.
     const order = epochBatches(train.examples.length, o.batchSize, o.seed * 1000003 + epoch);
     const batch = makeBatch(order[step % perEpoch].map((i) => train.examples[i]), o.tokenizer.padId);
-    let r;
+    let r: StepResult & Record<string, unknown>;
     try {
-      r = await model.trainStep(batch, optimizer);
+      r = o.stepFn ? await o.stepFn(model, batch, optimizer) : ((await model.trainStep(batch, optimizer)) as StepResult & Record<string, unknown>);
     } catch (err) {
       if (!isNonFinite(err)) throw err;
       stoppedOnNonFinite = true;
@@ -126,7 +131,8 @@ export async function trainSft(o: SftOptions): Promise<SftResult> {
       progress?.finish(`stopped: ${(err as Error).message}. The last good checkpoint is in ${ckptDir}; nothing was saved from this step.`);
       break;
     }
-    const rec: Record<string, unknown> = { step: r.step, epoch: r.step / perEpoch, loss: r.loss, grad_norm: r.gradNorm, learning_rate: r.lr, tokens: r.tokens };
+    const { step: _s, loss: _l, gradNorm: _g, lr: _r, tokens: _t, ...extra } = r;
+    const rec: Record<string, unknown> = { step: r.step, epoch: r.step / perEpoch, loss: r.loss, grad_norm: r.gradNorm, learning_rate: r.lr, tokens: r.tokens, ...extra };
     if (r.step % o.evalEvery === 0 || r.step === o.steps) {
       lastEvalLoss = await evalLoss(model, test.examples, o.tokenizer.padId);
       rec.eval_loss = lastEvalLoss;
