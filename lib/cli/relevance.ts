@@ -1,0 +1,275 @@
+// `minielm relevance train|eval`: the learned relevance scorer (M1) on a judged relevance table, measured against
+// BM25 used as a predictor on the same held-out pairs (Spearman with the human label, AUC of relevant vs not).
+import { writeFile, mkdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { MinielmError } from '../errors.ts';
+import { LABEL_PRESETS, TABLE_PRESETS, loadRelevanceTable } from '../data/index.ts';
+import { Bm25PairScorer } from '../rewards/bm25-pairs.ts';
+import {
+  LearnedRelevanceScorer,
+  RELEVANCE_TRAIN_DEFAULTS,
+  splitByQuery,
+  trainRelevanceScorer,
+  type LabelledPair,
+} from '../rewards/learned.ts';
+import { rocAuc, spearman } from '../rewards/spearman.ts';
+
+const SHARED_DATA = new URL('../../../shared/data/', import.meta.url).pathname;
+const D = RELEVANCE_TRAIN_DEFAULTS;
+
+export const help = `Usage:
+  minielm relevance train --data homedepot|<csv> --out DIR [options]
+  minielm relevance eval  --model DIR --data homedepot|crowdflower|<csv> [options]
+
+train: splits the judged pairs by query (seeded; train / dev / test), trains a
+tokenizer and a small GPT-2 with a scalar head from scratch on the train side
+(gains as soft BCE targets), keeps the checkpoint with the best dev Spearman,
+writes it to DIR, then evaluates it and BM25 on the test side.
+eval: scores judged pairs with a trained scorer and with BM25 (k1 1.2, b 0.75,
+idf over every title of the file) and prints Spearman and AUC of both.
+
+Data:
+  --data NAME|FILE     homedepot or crowdflower (../shared/data/<name>/train.csv),
+                       or a CSV/JSONL file
+  --preset NAME        column and label map for a FILE (homedepot | crowdflower;
+                       default homedepot)
+  --split-seed N       query split seed (default 1); eval reuses the model's
+  --dev F --test F     query fractions of the dev and test sides (0.1 each)
+  --pairs SIDE         eval only: test (default for the training file) or all
+                       (default for another file)
+  --relevant R         raw label at or above which a pair counts as relevant
+                       for the AUC (Home Depot 2.33, CrowdFlower 3)
+  --report FILE        JSON report (train: DIR/report.json; eval: printed only
+                       unless given)
+
+Model and training (train):
+  --vocab-size N  (${D.vocabSize})   --ctx N (${D.nCtx})   --max-query-tokens N (${D.maxQueryTokens})
+  --layers N (${D.nLayer})   --heads N (${D.nHead})   --width N (${D.nEmbd})
+  --epochs N (${D.epochs})   --batch N (${D.batchSize})   --lr X (${D.lr})   --warmup N (${D.warmupSteps})
+  --weight-decay X (${D.weightDecay})   --seed N (${D.seed})   --eval-every N (${D.evalEvery})
+  --max-minutes X      stop training after X minutes and keep the best so far
+
+Progress lines go to stderr: step | loss | lr | tok/s, and dev Spearman / AUC.`;
+
+interface LoadedPairs {
+  source: string;
+  pairs: LabelledPair[];
+  catalogTitles: string[];
+  /** Raw label scale, to turn gains back into the source's numbers. */
+  min: number;
+  max: number;
+  defaultRelevant: number;
+}
+
+async function loadPairs(data: string, preset: string | undefined): Promise<LoadedPairs> {
+  let file = data;
+  let name = preset ?? 'homedepot';
+  if (data === 'homedepot' || data === 'crowdflower') {
+    file = join(SHARED_DATA, data, 'train.csv');
+    name = data;
+  }
+  if (!existsSync(file)) throw new MinielmError('MINIELM_NOT_FOUND', `--data ${data}: ${file} does not exist.`);
+  const table = TABLE_PRESETS[name];
+  const labels = LABEL_PRESETS[name];
+  if (!table || !labels || labels.kind !== 'graded') throw new MinielmError('MINIELM_INVALID_ARGUMENT', `--preset ${name}: use homedepot or crowdflower (graded labels).`);
+  const ds = await loadRelevanceTable({ path: file, columns: table.columns, labels, encoding: table.encoding });
+  const pairs: LabelledPair[] = [];
+  for (const j of ds.judgements) {
+    const product = ds.products.get(j.productId);
+    if (!product) continue;
+    pairs.push({ query: j.query, title: product.title, gain: j.gain });
+  }
+  const catalogTitles = [...ds.products.values()].map((p) => p.title);
+  return { source: file, pairs, catalogTitles, min: labels.min, max: labels.max, defaultRelevant: name === 'crowdflower' ? 3 : 2.33 };
+}
+
+export interface PredictorMetrics {
+  spearman: number;
+  auc: number;
+}
+
+export interface RelevanceEvaluation {
+  pairs: number;
+  queries: number;
+  relevantAt: number;
+  positives: number;
+  learned: PredictorMetrics;
+  bm25: PredictorMetrics;
+  scoreSeconds: number;
+  pairsPerSec: number;
+}
+
+/** Spearman against the gains (a monotone map of the raw label) and AUC at `relevantAt` on the raw scale. */
+export async function evaluatePairs(scorer: LearnedRelevanceScorer, bm25: Bm25PairScorer, pairs: readonly LabelledPair[], scale: { min: number; max: number }, relevantAt: number): Promise<RelevanceEvaluation> {
+  const gains = pairs.map((p) => p.gain);
+  // Gains are rounded label fractions (2.33 -> 0.665); compare with a little slack so 2.33 counts at 2.33.
+  const relevant = pairs.map((p) => scale.min + p.gain * (scale.max - scale.min) >= relevantAt - 1e-6);
+  const t0 = performance.now();
+  const learned = await scorer.scoreLogits(pairs);
+  const scoreSeconds = (performance.now() - t0) / 1000;
+  const lexical = bm25.scorePairs(pairs);
+  return {
+    pairs: pairs.length,
+    queries: new Set(pairs.map((p) => p.query)).size,
+    relevantAt,
+    positives: relevant.filter(Boolean).length,
+    learned: { spearman: spearman(learned, gains), auc: rocAuc(learned, relevant) },
+    bm25: { spearman: spearman(lexical, gains), auc: rocAuc(lexical, relevant) },
+    scoreSeconds,
+    pairsPerSec: pairs.length / scoreSeconds,
+  };
+}
+
+function printEvaluation(label: string, e: RelevanceEvaluation): void {
+  const f = (x: number): string => x.toFixed(4);
+  console.log(`${label}: ${e.pairs} pairs, ${e.queries} queries, ${e.positives} relevant (label >= ${e.relevantAt})`);
+  console.log(`  learned  Spearman ${f(e.learned.spearman)}  AUC ${f(e.learned.auc)}`);
+  console.log(`  BM25     Spearman ${f(e.bm25.spearman)}  AUC ${f(e.bm25.auc)}`);
+  console.log(`  scoring: ${e.pairsPerSec.toFixed(0)} pairs/s`);
+}
+
+function int(values: Record<string, unknown>, key: string, fallback: number): number {
+  const v = values[key];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `--${key} must be a positive integer, got "${String(v)}".`);
+  return n;
+}
+
+function num(values: Record<string, unknown>, key: string, fallback: number): number {
+  const v = values[key];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `--${key} must be a non-negative number, got "${String(v)}".`);
+  return n;
+}
+
+const OPTIONS = {
+  data: { type: 'string' },
+  preset: { type: 'string' },
+  out: { type: 'string' },
+  model: { type: 'string' },
+  report: { type: 'string' },
+  pairs: { type: 'string' },
+  relevant: { type: 'string' },
+  'split-seed': { type: 'string' },
+  dev: { type: 'string' },
+  test: { type: 'string' },
+  'vocab-size': { type: 'string' },
+  ctx: { type: 'string' },
+  'max-query-tokens': { type: 'string' },
+  layers: { type: 'string' },
+  heads: { type: 'string' },
+  width: { type: 'string' },
+  epochs: { type: 'string' },
+  batch: { type: 'string' },
+  lr: { type: 'string' },
+  warmup: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  seed: { type: 'string' },
+  'eval-every': { type: 'string' },
+  'max-minutes': { type: 'string' },
+} as const;
+
+export async function run(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'train' && sub !== 'eval') {
+    console.error(sub ? `minielm relevance: unknown subcommand "${sub}".\n\n${help}` : help);
+    return 2;
+  }
+  let values: Record<string, string | undefined>;
+  try {
+    values = parseArgs({ args: rest, options: OPTIONS }).values as Record<string, string | undefined>;
+  } catch (err) {
+    throw new MinielmError('MINIELM_INVALID_ARGUMENT', `${(err as Error).message}. Run "minielm relevance --help".`);
+  }
+  if (!values.data) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--data is required: homedepot, crowdflower or a CSV/JSONL file.');
+  const command = `minielm relevance ${argv.join(' ')}`;
+  const started = Date.now();
+  const loaded = await loadPairs(values.data, values.preset);
+  const relevantAt = values.relevant !== undefined ? num(values, 'relevant', 0) : loaded.defaultRelevant;
+  const bm25 = new Bm25PairScorer(loaded.catalogTitles);
+
+  if (sub === 'train') {
+    if (!values.out) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--out DIR is required: the folder that will receive the trained scorer.');
+    const out = resolve(values.out);
+    const split = { seed: int(values, 'split-seed', 1), dev: num(values, 'dev', 0.1), test: num(values, 'test', 0.1) };
+    const sides = splitByQuery(loaded.pairs, split);
+    console.error(`data: ${loaded.source}: ${loaded.pairs.length} pairs -> train ${sides.train.length}, dev ${sides.dev.length}, test ${sides.test.length} (by query, seed ${split.seed})`);
+    const maxMinutes = values['max-minutes'] !== undefined ? num(values, 'max-minutes', 0) : undefined;
+    const signal = maxMinutes !== undefined ? AbortSignal.timeout(Math.max(1, maxMinutes * 60_000)) : undefined;
+    const options = {
+      vocabSize: int(values, 'vocab-size', D.vocabSize),
+      nCtx: int(values, 'ctx', D.nCtx),
+      maxQueryTokens: int(values, 'max-query-tokens', D.maxQueryTokens),
+      nLayer: int(values, 'layers', D.nLayer),
+      nHead: int(values, 'heads', D.nHead),
+      nEmbd: int(values, 'width', D.nEmbd),
+      epochs: int(values, 'epochs', D.epochs),
+      batchSize: int(values, 'batch', D.batchSize),
+      lr: num(values, 'lr', D.lr),
+      warmupSteps: int(values, 'warmup', D.warmupSteps),
+      weightDecay: num(values, 'weight-decay', D.weightDecay),
+      seed: int(values, 'seed', D.seed),
+      evalEvery: int(values, 'eval-every', D.evalEvery),
+      relevantGain: (relevantAt - loaded.min) / (loaded.max - loaded.min) - 1e-6,
+      outDir: out,
+    };
+    const result = await trainRelevanceScorer(sides.train, sides.dev, options, {
+      signal,
+      onProgress: (p) => {
+        const head = `step ${String(p.step).padStart(5)}/${p.totalSteps} | epoch ${p.epoch} | loss ${p.loss.toFixed(4)}`;
+        if (p.dev) console.error(`${head} | dev Spearman ${p.dev.spearman.toFixed(4)} AUC ${p.dev.auc.toFixed(4)}${p.dev.best ? ' (best)' : ''} | ${p.elapsedSec.toFixed(0)} s`);
+        else console.error(`${head} | lr ${p.lr.toExponential(2)} | ${p.tokensPerSec.toFixed(0)} tok/s | ${p.elapsedSec.toFixed(0)} s`);
+      },
+    });
+    const trainInfo = {
+      config: result.config,
+      options: { ...options, outDir: undefined },
+      split,
+      trainPairs: sides.train.length,
+      devPairs: sides.dev.length,
+      steps: result.steps,
+      bestStep: result.bestStep,
+      dev: result.best,
+      trainSeconds: result.trainSeconds,
+      tokens: result.tokens,
+      tokensPerSec: result.tokens / result.trainSeconds,
+      aborted: result.aborted,
+      history: result.history,
+    };
+    await result.scorer.save(out, { split, data: values.data, training: { ...trainInfo, history: undefined } });
+    const test = await evaluatePairs(result.scorer, bm25, sides.test, loaded, relevantAt);
+    printEvaluation(`test (held-out queries)`, test);
+    const reportFile = resolve(values.report ?? join(out, 'report.json'));
+    await writeReport(reportFile, { command, data: loaded.source, model: out, training: trainInfo, test, wallSeconds: (Date.now() - started) / 1000 });
+    console.error(`wrote ${out} and ${reportFile}`);
+    await result.scorer.dispose();
+    return 0;
+  }
+
+  if (!values.model) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--model DIR is required: a folder written by "minielm relevance train".');
+  const scorer = await LearnedRelevanceScorer.load(values.model);
+  const meta = JSON.parse(await readFile(join(values.model, 'relevance.json'), 'utf8')) as { split?: { seed: number; dev: number; test: number }; data?: string };
+  // The training file defaults to its held-out test side; any other file is wholly unseen.
+  const sameData = meta.data !== undefined && meta.data === values.data;
+  const side = values.pairs ?? (sameData ? 'test' : 'all');
+  if (side !== 'test' && side !== 'all') throw new MinielmError('MINIELM_INVALID_ARGUMENT', `--pairs must be test or all, got "${side}".`);
+  let pairs = loaded.pairs;
+  if (side === 'test') {
+    const split = meta.split ?? { seed: int(values, 'split-seed', 1), dev: num(values, 'dev', 0.1), test: num(values, 'test', 0.1) };
+    pairs = splitByQuery(pairs, split).test;
+  }
+  const result = await evaluatePairs(scorer, bm25, pairs, loaded, relevantAt);
+  printEvaluation(`${values.data} (${side} pairs)`, result);
+  if (values.report) await writeReport(resolve(values.report), { command, data: loaded.source, model: resolve(values.model), pairs: side, evaluation: result, wallSeconds: (Date.now() - started) / 1000 });
+  await scorer.dispose();
+  return 0;
+}
+
+async function writeReport(file: string, report: Record<string, unknown>): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+}

@@ -1,0 +1,371 @@
+// The learned relevance scorer (M1): a small GPT-2 with a scalar head, trained by the native engine on judged
+// (query, product title) pairs with the gains as soft BCE targets, and served behind RelevanceScorer.
+// Input text: query tokens, <sep>, title tokens, <eos>; the head reads the last real token, which under the causal
+// mask is the only position that has seen both sides. A folder holds the model (config.json, model.safetensors),
+// its tokenizer (tokenizer.json, ...) and relevance.json (how inputs were built), so scoring matches training.
+import { existsSync } from 'node:fs';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MinielmError, invalidArgument } from '../errors.ts';
+import { Model, type ModelConfig } from '../model/model.ts';
+import { Tokenizer, trainTokenizer } from '../tokenizer/index.ts';
+import { createRng, hashString, shuffleInPlace } from '../data/random.ts';
+import { normalizeQuery, type RelevancePair, type RelevanceScorer } from './relevance.ts';
+import { rocAuc, spearman } from './spearman.ts';
+
+/** One judged pair for training or evaluation; `gain` in [0, 1] (Home Depot: (r - 1) / 2). */
+export interface LabelledPair {
+  query: string;
+  title: string;
+  gain: number;
+}
+
+/** How a (query, title) pair becomes tokens; stored in relevance.json next to the model. */
+export interface RelevanceInputFormat {
+  /** Sequence length cap (the model's n_ctx). */
+  nCtx: number;
+  /** Query tokens kept at most, so a long query cannot crowd the title out. */
+  maxQueryTokens: number;
+}
+
+export interface LearnedScorerOptions {
+  /** Pairs per native score call. Default 256. */
+  batchSize?: number;
+}
+
+const META_FILE = 'relevance.json';
+const META_FORMAT = 'minielm-relevance-v1';
+
+/** `query <sep> title <eos>`, truncated: the query to maxQueryTokens, then the title to what is left of n_ctx. */
+export function encodeRelevanceInput(tokenizer: Tokenizer, query: string, title: string, format: RelevanceInputFormat): number[] {
+  const q = tokenizer.encode(query).slice(0, format.maxQueryTokens);
+  const room = Math.max(0, format.nCtx - q.length - 2);
+  const t = tokenizer.encode(title).slice(0, room);
+  return [...q, tokenizer.sepId, ...t, tokenizer.eosId];
+}
+
+/** Right-padded batch with an attention mask; padding positions never reach the head. */
+function padBatch(seqs: readonly number[][], padId: number): { tokens: Int32Array; attentionMask: Uint8Array; batch: number; seq: number } {
+  let seq = 1;
+  for (const s of seqs) if (s.length > seq) seq = s.length;
+  const tokens = new Int32Array(seqs.length * seq).fill(padId);
+  const attentionMask = new Uint8Array(seqs.length * seq);
+  seqs.forEach((s, b) => {
+    tokens.set(s, b * seq);
+    attentionMask.fill(1, b * seq, b * seq + s.length);
+  });
+  return { tokens, attentionMask, batch: seqs.length, seq };
+}
+
+function sigmoid(x: number): number {
+  return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
+}
+
+export class LearnedRelevanceScorer implements RelevanceScorer {
+  readonly batchSize: number;
+  // Queries and titles recur across a trainer's batches (one query, many products): encode each once.
+  private readonly cache = new Map<string, number[]>();
+
+  constructor(
+    readonly model: Model,
+    readonly tokenizer: Tokenizer,
+    readonly format: RelevanceInputFormat,
+    options: LearnedScorerOptions = {},
+  ) {
+    if (!model.config.score_head) throw invalidArgument('LearnedRelevanceScorer needs a model with a score head ({ score_head: true }).');
+    if (tokenizer.vocabSize > model.config.vocab_size) {
+      throw invalidArgument(`tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocab_size}; they do not belong together.`);
+    }
+    if (format.nCtx > model.config.n_ctx) throw invalidArgument(`input length ${format.nCtx} exceeds the model's n_ctx ${model.config.n_ctx}.`);
+    this.batchSize = options.batchSize ?? 256;
+    if (!(Number.isInteger(this.batchSize) && this.batchSize > 0)) throw invalidArgument(`batchSize must be a positive integer, got ${options.batchSize}.`);
+  }
+
+  /** Loads a folder written by save() or `minielm relevance train`. */
+  static async load(dir: string, options: LearnedScorerOptions = {}): Promise<LearnedRelevanceScorer> {
+    const metaFile = join(dir, META_FILE);
+    if (!existsSync(metaFile)) {
+      throw new MinielmError('MINIELM_NOT_FOUND', `${metaFile} does not exist: pass a folder written by "minielm relevance train" (model, tokenizer and ${META_FILE}).`);
+    }
+    const meta = JSON.parse(await readFile(metaFile, 'utf8')) as { format?: string; input?: RelevanceInputFormat };
+    if (meta.format !== META_FORMAT || !meta.input || !(meta.input.nCtx > 0) || !(meta.input.maxQueryTokens > 0)) {
+      throw new MinielmError('MINIELM_BAD_FILE', `${metaFile}: not a minielm relevance scorer description (expected format "${META_FORMAT}" with input.nCtx and input.maxQueryTokens).`);
+    }
+    const [model, tokenizer] = await Promise.all([Model.load(dir), Tokenizer.load(dir)]);
+    if (!model.config.score_head) throw new MinielmError('MINIELM_CHECKPOINT', `${dir}: the model has no score head (score.weight); it is a language model, not a relevance scorer.`);
+    return new LearnedRelevanceScorer(model, tokenizer, meta.input, options);
+  }
+
+  async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    await this.model.save(dir, { metadata: { minielm_task: 'relevance' } });
+    await this.tokenizer.save(dir);
+    await writeFile(join(dir, META_FILE), `${JSON.stringify({ format: META_FORMAT, input: this.format, ...extra }, null, 2)}\n`);
+  }
+
+  encode(query: string, title: string): number[] {
+    // The cache key separates the two texts with a character neither contains in practice (a NUL).
+    const key = `${query}\u0000${title}`;
+    let ids = this.cache.get(key);
+    if (!ids) {
+      if (this.cache.size >= 200_000) this.cache.clear();
+      ids = encodeRelevanceInput(this.tokenizer, query, title, this.format);
+      this.cache.set(key, ids);
+    }
+    return ids;
+  }
+
+  /** Raw head outputs (logits), in input order. Pairs are grouped by length so each native call pads little. */
+  async scoreLogits(pairs: readonly { query: string; title: string }[]): Promise<Float32Array> {
+    const seqs = pairs.map((p) => this.encode(p.query, p.title));
+    return this.scoreEncoded(seqs);
+  }
+
+  async scoreEncoded(seqs: readonly number[][]): Promise<Float32Array> {
+    const out = new Float32Array(seqs.length);
+    const order = Array.from({ length: seqs.length }, (_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length);
+    for (let start = 0; start < order.length; start += this.batchSize) {
+      const idx = order.slice(start, start + this.batchSize);
+      const scores = await this.model.score(padBatch(idx.map((i) => seqs[i]), this.tokenizer.padId));
+      idx.forEach((i, k) => (out[i] = scores[k]));
+    }
+    return out;
+  }
+
+  /** Gains in [0, 1]: the sigmoid of the head, the probability the BCE objective trained it to give. */
+  async scoreBatch(pairs: RelevancePair[]): Promise<number[]> {
+    const logits = await this.scoreLogits(pairs.map((p) => ({ query: p.query, title: p.product.title })));
+    return Array.from(logits, sigmoid);
+  }
+
+  async dispose(): Promise<void> {
+    await this.model.dispose();
+  }
+}
+
+export interface RelevanceTrainOptions {
+  /** A tokenizer to reuse; otherwise one is trained on the training queries and titles. */
+  tokenizer?: Tokenizer;
+  vocabSize?: number;
+  nCtx?: number;
+  maxQueryTokens?: number;
+  nLayer?: number;
+  nHead?: number;
+  nEmbd?: number;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  warmupSteps?: number;
+  weightDecay?: number;
+  gradClip?: number;
+  seed?: number;
+  /** Evaluate on the dev pairs every this many steps (and after the last). Default 500. */
+  evalEvery?: number;
+  /** Dev pairs with gain >= this are "relevant" for the dev AUC. Default 0.665 (Home Depot r >= 2.33). */
+  relevantGain?: number;
+  /** Where to write the best checkpoint as it improves (optional; the best is kept in memory either way). */
+  outDir?: string;
+}
+
+export const RELEVANCE_TRAIN_DEFAULTS = {
+  vocabSize: 4096,
+  nCtx: 48,
+  maxQueryTokens: 16,
+  nLayer: 2,
+  nHead: 4,
+  nEmbd: 128,
+  epochs: 4,
+  batchSize: 64,
+  lr: 1e-3,
+  warmupSteps: 200,
+  weightDecay: 0.01,
+  gradClip: 1,
+  seed: 1,
+  evalEvery: 500,
+  relevantGain: 0.665,
+} as const;
+
+export interface RelevanceTrainProgress {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  /** Mean BCE over the steps since the last report. */
+  loss: number;
+  lr: number;
+  /** Real (unpadded) tokens per second since training started. */
+  tokensPerSec: number;
+  elapsedSec: number;
+  dev?: { spearman: number; auc: number; best: boolean };
+}
+
+export interface RelevanceTrainResult {
+  scorer: LearnedRelevanceScorer;
+  config: ModelConfig;
+  steps: number;
+  bestStep: number;
+  best: { spearman: number; auc: number };
+  history: { step: number; spearman: number; auc: number; loss: number }[];
+  trainSeconds: number;
+  tokens: number;
+  aborted: boolean;
+}
+
+function checkPairs(pairs: readonly LabelledPair[], what: string): void {
+  pairs.forEach((p, i) => {
+    if (typeof p.query !== 'string' || typeof p.title !== 'string') throw invalidArgument(`${what} pair ${i} needs string query and title.`);
+    if (!(p.gain >= 0 && p.gain <= 1)) throw invalidArgument(`${what} pair ${i} ("${p.query}") has gain ${p.gain}; gains must be in [0, 1].`);
+  });
+}
+
+/**
+ * Trains a scorer from scratch: seeded shuffled epochs with length bucketing (batches of similar lengths, in
+ * random order, so little compute goes to padding), AdamW with warmup and cosine decay, dev Spearman every
+ * `evalEvery` steps, and the parameters of the best dev Spearman restored at the end.
+ */
+export async function trainRelevanceScorer(
+  train: readonly LabelledPair[],
+  dev: readonly LabelledPair[],
+  options: RelevanceTrainOptions = {},
+  hooks: { signal?: AbortSignal; onProgress?: (p: RelevanceTrainProgress) => void; progressEvery?: number } = {},
+): Promise<RelevanceTrainResult> {
+  const o = { ...RELEVANCE_TRAIN_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof RELEVANCE_TRAIN_DEFAULTS & RelevanceTrainOptions;
+  if (train.length === 0) throw invalidArgument('trainRelevanceScorer needs at least one training pair.');
+  if (dev.length === 0) throw invalidArgument('trainRelevanceScorer needs dev pairs to choose the best checkpoint.');
+  checkPairs(train, 'training');
+  checkPairs(dev, 'dev');
+  for (const k of ['epochs', 'batchSize', 'evalEvery', 'nCtx', 'maxQueryTokens', 'nLayer', 'nHead', 'nEmbd'] as const) {
+    if (!(Number.isInteger(o[k]) && o[k] > 0)) throw invalidArgument(`${k} must be a positive integer, got ${o[k]}.`);
+  }
+  if (o.maxQueryTokens > o.nCtx - 3) throw invalidArgument(`maxQueryTokens (${o.maxQueryTokens}) must leave room for the title in nCtx (${o.nCtx}).`);
+
+  const tokenizer =
+    o.tokenizer ??
+    (await trainTokenizer(
+      (function* () {
+        // Each distinct text once, so frequent queries do not dominate the merges.
+        const seen = new Set<string>();
+        for (const p of train) {
+          for (const t of [p.query, p.title]) {
+            if (!seen.has(t)) {
+              seen.add(t);
+              yield t;
+            }
+          }
+        }
+      })(),
+      { vocabSize: o.vocabSize },
+    ));
+  const config: ModelConfig = { vocab_size: tokenizer.vocabSize, n_ctx: o.nCtx, n_layer: o.nLayer, n_head: o.nHead, n_embd: o.nEmbd, score_head: true };
+  const model = await Model.create(config, { seed: o.seed });
+  const format: RelevanceInputFormat = { nCtx: o.nCtx, maxQueryTokens: o.maxQueryTokens };
+  const scorer = new LearnedRelevanceScorer(model, tokenizer, format);
+
+  const trainSeqs = train.map((p) => encodeRelevanceInput(tokenizer, p.query, p.title, format));
+  const devSeqs = dev.map((p) => encodeRelevanceInput(tokenizer, p.query, p.title, format));
+  const devGains = dev.map((p) => p.gain);
+  const devRelevant = dev.map((p) => p.gain >= o.relevantGain);
+  const stepsPerEpoch = Math.ceil(train.length / o.batchSize);
+  const totalSteps = stepsPerEpoch * o.epochs;
+  const optimizer = { lr: o.lr, warmupSteps: Math.min(o.warmupSteps, totalSteps), totalSteps, weightDecay: o.weightDecay, gradClip: o.gradClip, schedule: 'cosine' as const };
+  const rng = createRng(o.seed);
+
+  const history: RelevanceTrainResult['history'] = [];
+  let best = { spearman: -Infinity, auc: Number.NaN };
+  let bestStep = 0;
+  let bestParams: Map<string, Float32Array> | null = null;
+  let step = 0;
+  let tokens = 0;
+  let lossSum = 0;
+  let lossCount = 0;
+  let aborted = false;
+  const started = performance.now();
+  const progressEvery = hooks.progressEvery ?? 50;
+
+  const evaluate = async (epoch: number): Promise<void> => {
+    const logits = await scorer.scoreEncoded(devSeqs);
+    const rho = spearman(logits, devGains);
+    const auc = rocAuc(logits, devRelevant);
+    const loss = lossCount ? lossSum / lossCount : Number.NaN;
+    history.push({ step, spearman: rho, auc, loss });
+    const improved = rho > best.spearman;
+    if (improved) {
+      best = { spearman: rho, auc };
+      bestStep = step;
+      bestParams = new Map(model.tensors().map((t) => [t.name, model.readTensor(t.name)]));
+      if (o.outDir) await scorer.save(o.outDir, { bestStep: step, dev: best });
+    }
+    hooks.onProgress?.({ step, totalSteps, epoch, loss, lr: Number.NaN, tokensPerSec: tokens / ((performance.now() - started) / 1000), elapsedSec: (performance.now() - started) / 1000, dev: { spearman: rho, auc, best: improved } });
+  };
+
+  outer: for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    const order = shuffleInPlace(rng, Array.from({ length: train.length }, (_, i) => i));
+    // Length bucketing: sort windows of 32 batches by length, cut them into batches, shuffle the batches.
+    const window = o.batchSize * 32;
+    const batches: number[][] = [];
+    for (let w = 0; w < order.length; w += window) {
+      const chunk = order.slice(w, w + window).sort((a, b) => trainSeqs[a].length - trainSeqs[b].length);
+      for (let b = 0; b < chunk.length; b += o.batchSize) batches.push(chunk.slice(b, b + o.batchSize));
+    }
+    shuffleInPlace(rng, batches);
+    for (const idx of batches) {
+      if (hooks.signal?.aborted) {
+        aborted = true;
+        break outer;
+      }
+      const seqs = idx.map((i) => trainSeqs[i]);
+      const result = await model.trainScoreStep(padBatch(seqs, tokenizer.padId), Float32Array.from(idx, (i) => train[i].gain), optimizer);
+      step++;
+      for (const s of seqs) tokens += s.length;
+      lossSum += result.loss;
+      lossCount++;
+      if (step % progressEvery === 0 && step % o.evalEvery !== 0) {
+        const elapsedSec = (performance.now() - started) / 1000;
+        hooks.onProgress?.({ step, totalSteps, epoch, loss: lossSum / lossCount, lr: result.lr, tokensPerSec: tokens / elapsedSec, elapsedSec });
+      }
+      if (step % o.evalEvery === 0 || step === totalSteps) {
+        await evaluate(epoch);
+        lossSum = 0;
+        lossCount = 0;
+      }
+    }
+  }
+  if (aborted || history.length === 0 || history[history.length - 1].step !== step) await evaluate(o.epochs);
+  const finalParams = bestParams as Map<string, Float32Array> | null;
+  if (finalParams) for (const [name, data] of finalParams) model.writeTensor(name, data);
+  return {
+    scorer,
+    config,
+    steps: step,
+    bestStep,
+    best,
+    history,
+    trainSeconds: (performance.now() - started) / 1000,
+    tokens,
+    aborted,
+  };
+}
+
+export interface QuerySplit<T> {
+  train: T[];
+  dev: T[];
+  test: T[];
+}
+
+/**
+ * Splits pairs by QUERY (normalised text), so no query is on two sides: a hash of the query with the seed picks
+ * its side. Stable: a query's side depends only on its text, the seed and the fractions, not on the other rows.
+ */
+export function splitByQuery<T extends { query: string }>(pairs: readonly T[], options: { seed?: number; dev?: number; test?: number } = {}): QuerySplit<T> {
+  const seed = options.seed ?? 1;
+  const devFrac = options.dev ?? 0.1;
+  const testFrac = options.test ?? 0.1;
+  if (!(devFrac >= 0 && testFrac >= 0 && devFrac + testFrac < 1)) throw invalidArgument(`split fractions dev=${devFrac}, test=${testFrac} must be >= 0 and sum below 1.`);
+  const out: QuerySplit<T> = { train: [], dev: [], test: [] };
+  for (const p of pairs) {
+    const u = hashString(normalizeQuery(p.query), seed) / 4294967296;
+    if (u < testFrac) out.test.push(p);
+    else if (u < testFrac + devFrac) out.dev.push(p);
+    else out.train.push(p);
+  }
+  return out;
+}
