@@ -107,8 +107,20 @@ Isa detect_isa() {
   return Isa::Generic;
 }
 
+// MINIELM_GEMM_ISA=avx2|generic forces a lower kernel (never a higher one than the CPU has), so the
+// fallbacks can be tested on an AVX-512 machine.
+Isa select_isa() {
+  Isa v = detect_isa();
+  const char* env = std::getenv("MINIELM_GEMM_ISA");
+  if (env != nullptr) {
+    if (std::strcmp(env, "generic") == 0) v = Isa::Generic;
+    if (std::strcmp(env, "avx2") == 0 && v == Isa::Avx512) v = Isa::Avx2;
+  }
+  return v;
+}
+
 Isa isa() {
-  static const Isa v = detect_isa();
+  static const Isa v = select_isa();
   return v;
 }
 

@@ -27,10 +27,10 @@
 #define MINIELM_AVX512_KC 256
 #endif
 #ifndef MINIELM_AVX512_MC
-#define MINIELM_AVX512_MC 168
+#define MINIELM_AVX512_MC 336
 #endif
 #ifndef MINIELM_AVX512_NC
-#define MINIELM_AVX512_NC 3072
+#define MINIELM_AVX512_NC 1024
 #endif
 
 namespace minielm {
