@@ -235,8 +235,10 @@ void Gpt2<T>::forward(const Batch& batch, bool compute_logits) {
   ops::gemm(false, true, BT, V, C, T(1), a.lnf.data(), C, p + tensors_[wte_].offset, C, T(0), a.logits.data(), V);
 }
 
+// Shared by the training and the evaluation entry points: with dlogits == logits() the gradient replaces
+// the logits in place; with dlogits == nullptr only the losses are computed.
 template <typename T>
-double Gpt2<T>::cross_entropy_in_place(const Batch& batch, T grad_scale) {
+double Gpt2<T>::cross_entropy_impl(const Batch& batch, T* dlogits, T* losses, T grad_scale) {
   validate_batch(batch, true);
   require(batch.B == B_ && batch.T == T_, "MINIELM_INVALID_ARGUMENT", "cross_entropy needs the batch of the last forward()");
   const int64_t BT = B_ * T_;
@@ -245,23 +247,18 @@ double Gpt2<T>::cross_entropy_in_place(const Batch& batch, T grad_scale) {
     w.resize(BT);
     for (int64_t i = 0; i < BT; ++i) w[i] = static_cast<T>(batch.loss_weight[i]);
   }
-  return ops::cross_entropy_forward_backward(logits(), static_cast<T*>(nullptr), logits(), batch.targets,
-                                             batch.loss_weight ? w.data() : nullptr, BT, config_.vocab_size,
-                                             grad_scale);
+  return ops::cross_entropy_forward_backward(dlogits, losses, logits(), batch.targets, batch.loss_weight ? w.data() : nullptr,
+                                             BT, config_.vocab_size, grad_scale);
+}
+
+template <typename T>
+double Gpt2<T>::cross_entropy_in_place(const Batch& batch, T grad_scale) {
+  return cross_entropy_impl(batch, logits(), nullptr, grad_scale);
 }
 
 template <typename T>
 double Gpt2<T>::cross_entropy(const Batch& batch, T* losses) {
-  validate_batch(batch, true);
-  require(batch.B == B_ && batch.T == T_, "MINIELM_INVALID_ARGUMENT", "cross_entropy needs the batch of the last forward()");
-  const int64_t BT = B_ * T_;
-  std::vector<T> w;
-  if (batch.loss_weight) {
-    w.resize(BT);
-    for (int64_t i = 0; i < BT; ++i) w[i] = static_cast<T>(batch.loss_weight[i]);
-  }
-  return ops::cross_entropy_forward_backward(static_cast<T*>(nullptr), losses, logits(), batch.targets,
-                                             batch.loss_weight ? w.data() : nullptr, BT, config_.vocab_size, T(1));
+  return cross_entropy_impl(batch, nullptr, losses, T(1));
 }
 
 template <typename T>

@@ -148,6 +148,7 @@ class Gpt2 {
   void validate_batch(const Batch& b, bool need_targets) const;
   // Backward through ln_f and the blocks, starting from dLoss/d(ln_f output) held in acts_.dbuf_c.
   void backward_from_final_hidden(const Batch& batch);
+  double cross_entropy_impl(const Batch& batch, T* dlogits, T* losses, T grad_scale);
   std::vector<int64_t> last_index_;  // last real position of each sequence (score head)
 
   Config config_;

@@ -45,6 +45,30 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
   return s;
 }
 
+// For `samples` random entries of every tensor: the analytic gradient already in model.grads() against a
+// central difference of `loss` (which must recompute from the parameters).
+std::vector<std::pair<std::string, double>> compare_params(Gpt2<double>& model, Rng& rng, int samples,
+                                                           const std::function<double()>& loss) {
+  std::vector<double> analytic(model.grads(), model.grads() + model.num_params());
+  std::vector<std::pair<std::string, double>> out;
+  const double h = 1e-5;
+  for (const auto& t : model.tensors()) {
+    double worst = 0;
+    for (int s = 0; s < samples; ++s) {
+      int64_t idx = t.offset + static_cast<int64_t>(rng.next_u64() % static_cast<uint64_t>(t.size));
+      double keep = model.params()[idx];
+      model.params()[idx] = keep + h;
+      double up = loss();
+      model.params()[idx] = keep - h;
+      double down = loss();
+      model.params()[idx] = keep;
+      worst = std::max(worst, rel_err(analytic[idx], (up - down) / (2 * h)));
+    }
+    out.emplace_back(t.name, worst);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, double>> gradcheck_ops(uint64_t seed) {
@@ -173,24 +197,7 @@ std::vector<std::pair<std::string, double>> gradcheck_model(const Config& config
   model.forward(batch);
   model.cross_entropy_in_place(batch, 1.0);
   model.backward(batch);
-  std::vector<double> analytic(model.grads(), model.grads() + model.num_params());
-  std::vector<std::pair<std::string, double>> out;
-  const double h = 1e-5;
-  for (const auto& t : model.tensors()) {
-    double worst = 0;
-    for (int s = 0; s < samples; ++s) {
-      int64_t idx = t.offset + static_cast<int64_t>(rng.next_u64() % static_cast<uint64_t>(t.size));
-      double keep = model.params()[idx];
-      model.params()[idx] = keep + h;
-      double up = loss();
-      model.params()[idx] = keep - h;
-      double down = loss();
-      model.params()[idx] = keep;
-      worst = std::max(worst, rel_err(analytic[idx], (up - down) / (2 * h)));
-    }
-    out.emplace_back(t.name, worst);
-  }
-  return out;
+  return compare_params(model, rng, samples, loss);
 }
 
 std::vector<std::pair<std::string, double>> gradcheck_score(const Config& config_in, uint64_t seed, int samples) {
@@ -225,24 +232,7 @@ std::vector<std::pair<std::string, double>> gradcheck_score(const Config& config
   model.score_forward(batch, s.data());
   for (int64_t b = 0; b < B; ++b) ds[b] = 1.0 / (1.0 + std::exp(-s[b])) - labels[b];
   model.score_backward(batch, ds.data());
-  std::vector<double> analytic(model.grads(), model.grads() + model.num_params());
-  std::vector<std::pair<std::string, double>> out;
-  const double h = 1e-5;
-  for (const auto& t : model.tensors()) {
-    double worst = 0;
-    for (int k = 0; k < samples; ++k) {
-      int64_t idx = t.offset + static_cast<int64_t>(rng.next_u64() % static_cast<uint64_t>(t.size));
-      double keep = model.params()[idx];
-      model.params()[idx] = keep + h;
-      double up = loss();
-      model.params()[idx] = keep - h;
-      double down = loss();
-      model.params()[idx] = keep;
-      worst = std::max(worst, rel_err(analytic[idx], (up - down) / (2 * h)));
-    }
-    out.emplace_back(t.name, worst);
-  }
-  return out;
+  return compare_params(model, rng, samples, loss);
 }
 
 }  // namespace minielm
