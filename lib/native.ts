@@ -126,6 +126,30 @@ export interface NativeKernelTiming {
   calls: number;
 }
 
+export interface NativeGenerateOptions {
+  strategy: 'greedy' | 'sample' | 'beam';
+  maxNewTokens: number;
+  eosTokenId?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  numBeams?: number;
+  numReturnSequences?: number;
+  lengthPenalty?: number;
+  tokenLogprobs?: boolean;
+  logits?: boolean;
+}
+
+export interface NativeGeneration {
+  tokens: Int32Array;
+  logprob: number;
+  score: number;
+  eos: boolean;
+  tokenLogprobs?: Float32Array;
+  logits?: Float32Array;
+}
+
 export interface NativeAddon {
   createModel(config: NativeConfig, seed: number): Promise<NativeModel>;
   numThreads(): number;
@@ -139,6 +163,8 @@ export interface NativeAddon {
   gradcheckModel(config: NativeConfig, seed: number, samples: number): Record<string, number>;
   gradcheckScore(config: NativeConfig, seed: number, samples: number): Record<string, number>;
   cpuIsa(): string;
+  generate(model: NativeModel, prompts: Int32Array[], options: NativeGenerateOptions): Promise<NativeGeneration[][]>;
+  decodeIsa(): 'avx512' | 'generic';
   distillStep(student: NativeModel, teacher: NativeModel, batch: NativeBatch, options: NativeDistillOptions, optim: NativeOptim): Promise<NativeDistillStats>;
   dpoStep(policy: NativeModel, reference: NativeModel | null, batch: NativeBatch, refLogps: Float64Array | null, options: NativeDpoOptions, optim: NativeOptim): Promise<NativeDpoStats>;
   sequenceLogProbs(model: NativeModel, batch: NativeBatch): Promise<Float64Array>;

@@ -1,0 +1,126 @@
+// Batched generation with a KV cache: greedy, sampling (temperature / top-k / top-p, seeded) and beam
+// search (n-best, length penalty, EOS). Inputs are checked here and name the prompt or option at fault;
+// the work runs in C++ off the main thread and never overlaps another job on the same model.
+import { invalidArgument } from '../errors.ts';
+import { native, type NativeGenerateOptions } from '../native.ts';
+import type { Model } from './model.ts';
+
+export type DecodingStrategy = 'greedy' | 'sample' | 'beam';
+
+export interface GenerateOptions {
+  /** Default: 'beam' when numBeams > 1, 'sample' when a sampling option is set, else 'greedy'. */
+  strategy?: DecodingStrategy;
+  /** New tokens per sequence at most (prompt length + maxNewTokens must fit in n_ctx). */
+  maxNewTokens: number;
+  /** Ends a sequence (included in its tokens); omit for none. */
+  eosTokenId?: number;
+  /** Sampling: softmax temperature (> 0). Default 1. */
+  temperature?: number;
+  /** Sampling: keep the k most likely tokens (0 = off). Applied after the temperature. */
+  topK?: number;
+  /** Sampling: keep the smallest set of most likely tokens holding this much mass, in (0, 1]. */
+  topP?: number;
+  /** Sampling: same seed, same samples, whatever the thread count or the batch around a prompt. */
+  seed?: number;
+  /** Beam search width. */
+  numBeams?: number;
+  /** Sequences per prompt: samples, or the best hypotheses of beam search (<= numBeams). Default 1. */
+  numReturnSequences?: number;
+  /** Beam score = logprob / length^lengthPenalty, length counting the new tokens (EOS included). Default 1. */
+  lengthPenalty?: number;
+  /** Per-token log-probabilities in each Generation. */
+  tokenLogprobs?: boolean;
+  /** Raw logits of every step, [tokens.length * vocab] (greedy and sampling only). */
+  logits?: boolean;
+}
+
+export interface Generation {
+  /** New token ids (the EOS token included when it ended the sequence). */
+  tokens: number[];
+  /** Sum of log p(token) under the model (log-softmax of the raw logits, no temperature or truncation). */
+  logprob: number;
+  /** Beam search: logprob / length^lengthPenalty; otherwise equal to logprob. */
+  score: number;
+  finishReason: 'eos' | 'length';
+  tokenLogprobs?: number[];
+  logits?: Float32Array;
+}
+
+function isInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v);
+}
+
+/** Checks prompts and options against the model config; returns the native options. */
+export function validateGenerate(config: Model['config'], prompts: number[][], options: GenerateOptions): NativeGenerateOptions {
+  if (!Array.isArray(prompts) || prompts.length === 0) throw invalidArgument('generate needs a non-empty array of prompts (arrays of token ids)');
+  if (!options || typeof options !== 'object') throw invalidArgument('generate needs options with at least maxNewTokens');
+  const o = options;
+  if (!isInt(o.maxNewTokens) || o.maxNewTokens < 1) throw invalidArgument(`maxNewTokens must be an integer >= 1, got ${String(o.maxNewTokens)}`);
+  const V = config.vocab_size;
+  prompts.forEach((p, i) => {
+    if (!Array.isArray(p)) throw invalidArgument(`prompt ${i} must be an array of token ids`);
+    if (p.length === 0) throw invalidArgument(`prompt ${i} is empty: every prompt needs at least one token (e.g. a BOS or separator id)`);
+    if (p.length + o.maxNewTokens > config.n_ctx)
+      throw invalidArgument(`prompt ${i} has ${p.length} tokens; with maxNewTokens = ${o.maxNewTokens} it needs ${p.length + o.maxNewTokens} positions but the model context n_ctx is ${config.n_ctx}: shorten the prompt or lower maxNewTokens`);
+    for (let k = 0; k < p.length; k++)
+      if (!isInt(p[k]) || p[k] < 0 || p[k] >= V) throw invalidArgument(`prompt ${i} token ${k} = ${String(p[k])} is not a token id in [0, ${V})`);
+  });
+  if (o.eosTokenId !== undefined && (!isInt(o.eosTokenId) || o.eosTokenId < 0 || o.eosTokenId >= V))
+    throw invalidArgument(`eosTokenId must be a token id in [0, ${V}), got ${String(o.eosTokenId)}`);
+  if (o.temperature !== undefined && (typeof o.temperature !== 'number' || !Number.isFinite(o.temperature) || !(o.temperature > 0)))
+    throw invalidArgument(`temperature must be a finite number > 0, got ${String(o.temperature)}`);
+  if (o.topK !== undefined && (!isInt(o.topK) || o.topK < 0)) throw invalidArgument(`topK must be an integer >= 0, got ${String(o.topK)}`);
+  if (o.topP !== undefined && (typeof o.topP !== 'number' || !(o.topP > 0 && o.topP <= 1)))
+    throw invalidArgument(`topP must be in (0, 1], got ${String(o.topP)}`);
+  if (o.seed !== undefined && (!Number.isSafeInteger(o.seed) || o.seed < 0)) throw invalidArgument(`seed must be a non-negative integer, got ${String(o.seed)}`);
+  if (o.numBeams !== undefined && (!isInt(o.numBeams) || o.numBeams < 1)) throw invalidArgument(`numBeams must be an integer >= 1, got ${String(o.numBeams)}`);
+  const n = o.numReturnSequences ?? 1;
+  if (!isInt(n) || n < 1) throw invalidArgument(`numReturnSequences must be an integer >= 1, got ${String(n)}`);
+  if (o.lengthPenalty !== undefined && (typeof o.lengthPenalty !== 'number' || !Number.isFinite(o.lengthPenalty)))
+    throw invalidArgument(`lengthPenalty must be a finite number, got ${String(o.lengthPenalty)}`);
+  const sampling = o.temperature !== undefined || o.topK !== undefined || o.topP !== undefined || o.seed !== undefined;
+  const strategy: DecodingStrategy = o.strategy ?? ((o.numBeams ?? 1) > 1 ? 'beam' : sampling || n > 1 ? 'sample' : 'greedy');
+  if (!['greedy', 'sample', 'beam'].includes(strategy)) throw invalidArgument(`strategy must be 'greedy', 'sample' or 'beam', got ${String(strategy)}`);
+  const numBeams = o.numBeams ?? 1;
+  if (strategy === 'beam' && n > numBeams) throw invalidArgument(`numReturnSequences (${n}) must be <= numBeams (${numBeams})`);
+  if (strategy === 'greedy' && n !== 1) throw invalidArgument(`greedy decoding returns one sequence per prompt; use strategy 'sample' or 'beam' for numReturnSequences = ${n}`);
+  if (strategy === 'beam' && o.logits) throw invalidArgument('logits: true is available for greedy decoding and sampling only');
+  if (strategy !== 'beam' && numBeams > 1) throw invalidArgument(`numBeams = ${numBeams} needs strategy 'beam'`);
+  return {
+    strategy,
+    maxNewTokens: o.maxNewTokens,
+    eosTokenId: o.eosTokenId ?? -1,
+    temperature: o.temperature ?? 1,
+    topK: o.topK ?? 0,
+    topP: o.topP ?? 1,
+    seed: o.seed ?? 0,
+    numBeams,
+    numReturnSequences: n,
+    lengthPenalty: o.lengthPenalty ?? 1,
+    tokenLogprobs: o.tokenLogprobs === true,
+    logits: o.logits === true,
+  };
+}
+
+/**
+ * Continues each prompt: one list per prompt of numReturnSequences generations (beam search: the best
+ * hypotheses, best first). Prompts may have different lengths; each is decoded exactly as if alone.
+ */
+export async function generate(model: Model, prompts: number[][], options: GenerateOptions): Promise<Generation[][]> {
+  const opts = validateGenerate(model.config, prompts, options);
+  const native32 = prompts.map((p) => Int32Array.from(p));
+  const raw = await model.exclusive((handle) => native.generate(handle, native32, opts));
+  return raw.map((list) =>
+    list.map((g) => {
+      const out: Generation = {
+        tokens: Array.from(g.tokens),
+        logprob: g.logprob,
+        score: g.score,
+        finishReason: g.eos ? 'eos' : 'length',
+      };
+      if (g.tokenLogprobs) out.tokenLogprobs = Array.from(g.tokenLogprobs);
+      if (g.logits) out.logits = g.logits;
+      return out;
+    }),
+  );
+}

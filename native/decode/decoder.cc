@@ -1,0 +1,663 @@
+#include "decoder.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "../core/error.h"
+#include "../core/rng.h"
+#include "../core/threads.h"
+#include "kernels.h"
+
+namespace minielm {
+namespace decode {
+
+namespace {
+
+// All threads of one step job meet here between phases. Spinning (then yielding) because a phase lasts
+// microseconds: a futex sleep would cost more than the work.
+class SpinBarrier {
+ public:
+  void reset(int n) {
+    n_ = n;
+    count_.store(0, std::memory_order_relaxed);
+  }
+  void wait() {
+    if (n_ <= 1) return;
+    const int gen = gen_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      gen_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      // Cores are shared with other processes: stop burning a descheduled peer's time slice.
+      if (spins > 2000) std::this_thread::yield();
+    }
+  }
+
+ private:
+  int n_ = 1;
+  std::atomic<int> count_{0};
+  std::atomic<int> gen_{0};
+};
+
+// [begin, end) of `units` units of `unit` columns for thread tid of nt, clamped to n.
+inline void split_cols(int64_t n, int64_t unit, int tid, int nt, int64_t* j0, int64_t* j1) {
+  const int64_t units = (n + unit - 1) / unit;
+  *j0 = std::min(n, units * tid / nt * unit);
+  *j1 = std::min(n, units * (tid + 1) / nt * unit);
+}
+
+inline void split_rows(int64_t n, int tid, int nt, int64_t* r0, int64_t* r1) {
+  *r0 = n * tid / nt;
+  *r1 = n * (tid + 1) / nt;
+}
+
+void layernorm_row(const float* x, const float* w, const float* b, int64_t C, float* out) {
+  float m = 0;
+  for (int64_t c = 0; c < C; ++c) m += x[c];
+  m /= static_cast<float>(C);
+  float v = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const float d = x[c] - m;
+    v += d * d;
+  }
+  v /= static_cast<float>(C);
+  const float s = 1.0f / std::sqrt(v + 1e-5f);
+  for (int64_t c = 0; c < C; ++c) out[c] = (x[c] - m) * s * w[c] + b[c];
+}
+
+// One input token of a forward step: its id, its position, and the cache rows of positions 0..pos of its
+// sequence (ctx[pos] is where this token's keys and values go).
+struct Row {
+  int32_t token;
+  int32_t pos;
+  const int32_t* ctx;
+};
+
+// Work run after the logits are ready, split over threads: fn(item, tid) for item in [0, count).
+struct Phase {
+  int64_t count;
+  std::function<void(int64_t, int)> fn;
+};
+
+// The incremental forward pass over the model's parameters (read in place, never copied).
+class KvForward {
+ public:
+  KvForward(Gpt2<float>& m, int64_t cache_rows, int64_t max_rows, int64_t max_head_rows)
+      : cfg_(m.config()), cap_(cache_rows) {
+    const int64_t C = cfg_.n_embd, L = cfg_.n_layer;
+    float* p = m.params();
+    auto at = [&](const std::string& name) {
+      const TensorInfo* t = m.find(name);
+      if (!t) throw Error("MINIELM_NATIVE", "tensor " + name + " missing from the model");
+      return p + t->offset;
+    };
+    wte_ = at("wte.weight");
+    wpe_ = at("wpe.weight");
+    lnfw_ = at("ln_f.weight");
+    lnfb_ = at("ln_f.bias");
+    for (int64_t l = 0; l < L; ++l) {
+      const std::string h = "h." + std::to_string(l) + ".";
+      layers_.push_back(Layer{at(h + "ln_1.weight"), at(h + "ln_1.bias"), at(h + "attn.c_attn.weight"),
+                              at(h + "attn.c_attn.bias"), at(h + "attn.c_proj.weight"), at(h + "attn.c_proj.bias"),
+                              at(h + "ln_2.weight"), at(h + "ln_2.bias"), at(h + "mlp.c_fc.weight"),
+                              at(h + "mlp.c_fc.bias"), at(h + "mlp.c_proj.weight"), at(h + "mlp.c_proj.bias")});
+    }
+    kc_.resize(static_cast<size_t>(L * cap_ * C));
+    vc_.resize(static_cast<size_t>(L * cap_ * C));
+    x_.resize(static_cast<size_t>(max_rows * C));
+    xn_.resize(static_cast<size_t>(max_rows * C));
+    q_.resize(static_cast<size_t>(max_rows * C));
+    att_.resize(static_cast<size_t>(max_rows * C));
+    h_.resize(static_cast<size_t>(max_rows * 4 * C));
+    xf_.resize(static_cast<size_t>(max_head_rows * C));
+    qrow_.resize(max_rows);
+    xrow_.resize(max_rows);
+    hrow_.resize(max_rows);
+    krow_.resize(static_cast<size_t>(L * max_rows));
+    vrow_.resize(static_cast<size_t>(L * max_rows));
+    scores_.resize(static_cast<size_t>(num_threads() * cfg_.n_ctx));
+    max_rows_ = max_rows;
+    max_head_ = max_head_rows;
+  }
+
+  int64_t vocab() const { return cfg_.vocab_size; }
+
+  // Hands out n consecutive cache rows.
+  int32_t alloc(int64_t n) {
+    if (next_ + n > cap_) throw Error("MINIELM_NATIVE", "KV cache overflow (internal sizing error)");
+    const int32_t first = static_cast<int32_t>(next_);
+    next_ += n;
+    return first;
+  }
+
+  // Runs rows[0..n) through the model (their keys/values land in the cache), writes the logits of the
+  // rows listed in head[0..nh) to logits [nh, V], then runs the phases. One thread-pool job in all.
+  void run(const Row* rows, int64_t n, const int32_t* head, int64_t nh, float* logits, const std::vector<Phase>& phases) {
+    if (n > max_rows_ || nh > max_head_) throw Error("MINIELM_NATIVE", "decode step larger than planned (internal sizing error)");
+    const int64_t C = cfg_.n_embd, L = cfg_.n_layer, NH = cfg_.n_head, V = cfg_.vocab_size, hs = C / NH;
+    for (int64_t r = 0; r < n; ++r) {
+      qrow_[r] = q_.data() + r * C;
+      xrow_[r] = x_.data() + r * C;
+      hrow_[r] = h_.data() + r * 4 * C;
+      const int64_t slot = rows[r].ctx[rows[r].pos];
+      for (int64_t l = 0; l < L; ++l) {
+        krow_[l * n + r] = kc_.data() + (l * cap_ + slot) * C;
+        vrow_[l * n + r] = vc_.data() + (l * cap_ + slot) * C;
+      }
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+    const int nt_want = num_threads();
+    barrier_.reset(nt_want);
+    run_parallel(nt_want, [&](int tid, int nt) {
+      if (nt != nt_want && tid == 0) barrier_.reset(nt);  // never happens with the pool as written
+      int64_t r0, r1, j0, j1;
+      split_rows(n, tid, nt, &r0, &r1);
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* e = wte_ + static_cast<int64_t>(rows[r].token) * C;
+        const float* pe = wpe_ + static_cast<int64_t>(rows[r].pos) * C;
+        float* x = x_.data() + r * C;
+        for (int64_t c = 0; c < C; ++c) x[c] = e[c] + pe[c];
+        if (L > 0) layernorm_row(x, layers_[0].ln1w, layers_[0].ln1b, C, xn_.data() + r * C);
+      }
+      barrier_.wait();
+      for (int64_t l = 0; l < L; ++l) {
+        const Layer& w = layers_[l];
+        // q | k | v: q to the step buffer, k and v straight into this token's cache row.
+        split_cols(C, 64, tid, nt, &j0, &j1);
+        linear_cols(n, C, xn_.data(), C, w.qkvw, 3 * C, w.qkvb, qrow_.data(), j0, j1, Epilogue::Store);
+        linear_cols(n, C, xn_.data(), C, w.qkvw + C, 3 * C, w.qkvb + C, krow_.data() + l * n, j0, j1, Epilogue::Store);
+        linear_cols(n, C, xn_.data(), C, w.qkvw + 2 * C, 3 * C, w.qkvb + 2 * C, vrow_.data() + l * n, j0, j1, Epilogue::Store);
+        barrier_.wait();
+        const float* kb = kc_.data() + l * cap_ * C;
+        const float* vb = vc_.data() + l * cap_ * C;
+        float* sc = scores_.data() + static_cast<size_t>(tid) * cfg_.n_ctx;
+        split_rows(n * NH, tid, nt, &r0, &r1);
+        for (int64_t it = r0; it < r1; ++it) {
+          const int64_t r = it / NH, h = it % NH;
+          attend(q_.data() + r * C + h * hs, kb + h * hs, vb + h * hs, C, rows[r].ctx, rows[r].pos + 1, hs, scale, sc,
+                 att_.data() + r * C + h * hs);
+        }
+        barrier_.wait();
+        linear_cols(n, C, att_.data(), C, w.projw, C, w.projb, xrow_.data(), j0, j1, Epilogue::AddTo);
+        barrier_.wait();
+        split_rows(n, tid, nt, &r0, &r1);
+        for (int64_t r = r0; r < r1; ++r) layernorm_row(x_.data() + r * C, w.ln2w, w.ln2b, C, xn_.data() + r * C);
+        barrier_.wait();
+        split_cols(4 * C, 64, tid, nt, &j0, &j1);
+        linear_cols(n, C, xn_.data(), C, w.fcw, 4 * C, w.fcb, hrow_.data(), j0, j1, Epilogue::Gelu);
+        barrier_.wait();
+        split_cols(C, 64, tid, nt, &j0, &j1);
+        linear_cols(n, 4 * C, h_.data(), 4 * C, w.fcprojw, C, w.fcprojb, xrow_.data(), j0, j1, Epilogue::AddTo);
+        barrier_.wait();
+        if (l + 1 < L) {
+          for (int64_t r = r0; r < r1; ++r)
+            layernorm_row(x_.data() + r * C, layers_[l + 1].ln1w, layers_[l + 1].ln1b, C, xn_.data() + r * C);
+          barrier_.wait();
+        }
+      }
+      // Final LayerNorm and the LM head only for the rows whose next token is wanted.
+      split_rows(nh, tid, nt, &r0, &r1);
+      for (int64_t i = r0; i < r1; ++i) layernorm_row(x_.data() + head[i] * C, lnfw_, lnfb_, C, xf_.data() + i * C);
+      barrier_.wait();
+      split_cols(V, 64, tid, nt, &j0, &j1);
+      head_cols(nh, C, xf_.data(), C, wte_, C, logits, V, j0, j1);
+      for (const Phase& ph : phases) {
+        barrier_.wait();
+        split_rows(ph.count, tid, nt, &r0, &r1);
+        for (int64_t i = r0; i < r1; ++i) ph.fn(i, tid);
+      }
+    });
+  }
+
+ private:
+  struct Layer {
+    const float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+  };
+  Config cfg_;
+  int64_t cap_;
+  int64_t next_ = 0;
+  int64_t max_rows_ = 0, max_head_ = 0;
+  const float *wte_, *wpe_, *lnfw_, *lnfb_;
+  std::vector<Layer> layers_;
+  std::vector<float> kc_, vc_;  // [L, cache rows, C]
+  std::vector<float> x_, xn_, q_, att_, h_, xf_;
+  std::vector<float*> qrow_, xrow_, hrow_, krow_, vrow_;
+  std::vector<float> scores_;
+  SpinBarrier barrier_;
+};
+
+// Per-thread buffers for sampling over the whole vocabulary.
+struct SampleScratch {
+  std::vector<float> val;
+  std::vector<int32_t> idx;
+};
+
+// One draw from softmax(logits / T) restricted by top-k then top-p (HF's warper order). u in [0, 1).
+int32_t sample_token(const float* logits, int64_t V, const GenerateOptions& o, double u, SampleScratch& s) {
+  const float inv_t = static_cast<float>(1.0 / o.temperature);
+  const bool use_k = o.top_k > 0 && o.top_k < V;
+  const bool use_p = o.top_p < 1.0;
+  if (!use_k && !use_p) {
+    // Inverse CDF in token order over the full vocabulary.
+    float mx;
+    log_sum_exp(logits, V, &mx);
+    float* p = s.val.data();
+    const float total = exp_scaled(logits, V, mx, inv_t, p);
+    const double target = u * static_cast<double>(total);
+    double cum = 0;
+    int64_t last = 0;
+    for (int64_t i = 0; i < V; ++i) {
+      if (p[i] <= 0) continue;
+      cum += p[i];
+      last = i;
+      if (cum > target) return static_cast<int32_t>(i);
+    }
+    return static_cast<int32_t>(last);  // rounding left the target just above the sum
+  }
+  // Candidates sorted by logit, best first: the top k, or for top-p alone a growing prefix until it
+  // holds top_p of the mass (a full sort of the vocabulary only when the distribution is very flat).
+  int64_t m = use_k ? o.top_k : std::min<int64_t>(64, V);
+  int64_t count = 0, keep = 0;
+  double kept_mass = 0;
+  double total = 0;
+  float mx = 0;
+  if (!use_k) {
+    log_sum_exp(logits, V, &mx);
+    total = exp_scaled(logits, V, mx, inv_t, nullptr);
+  }
+  for (;;) {
+    count = top_m(logits, V, m, s.idx.data(), s.val.data());
+    const float shift = use_k ? s.val[0] : mx;
+    float* p = s.val.data();
+    const float sum = exp_scaled(p, count, shift, inv_t, p);
+    if (use_k) total = sum;
+    kept_mass = 0;
+    keep = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      // HF keeps a token while the mass strictly before it is below top_p.
+      if (use_p && i > 0 && kept_mass >= o.top_p * total) break;
+      kept_mass += p[i];
+      keep = i + 1;
+    }
+    const bool enough = !use_p || kept_mass >= o.top_p * total || keep < count;
+    if (use_k || enough || m >= V) break;
+    m = std::min<int64_t>(V, m * 4);
+  }
+  const double target = u * kept_mass;
+  double cum = 0;
+  for (int64_t i = 0; i < keep; ++i) {
+    cum += s.val[i];
+    if (cum > target) return s.idx[i];
+  }
+  return s.idx[keep - 1];
+}
+
+uint64_t mix_seed(uint64_t seed, uint64_t stream) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+struct Plan {
+  int64_t prompt_tokens = 0;
+  std::vector<int32_t> prompt_base;  // first cache row of each prompt
+};
+
+// ---- greedy and sampling ----
+std::vector<std::vector<Generated>> run_sampling(Gpt2<float>& model, const std::vector<std::vector<int32_t>>& prompts,
+                                                 const GenerateOptions& o) {
+  const int64_t np = static_cast<int64_t>(prompts.size());
+  const int64_t n = o.strategy == Strategy::Greedy ? 1 : o.num_return_sequences;
+  int64_t prompt_tokens = 0;
+  for (const auto& p : prompts) prompt_tokens += static_cast<int64_t>(p.size());
+  const int64_t seqs = np * n;
+  KvForward fw(model, prompt_tokens + seqs * (o.max_new_tokens - 1), std::max(prompt_tokens, seqs), std::max(np, seqs));
+  const int64_t V = fw.vocab();
+
+  struct Seq {
+    int64_t prompt;
+    std::vector<int32_t> table;
+    Generated out;
+    Rng rng;
+    int64_t head = 0;  // logits row this sequence reads at the current step
+    bool done = false;
+  };
+  std::vector<Seq> all(static_cast<size_t>(seqs));
+  std::vector<Row> rows;
+  std::vector<int32_t> head;
+  rows.reserve(static_cast<size_t>(std::max(prompt_tokens, seqs)));
+  // Prefill: every prompt token at its own position; logits of each prompt's last token.
+  std::vector<std::vector<int32_t>> prompt_table(static_cast<size_t>(np));
+  for (int64_t i = 0; i < np; ++i) {
+    const int64_t P = static_cast<int64_t>(prompts[i].size());
+    const int32_t base = fw.alloc(P);
+    auto& t = prompt_table[i];
+    for (int64_t k = 0; k < P; ++k) t.push_back(base + static_cast<int32_t>(k));
+  }
+  for (int64_t i = 0; i < np; ++i) {
+    const int64_t P = static_cast<int64_t>(prompts[i].size());
+    for (int64_t k = 0; k < P; ++k) rows.push_back(Row{prompts[i][k], static_cast<int32_t>(k), prompt_table[i].data()});
+    head.push_back(static_cast<int32_t>(rows.size() - 1));
+  }
+  for (int64_t i = 0; i < np; ++i)
+    for (int64_t s = 0; s < n; ++s) {
+      Seq& q = all[i * n + s];
+      q.prompt = i;
+      q.table = prompt_table[i];
+      q.table.reserve(prompts[i].size() + o.max_new_tokens);
+      // One random stream per sample index (not per prompt), so a prompt sampled in a batch gets the same
+      // samples as sampled alone, and no draw depends on thread timing.
+      q.rng.reseed(mix_seed(o.seed, static_cast<uint64_t>(s)));
+      q.head = i;
+    }
+
+  std::vector<float> logits(static_cast<size_t>(std::max(np, seqs) * V));
+  std::vector<SampleScratch> scratch(static_cast<size_t>(num_threads()));
+  for (auto& s : scratch) {
+    s.val.resize(static_cast<size_t>(V));
+    s.idx.resize(static_cast<size_t>(V));
+  }
+  std::vector<int64_t> active;  // sequences consuming logits this step
+  for (int64_t s = 0; s < seqs; ++s) active.push_back(s);
+  std::vector<int32_t> picked(static_cast<size_t>(seqs));
+  std::vector<float> picked_lp(static_cast<size_t>(seqs));
+
+  std::vector<Phase> phases;
+  phases.push_back(Phase{0, [&](int64_t a, int tid) {
+                           Seq& q = all[active[a]];
+                           const float* row = logits.data() + q.head * V;
+                           float mx;
+                           const float lse = log_sum_exp(row, V, &mx);
+                           int32_t tok;
+                           if (o.strategy == Strategy::Greedy) {
+                             tok = static_cast<int32_t>(arg_max(row, V));
+                           } else {
+                             tok = sample_token(row, V, o, q.rng.uniform(), scratch[tid]);
+                           }
+                           picked[active[a]] = tok;
+                           picked_lp[active[a]] = row[tok] - lse;
+                         }});
+
+  for (int64_t step = 0;; ++step) {
+    phases[0].count = static_cast<int64_t>(active.size());
+    fw.run(rows.data(), static_cast<int64_t>(rows.size()), head.data(), static_cast<int64_t>(head.size()),
+           logits.data(), phases);
+    rows.clear();
+    head.clear();
+    std::vector<int64_t> next;
+    for (int64_t s : active) {
+      Seq& q = all[s];
+      const int32_t tok = picked[s];
+      q.out.tokens.push_back(tok);
+      q.out.logprob += picked_lp[s];
+      if (o.token_logprobs) q.out.token_logprobs.push_back(picked_lp[s]);
+      if (o.logits) {
+        const float* row = logits.data() + q.head * V;
+        q.out.logits.insert(q.out.logits.end(), row, row + V);
+      }
+      if (o.eos_token_id >= 0 && tok == o.eos_token_id) {
+        q.out.eos = true;
+        q.done = true;
+      } else if (static_cast<int64_t>(q.out.tokens.size()) >= o.max_new_tokens) {
+        q.done = true;
+      }
+      if (q.done) continue;
+      const int32_t pos = static_cast<int32_t>(q.table.size());
+      q.table.push_back(fw.alloc(1));
+      q.head = static_cast<int64_t>(rows.size());
+      head.push_back(static_cast<int32_t>(rows.size()));
+      rows.push_back(Row{tok, pos, q.table.data()});
+      next.push_back(s);
+    }
+    active.swap(next);
+    if (active.empty()) break;
+  }
+  std::vector<std::vector<Generated>> result(static_cast<size_t>(np));
+  for (int64_t s = 0; s < seqs; ++s) {
+    all[s].out.score = all[s].out.logprob;
+    result[all[s].prompt].push_back(std::move(all[s].out));
+  }
+  return result;
+}
+
+// ---- beam search ----
+struct Hyp {
+  double score;
+  double sum;
+  std::vector<int32_t> tokens;
+  std::vector<float> lps;
+  bool eos;
+};
+
+struct Beam {
+  std::vector<int32_t> tokens;
+  std::vector<float> lps;
+  double sum = 0;
+  std::vector<int32_t> table;
+};
+
+struct Cand {
+  double total;
+  float lp;
+  int32_t beam;
+  int32_t token;
+};
+
+std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vector<std::vector<int32_t>>& prompts,
+                                             const GenerateOptions& o) {
+  const int64_t np = static_cast<int64_t>(prompts.size());
+  const int64_t B = o.num_beams;
+  const int64_t width = 2 * B;  // candidates per beam: enough to refill B live beams after EOS picks
+  int64_t prompt_tokens = 0;
+  for (const auto& p : prompts) prompt_tokens += static_cast<int64_t>(p.size());
+  KvForward fw(model, prompt_tokens + np * B * (o.max_new_tokens - 1), std::max(prompt_tokens, np * B), np * B);
+  const int64_t V = fw.vocab();
+  const int64_t w = std::min(width, V);
+  const double lp_pow = o.length_penalty;
+
+  struct PromptState {
+    std::vector<Beam> live;
+    std::vector<Hyp> hyps;  // best B finished hypotheses, unsorted
+    bool done = false;
+    int64_t first_head = 0;  // logits row of live[0] this step
+  };
+  std::vector<PromptState> st(static_cast<size_t>(np));
+  std::vector<Row> rows;
+  std::vector<int32_t> head;
+  for (int64_t i = 0; i < np; ++i) {
+    const int64_t P = static_cast<int64_t>(prompts[i].size());
+    const int32_t base = fw.alloc(P);
+    Beam root;
+    for (int64_t k = 0; k < P; ++k) root.table.push_back(base + static_cast<int32_t>(k));
+    st[i].live.push_back(std::move(root));
+  }
+  for (int64_t i = 0; i < np; ++i) {
+    const int64_t P = static_cast<int64_t>(prompts[i].size());
+    for (int64_t k = 0; k < P; ++k) rows.push_back(Row{prompts[i][k], static_cast<int32_t>(k), st[i].live[0].table.data()});
+    st[i].first_head = static_cast<int64_t>(head.size());
+    head.push_back(static_cast<int32_t>(rows.size() - 1));
+  }
+
+  std::vector<float> logits(static_cast<size_t>(np * B * V));
+  std::vector<int32_t> cidx(static_cast<size_t>(np * B * w));
+  std::vector<float> cval(static_cast<size_t>(np * B * w));
+  std::vector<int64_t> ccount(static_cast<size_t>(np * B));
+  std::vector<Phase> phases;
+  phases.push_back(Phase{0, [&](int64_t r, int) {
+                           const float* row = logits.data() + r * V;
+                           float mx;
+                           const float lse = log_sum_exp(row, V, &mx);
+                           int32_t* idx = cidx.data() + r * w;
+                           float* val = cval.data() + r * w;
+                           ccount[r] = top_m(row, V, w, idx, val);
+                           for (int64_t k = 0; k < ccount[r]; ++k) val[k] -= lse;
+                         }});
+
+  auto add_hyp = [&](PromptState& s, Hyp h) {
+    s.hyps.push_back(std::move(h));
+    if (static_cast<int64_t>(s.hyps.size()) > B) {
+      auto worst = std::min_element(s.hyps.begin(), s.hyps.end(), [](const Hyp& a, const Hyp& b) { return a.score < b.score; });
+      s.hyps.erase(worst);
+    }
+  };
+  auto len_score = [&](double sum, int64_t len) { return sum / std::pow(static_cast<double>(len), lp_pow); };
+
+  std::vector<Cand> cands;
+  for (int64_t g = 0;; ++g) {  // g tokens generated so far by every live beam
+    phases[0].count = static_cast<int64_t>(head.size());
+    fw.run(rows.data(), static_cast<int64_t>(rows.size()), head.data(), static_cast<int64_t>(head.size()),
+           logits.data(), phases);
+    rows.clear();
+    head.clear();
+    bool any_live = false;
+    for (int64_t i = 0; i < np; ++i) {
+      PromptState& s = st[i];
+      if (s.done) continue;
+      cands.clear();
+      for (int64_t b = 0; b < static_cast<int64_t>(s.live.size()); ++b) {
+        const int64_t r = s.first_head + b;
+        for (int64_t k = 0; k < ccount[r]; ++k) {
+          const float lp = cval[r * w + k];
+          cands.push_back(Cand{s.live[b].sum + lp, lp, static_cast<int32_t>(b), cidx[r * w + k]});
+        }
+      }
+      const int64_t take = std::min<int64_t>(width, static_cast<int64_t>(cands.size()));
+      std::partial_sort(cands.begin(), cands.begin() + take, cands.end(), [](const Cand& a, const Cand& b) {
+        if (a.total != b.total) return a.total > b.total;
+        if (a.beam != b.beam) return a.beam < b.beam;
+        return a.token < b.token;
+      });
+      const int64_t len = g + 1;
+      std::vector<Beam> next;
+      for (int64_t rank = 0; rank < take && static_cast<int64_t>(next.size()) < B; ++rank) {
+        const Cand& c = cands[rank];
+        const Beam& parent = s.live[c.beam];
+        if (o.eos_token_id >= 0 && c.token == o.eos_token_id) {
+          // As HF: an EOS candidate counts only when it ranks among the best num_beams.
+          if (rank >= B) continue;
+          Hyp h{len_score(c.total, len), c.total, parent.tokens, parent.lps, true};
+          h.tokens.push_back(c.token);
+          h.lps.push_back(c.lp);
+          add_hyp(s, std::move(h));
+          continue;
+        }
+        Beam nb;
+        nb.tokens = parent.tokens;
+        nb.tokens.push_back(c.token);
+        nb.lps = parent.lps;
+        nb.lps.push_back(c.lp);
+        nb.sum = c.total;
+        nb.table.reserve(prompts[i].size() + o.max_new_tokens);
+        nb.table = parent.table;
+        next.push_back(std::move(nb));
+      }
+      if (len >= o.max_new_tokens) {
+        for (Beam& b : next) add_hyp(s, Hyp{len_score(b.sum, len), b.sum, std::move(b.tokens), std::move(b.lps), false});
+        s.live.clear();
+        s.done = true;
+        continue;
+      }
+      if (next.empty()) {
+        s.live.clear();
+        s.done = true;
+        continue;
+      }
+      // Done when B hypotheses are finished and no live beam can still beat the worst of them: log-probs
+      // only fall, so a beam's best reachable score is its sum at the most favourable length.
+      if (static_cast<int64_t>(s.hyps.size()) >= B) {
+        double best_sum = -INFINITY;
+        for (const Beam& b : next) best_sum = std::max(best_sum, b.sum);
+        const int64_t best_len = lp_pow > 0 ? o.max_new_tokens : len + 1;
+        const double attainable = len_score(best_sum, best_len);
+        double worst = INFINITY;
+        for (const Hyp& h : s.hyps) worst = std::min(worst, h.score);
+        if (worst >= attainable) {
+          s.live.clear();
+          s.done = true;
+          continue;
+        }
+      }
+      s.live.swap(next);
+      any_live = true;
+      s.first_head = static_cast<int64_t>(head.size());
+      const int32_t pos = static_cast<int32_t>(prompts[i].size() + g);
+      for (Beam& b : s.live) {
+        b.table.push_back(fw.alloc(1));
+        head.push_back(static_cast<int32_t>(rows.size()));
+        rows.push_back(Row{b.tokens.back(), pos, b.table.data()});
+      }
+    }
+    if (!any_live) break;
+  }
+  std::vector<std::vector<Generated>> result(static_cast<size_t>(np));
+  for (int64_t i = 0; i < np; ++i) {
+    auto& hyps = st[i].hyps;
+    std::stable_sort(hyps.begin(), hyps.end(), [](const Hyp& a, const Hyp& b) { return a.score > b.score; });
+    const int64_t k = std::min<int64_t>(o.num_return_sequences, static_cast<int64_t>(hyps.size()));
+    for (int64_t j = 0; j < k; ++j) {
+      Generated gen;
+      gen.tokens = std::move(hyps[j].tokens);
+      gen.logprob = hyps[j].sum;
+      gen.score = hyps[j].score;
+      gen.eos = hyps[j].eos;
+      if (o.token_logprobs) gen.token_logprobs = std::move(hyps[j].lps);
+      result[i].push_back(std::move(gen));
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+void validate_generate(const Config& c, const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o) {
+  auto bad = [](const std::string& m) { throw Error("MINIELM_INVALID_ARGUMENT", m); };
+  if (prompts.empty()) bad("generate needs at least one prompt");
+  if (o.max_new_tokens < 1) bad("max_new_tokens must be >= 1, got " + std::to_string(o.max_new_tokens));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto& p = prompts[i];
+    if (p.empty()) bad("prompt " + std::to_string(i) + " is empty: every prompt needs at least one token");
+    if (static_cast<int64_t>(p.size()) + o.max_new_tokens > c.n_ctx)
+      bad("prompt " + std::to_string(i) + " has " + std::to_string(p.size()) + " tokens; with max_new_tokens = " +
+          std::to_string(o.max_new_tokens) + " it needs " + std::to_string(p.size() + o.max_new_tokens) +
+          " positions but the model context n_ctx is " + std::to_string(c.n_ctx));
+    for (size_t k = 0; k < p.size(); ++k)
+      if (p[k] < 0 || p[k] >= c.vocab_size)
+        bad("prompt " + std::to_string(i) + " token " + std::to_string(k) + " = " + std::to_string(p[k]) +
+            " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
+  }
+  if (o.eos_token_id >= c.vocab_size) bad("eos_token_id " + std::to_string(o.eos_token_id) + " is outside the vocabulary");
+  if (!(o.temperature > 0) || !std::isfinite(o.temperature)) bad("temperature must be a finite number > 0");
+  if (!(o.top_p > 0 && o.top_p <= 1)) bad("top_p must be in (0, 1]");
+  if (o.top_k < 0) bad("top_k must be >= 0");
+  if (o.num_return_sequences < 1) bad("num_return_sequences must be >= 1");
+  if (!std::isfinite(o.length_penalty)) bad("length_penalty must be finite");
+  if (o.strategy == Strategy::Greedy && o.num_return_sequences != 1)
+    bad("greedy decoding returns one sequence per prompt; use sampling or beam search for num_return_sequences > 1");
+  if (o.strategy == Strategy::Beam) {
+    if (o.num_beams < 1) bad("num_beams must be >= 1");
+    if (o.num_return_sequences > o.num_beams)
+      bad("num_return_sequences (" + std::to_string(o.num_return_sequences) + ") must be <= num_beams (" +
+          std::to_string(o.num_beams) + ")");
+    if (o.logits) bad("per-step logits are available for greedy decoding and sampling only");
+  }
+}
+
+std::vector<std::vector<Generated>> generate(Gpt2<float>& model, const std::vector<std::vector<int32_t>>& prompts,
+                                             const GenerateOptions& o) {
+  validate_generate(model.config(), prompts, o);
+  if (o.strategy == Strategy::Beam) return run_beam(model, prompts, o);
+  return run_sampling(model, prompts, o);
+}
+
+}  // namespace decode
+}  // namespace minielm

@@ -1,0 +1,56 @@
+// Batched generation with a KV cache for Gpt2<float>: greedy, temperature / top-k / top-p sampling and
+// beam search (n-best, length penalty, EOS), prompts of different lengths in one batch. Plain C++17; the
+// N-API binding is native/napi/decode.cc.
+//
+// The cache is a pool of rows, one per (sequence position), and each sequence owns a table of row ids for
+// its positions. Prompts are never padded (every token sits at the position it has alone), beams and
+// samples of one prompt share the prompt's rows, and reordering beams copies row ids, not keys/values.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "../model/gpt2.h"
+
+namespace minielm {
+namespace decode {
+
+enum class Strategy { Greedy = 0, Sample = 1, Beam = 2 };
+
+struct GenerateOptions {
+  Strategy strategy = Strategy::Greedy;
+  int64_t max_new_tokens = 16;
+  int64_t eos_token_id = -1;  // < 0: no end-of-sequence token
+  // Sampling (HF order: temperature, then top-k, then top-p). top_k = 0 and top_p = 1 disable them.
+  double temperature = 1.0;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  // Beam search: score = sum_logprob / new_len^length_penalty (new_len counts the EOS token).
+  int64_t num_beams = 1;
+  // Sequences per prompt: samples (sampling), best hypotheses (beam, <= num_beams), 1 (greedy).
+  int64_t num_return_sequences = 1;
+  double length_penalty = 1.0;
+  bool token_logprobs = false;
+  bool logits = false;  // raw logits of every step [steps, vocab] (greedy and sampling only)
+};
+
+struct Generated {
+  std::vector<int32_t> tokens;          // new tokens, the EOS token included when it ended the sequence
+  double logprob = 0;                   // sum of log p(token) under the model (log_softmax of raw logits)
+  double score = 0;                     // beam search: logprob / len^length_penalty; otherwise logprob
+  bool eos = false;                     // ended by eos_token_id (else by max_new_tokens)
+  std::vector<float> token_logprobs;    // per token, when asked for
+  std::vector<float> logits;            // [tokens, vocab], when asked for
+};
+
+// Throws Error(MINIELM_INVALID_ARGUMENT) naming the prompt or option at fault.
+void validate_generate(const Config& config, const std::vector<std::vector<int32_t>>& prompts,
+                       const GenerateOptions& options);
+
+// One list of num_return_sequences (or, for beam search, at most that many) sequences per prompt;
+// beam results are sorted by score, best first.
+std::vector<std::vector<Generated>> generate(Gpt2<float>& model, const std::vector<std::vector<int32_t>>& prompts,
+                                             const GenerateOptions& options);
+
+}  // namespace decode
+}  // namespace minielm
