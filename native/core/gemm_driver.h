@@ -90,31 +90,59 @@ void pack_b(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc, fl
   }
 }
 
+// Packed B for every K block of one column block is kept when it fits this many floats (16 MiB):
+// the K loop can then run innermost, so each C block is read and written once from L2 instead of
+// once per K block from L3/DRAM (what limits K >> KC shapes such as 8192x256x1024 weight gradients).
+constexpr int64_t kMaxPackedB = int64_t(4) << 20;
+
 template <class KT>
 void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   constexpr int MR = KT::MR, NR = KT::NR;
   const int64_t kcb = k_block(p.K, KT::KC);
+  const int64_t nkb = (p.K + kcb - 1) / kcb;
   const int64_t mcb = imin(KT::MC, ((m1 - m0 + MR - 1) / MR) * MR);
   const int64_t ncb = imin(KT::NC, ((n1 - n0 + NR - 1) / NR) * NR);
+  const int64_t slab = kcb * ncb;  // one packed K block of one column block (ncb is a multiple of NR)
+#ifdef MINIELM_GEMM_NO_K_INNER
+  const bool k_inner = false;
+#else
+  const bool k_inner = nkb > 1 && nkb * slab <= kMaxPackedB;
+#endif
   float* Ap = workspace(0, static_cast<size_t>(mcb * kcb));
-  float* Bp = workspace(1, static_cast<size_t>(ncb * kcb));
+  float* Bp = workspace(1, static_cast<size_t>(k_inner ? nkb * slab : slab));
+
+  auto macro = [&](int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_t pc, int64_t kc, const float* B) {
+    const float beta = pc == 0 ? p.beta : 1.0f;
+    KT::pack_a(p, ic, mc, pc, kc, Ap);
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+      const int n = static_cast<int>(imin(NR, nc - jr));
+      for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int m = static_cast<int>(imin(MR, mc - ir));
+        KT::kernel(kc, Ap + ir * kc, B + jr * kc, p.C + (ic + ir) * p.ldc + jc + jr, p.ldc, m, n, p.alpha,
+                   beta);
+      }
+    }
+  };
+
   for (int64_t jc = n0; jc < n1; jc += ncb) {
     const int64_t nc = imin(ncb, n1 - jc);
-    for (int64_t pc = 0; pc < p.K; pc += kcb) {
-      const int64_t kc = imin(kcb, p.K - pc);
-      const float beta = pc == 0 ? p.beta : 1.0f;
-      KT::pack_b(p, pc, kc, jc, nc, Bp);
+    if (k_inner) {
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        const int64_t pc = kb * kcb;
+        KT::pack_b(p, pc, imin(kcb, p.K - pc), jc, nc, Bp + kb * slab);
+      }
       for (int64_t ic = m0; ic < m1; ic += mcb) {
         const int64_t mc = imin(mcb, m1 - ic);
-        KT::pack_a(p, ic, mc, pc, kc, Ap);
-        for (int64_t jr = 0; jr < nc; jr += NR) {
-          const int n = static_cast<int>(imin(NR, nc - jr));
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int m = static_cast<int>(imin(MR, mc - ir));
-            KT::kernel(kc, Ap + ir * kc, Bp + jr * kc, p.C + (ic + ir) * p.ldc + jc + jr, p.ldc, m, n,
-                       p.alpha, beta);
-          }
+        for (int64_t kb = 0; kb < nkb; ++kb) {
+          const int64_t pc = kb * kcb;
+          macro(ic, mc, jc, nc, pc, imin(kcb, p.K - pc), Bp + kb * slab);
         }
+      }
+    } else {
+      for (int64_t pc = 0; pc < p.K; pc += kcb) {
+        const int64_t kc = imin(kcb, p.K - pc);
+        KT::pack_b(p, pc, kc, jc, nc, Bp);
+        for (int64_t ic = m0; ic < m1; ic += mcb) macro(ic, imin(mcb, m1 - ic), jc, nc, pc, kc, Bp);
       }
     }
   }
