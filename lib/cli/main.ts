@@ -10,6 +10,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   demo: { summary: 'run the whole pipeline on the synthetic catalog (embedded defaults)', load: () => import('./demo.ts') },
   data: { summary: 'load ESCI / relevance tables, generate a synthetic catalog, build Q2Q pairs', load: () => import('./data.ts') },
   tokenizer: { summary: 'train a byte-level BPE tokenizer', load: () => import('./tokenizer.ts') },
+  relevance: { summary: 'train and evaluate the learned relevance scorer (M1)', load: () => import('./relevance.ts') },
   train: { summary: 'train models: sft (teacher/student on Q2Q pairs), distill (teacher -> student, reverse KL)', load: () => import('./train.ts') },
   judge: { summary: 'score a product list for a query under a simulated-user judge', load: () => import('./judge.ts') },
 };
