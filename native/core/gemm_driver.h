@@ -90,9 +90,12 @@ void pack_b(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc, fl
   }
 }
 
-// Packed B for every K block of one column block is kept when it fits this many floats (16 MiB):
-// the K loop can then run innermost, so each C block is read and written once from L2 instead of
-// once per K block from L3/DRAM (what limits K >> KC shapes such as 8192x256x1024 weight gradients).
+// When this thread's part of C is larger than kCInL2 floats (1 MiB, half the L2) it cannot stay
+// in cache between K blocks, and re-reading it per K block from L3/DRAM is what limits K >> KC shapes
+// such as 8192x256x1024 weight gradients. Then packed B for every K block of a column block is kept
+// (when it fits kMaxPackedB floats, 16 MiB) and the K loop runs innermost, so each C block is read and
+// written once. When C does fit, the classic order is better: one K block of B stays in L2 for all rows.
+constexpr int64_t kCInL2 = int64_t(256) << 10;
 constexpr int64_t kMaxPackedB = int64_t(4) << 20;
 
 template <class KT>
@@ -106,7 +109,7 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
 #ifdef MINIELM_GEMM_NO_K_INNER
   const bool k_inner = false;
 #else
-  const bool k_inner = nkb > 1 && nkb * slab <= kMaxPackedB;
+  const bool k_inner = nkb > 1 && (m1 - m0) * (n1 - n0) > kCInL2 && nkb * slab <= kMaxPackedB;
 #endif
   float* Ap = workspace(0, static_cast<size_t>(mcb * kcb));
   float* Bp = workspace(1, static_cast<size_t>(k_inner ? nkb * slab : slab));

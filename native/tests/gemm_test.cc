@@ -1,5 +1,7 @@
 // Correctness and throughput test for minielm::sgemm (both backends) and the roofline probes.
-// Usage: gemm_test [--no-bench] [--bench-only] [--quick]
+// Usage: gemm_test [--no-bench] [--bench-only] [--quick] [--threads N]
+// --threads N runs the throughput part on N threads (default: all cores); on a shared machine the
+// single-thread table (N = 1) is the one least disturbed by other processes.
 // Exit status is non-zero on any correctness failure; timings are informational.
 #include <algorithm>
 #include <chrono>
@@ -303,7 +305,7 @@ void bench(bool quick) {
     }
     std::printf("%-15s %2s %17s | %9.1f %5.1f%% | %9.1f %5.1f%%   (1 thread vs 1-thread peak)\n", "square 1t", "NN",
                 "1024x1024x1024", gb, 100 * gb / peak1, gblas, 100 * gblas / peak1);
-    use_threads(0);
+    use_threads(nt);
   }
 }
 
@@ -311,13 +313,18 @@ void bench(bool quick) {
 
 int main(int argc, char** argv) {
   bool do_bench = true, do_check = true, quick = false;
+  int bench_threads = 0;
   for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) bench_threads = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--no-bench")) do_bench = false;
     if (!std::strcmp(argv[i], "--bench-only")) do_check = false;
     if (!std::strcmp(argv[i], "--quick")) quick = true;
   }
   if (do_check) correctness(quick);
-  if (do_bench) bench(quick);
+  if (do_bench) {
+    use_threads(bench_threads);
+    bench(quick);
+  }
   if (g_failures != 0) {
     std::printf("\n%d correctness failures\n", g_failures);
     return 1;
