@@ -1,0 +1,217 @@
+// MiniELM's online stage: the policy (the distilled student) rewrites sampled training queries twice,
+// both rewrites are retrieved and rewarded in the environment, the better one becomes "chosen", and one
+// DPO update follows, against the frozen distilled student as reference or reference-free (eq. 2).
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { Model, type OptimizerOptions } from '../model/model.ts';
+import { generate } from '../model/generate.ts';
+import { dpoStep, sequenceLogProbs, type DpoLossType, type PreferencePair } from '../model/align.ts';
+import type { Tokenizer } from '../tokenizer/tokenizer.ts';
+import { preferPair, type RewardComponents } from '../rewards/metrics.ts';
+import { scoreRewrites, type RewardEnvironment } from './environment.ts';
+import { JsonlLog, saveCheckpoint, loadTrainerState, exists, isNonFinite } from './run-state.ts';
+import { Progress } from './progress.ts';
+import { invalidArgument } from '../errors.ts';
+
+export interface OnlineOptions {
+  out: string;
+  /** Starting policy folder (the distilled student); ignored when resuming from <out>/checkpoint. */
+  init: string;
+  /** Frozen reference folder (usually = init); null for the reference-free loss. */
+  reference: string | null;
+  tokenizer: Tokenizer;
+  env: RewardEnvironment;
+  trainQueries: readonly string[];
+  testQueries: readonly string[];
+  iterations?: number;
+  queriesPerIteration?: number;
+  evalEvery?: number;
+  /** Test queries used by each periodic evaluation (default: all). */
+  evalQueries?: number;
+  beta?: number;
+  lossType?: DpoLossType;
+  optimizer?: OptimizerOptions;
+  temperature?: number;
+  topP?: number;
+  maxNewTokens?: number;
+  seed?: number;
+  signal?: AbortSignal;
+  progress?: boolean;
+  /** Called after each periodic evaluation (the report collects reward curves and probe rewrites). */
+  onEval?: (iteration: number, result: PolicyEvaluation) => void;
+}
+
+export interface PolicyEvaluation extends RewardComponents {
+  reward: number;
+  queries: number;
+  /** Greedy rewrites of the first evaluated queries, for inspection. */
+  examples: { query: string; rewrite: string; reward: number }[];
+}
+
+export interface OnlineResult {
+  iterations: number;
+  updates: number;
+  aborted: boolean;
+  stoppedOnNonFinite: boolean;
+  lastEval?: PolicyEvaluation;
+  policy: Model;
+}
+
+function promptIds(tokenizer: Tokenizer, query: string, maxLen: number): number[] {
+  const ids = tokenizer.encode(query).slice(0, Math.max(1, maxLen - 1));
+  return [...ids, tokenizer.sepId];
+}
+
+export function rewriteText(tokenizer: Tokenizer, tokens: readonly number[]): string {
+  return tokenizer.decode(tokens.filter((t) => t !== tokenizer.eosId), { skipSpecialTokens: true }).trim();
+}
+
+/** Greedy-rewrites `queries` and averages their rewards (the online metrics of the paper's Table 3). */
+export async function evaluatePolicy(policy: Model, tokenizer: Tokenizer, env: RewardEnvironment, queries: readonly string[], maxNewTokens = 16, salt = 0): Promise<PolicyEvaluation> {
+  const sum: PolicyEvaluation = { reward: 0, relevance: 0, diversity: 0, click: 0, addToCart: 0, purchase: 0, queries: queries.length, examples: [] };
+  if (queries.length === 0) return sum;
+  const maxPrompt = policy.config.n_ctx - maxNewTokens;
+  for (let i = 0; i < queries.length; i += 64) {
+    const chunk = queries.slice(i, i + 64);
+    const gens = await generate(policy, chunk.map((q) => promptIds(tokenizer, q, maxPrompt)), { strategy: 'greedy', maxNewTokens, eosTokenId: tokenizer.eosId });
+    const rewrites = gens.map((g) => [rewriteText(tokenizer, g[0].tokens)]);
+    const scored = await scoreRewrites(env, chunk, rewrites, salt);
+    scored.forEach((row, j) => {
+      const s = row[0];
+      sum.reward += s.reward;
+      for (const k of ['relevance', 'diversity', 'click', 'addToCart', 'purchase'] as const) sum[k] += s.components[k];
+      if (sum.examples.length < 8) sum.examples.push({ query: chunk[j], rewrite: s.rewrite, reward: s.reward });
+    });
+  }
+  for (const k of ['reward', 'relevance', 'diversity', 'click', 'addToCart', 'purchase'] as const) sum[k] /= queries.length;
+  return sum;
+}
+
+/** A seeded pick of `n` distinct indices out of `size` for iteration `it` (a pure function: exact resume). */
+function pickQueries(size: number, n: number, seed: number, it: number): number[] {
+  let s = (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(it + 1, 0x85ebca6b)) >>> 0 || 1;
+  const next = (): number => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+  const chosen = new Set<number>();
+  while (chosen.size < Math.min(n, size)) chosen.add(next() % size);
+  return [...chosen];
+}
+
+export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
+  const iterations = o.iterations ?? 1000;
+  const perIteration = o.queriesPerIteration ?? 16;
+  const evalEvery = o.evalEvery ?? 50;
+  const maxNewTokens = o.maxNewTokens ?? 16;
+  const seed = o.seed ?? 1;
+  const beta = o.beta ?? 0.1;
+  if (o.trainQueries.length < 1) throw invalidArgument('online training needs training queries');
+  for (const [name, v] of Object.entries({ iterations, perIteration, evalEvery, maxNewTokens }))
+    if (!Number.isInteger(v) || v < 1) throw invalidArgument(`${name} must be a positive integer, got ${v}`);
+  await mkdir(o.out, { recursive: true });
+  const ckptDir = join(o.out, 'checkpoint');
+  const log = new JsonlLog(join(o.out, 'log.jsonl'));
+  let policy: Model;
+  let iteration = 0;
+  if (await exists(join(ckptDir, 'trainer_state.json'))) {
+    const state = await loadTrainerState(ckptDir);
+    policy = await Model.load(ckptDir, { trainingState: true });
+    iteration = Number(state.iteration ?? 0);
+    await log.truncateAfter(iteration);
+    await log.write({ event: 'resume', step: iteration });
+  } else {
+    policy = await Model.load(o.init);
+    await log.write({ event: 'start', step: 0, config: policy.config, reference: o.reference ?? 'none', beta, loss_type: o.lossType ?? 'sigmoid' });
+  }
+  if (policy.config.vocab_size !== o.tokenizer.vocabSize) throw invalidArgument(`the policy's vocab_size (${policy.config.vocab_size}) differs from the tokenizer's (${o.tokenizer.vocabSize})`);
+  const reference = o.reference ? await Model.load(o.reference) : null;
+  const optimizer: OptimizerOptions = { lr: 5e-5, warmupSteps: 0, schedule: 'constant', gradClip: 1, ...o.optimizer };
+  const maxPrompt = policy.config.n_ctx - maxNewTokens;
+  const progress = o.progress === false ? null : new Progress({ total: iterations, label: 'online' }, iteration);
+  let aborted = false;
+  let stoppedOnNonFinite = false;
+  let lastEval: PolicyEvaluation | undefined;
+  const evalSet = o.testQueries.slice(0, o.evalQueries ?? o.testQueries.length);
+  const save = (): Promise<void> => saveCheckpoint(ckptDir, policy, { step: iteration, iteration }, (dir) => o.tokenizer.save(dir));
+
+  if (iteration === 0) {
+    lastEval = await evaluatePolicy(policy, o.tokenizer, o.env, evalSet, maxNewTokens);
+    await log.write({ step: 0, ...evalRecord(lastEval) });
+    o.onEval?.(0, lastEval);
+  }
+  while (iteration < iterations) {
+    if (o.signal?.aborted) {
+      aborted = true;
+      break;
+    }
+    const queries = pickQueries(o.trainQueries.length, perIteration, seed, iteration).map((i) => o.trainQueries[i]);
+    const prompts = queries.map((q) => promptIds(o.tokenizer, q, maxPrompt));
+    const gens = await generate(policy, prompts, {
+      strategy: 'sample', numReturnSequences: 2, temperature: o.temperature ?? 1, topP: o.topP ?? 1, maxNewTokens,
+      eosTokenId: o.tokenizer.eosId, seed: seed * 1_000_003 + iteration,
+    });
+    const rewrites = gens.map((pair) => pair.map((g) => rewriteText(o.tokenizer, g.tokens)));
+    const scored = await scoreRewrites(o.env, queries, rewrites, iteration);
+    const pairs: PreferencePair[] = [];
+    let ties = 0;
+    let chosenReward = 0, rejectedReward = 0;
+    scored.forEach((row, i) => {
+      const pref = preferPair(row[0].reward, row[1].reward);
+      // Identical token sequences carry no preference either, whatever their rewards.
+      if (pref.tie || gens[i][0].tokens.join(',') === gens[i][1].tokens.join(',')) {
+        ties++;
+        return;
+      }
+      pairs.push({ prompt: prompts[i], chosen: gens[i][pref.chosen].tokens, rejected: gens[i][pref.rejected].tokens });
+      chosenReward += row[pref.chosen].reward;
+      rejectedReward += row[pref.rejected].reward;
+    });
+    const rec: Record<string, unknown> = { step: iteration + 1, ties, pairs: pairs.length };
+    if (reference) {
+      // KL(policy || reference) estimated on the policy's own samples: mean of log pi - log ref.
+      const seqs = gens.flatMap((pair, i) => pair.map((g) => [...prompts[i], ...g.tokens]));
+      const masks = gens.flatMap((pair, i) => pair.map((g) => [...prompts[i].map(() => 0), ...g.tokens.map(() => 1)]));
+      const refLogps = await sequenceLogProbs(reference, seqs, masks);
+      const polLogps = gens.flatMap((pair) => pair.map((g) => g.logprob));
+      rec.kl = polLogps.reduce((a, lp, i) => a + lp - refLogps[i], 0) / polLogps.length;
+    }
+    if (pairs.length > 0) {
+      try {
+        const r = await dpoStep(policy, pairs, { beta, lossType: o.lossType ?? 'sigmoid', reference: reference ?? undefined }, optimizer);
+        Object.assign(rec, { loss: r.loss, 'rewards/chosen': r['rewards/chosen'], 'rewards/rejected': r['rewards/rejected'], 'rewards/margins': r['rewards/margins'], 'rewards/accuracies': r['rewards/accuracies'], 'logps/chosen': r['logps/chosen'], 'logps/rejected': r['logps/rejected'], grad_norm: r.gradNorm, learning_rate: r.lr });
+      } catch (err) {
+        if (!isNonFinite(err)) throw err;
+        stoppedOnNonFinite = true;
+        await log.write({ event: 'non_finite', step: iteration + 1, message: (err as Error).message });
+        progress?.finish(`stopped: ${(err as Error).message}. The last good checkpoint is in ${ckptDir}.`);
+        break;
+      }
+      rec['env/reward_chosen'] = chosenReward / pairs.length;
+      rec['env/reward_rejected'] = rejectedReward / pairs.length;
+    }
+    iteration++;
+    if (iteration % evalEvery === 0 || iteration === iterations) {
+      lastEval = await evaluatePolicy(policy, o.tokenizer, o.env, evalSet, maxNewTokens);
+      Object.assign(rec, evalRecord(lastEval));
+      o.onEval?.(iteration, lastEval);
+    }
+    await log.write(rec);
+    progress?.update(iteration, gens.flat().reduce((a, g) => a + g.tokens.length, 0), `pairs ${pairs.length}${rec['env/reward_chosen'] !== undefined ? ` | chosen ${(rec['env/reward_chosen'] as number).toFixed(3)} rejected ${(rec['env/reward_rejected'] as number).toFixed(3)}` : ''}`);
+    if (iteration % evalEvery === 0 || iteration === iterations) await save();
+  }
+  if (aborted) {
+    await save();
+    await log.write({ event: 'interrupted', step: iteration });
+    progress?.finish(`interrupted at iteration ${iteration}; checkpoint saved to ${ckptDir} (run the same command to resume)`);
+  }
+  return { iterations: iteration, updates: policy.step, aborted, stoppedOnNonFinite, lastEval, policy };
+}
+
+function evalRecord(e: PolicyEvaluation): Record<string, number> {
+  return { 'eval/reward': e.reward, 'eval/relevance': e.relevance, 'eval/diversity': e.diversity, 'eval/click': e.click, 'eval/add_to_cart': e.addToCart, 'eval/purchase': e.purchase };
+}
