@@ -9,7 +9,10 @@ export interface ProductLike {
   price?: number;
   /** Free text (bullets, description) a scorer may read after the title. */
   text?: string;
-  [k: string]: unknown;
+  /** Material words, when the catalog has them (the simulated user's material preference reads it). */
+  material?: string;
+  /** Style words, when the catalog has them. */
+  style?: string;
 }
 
 /** Interaction counts one simulated user produces on one product list (expected counts for the embedded judge). */

@@ -1,0 +1,54 @@
+// Offline evaluation of a rewriter on the Q2Q test split (the paper's Table 2): ExactMatch and ROUGE-L of
+// its greedy rewrite against the query's reference rewrites (best over references), cross-entropy of the
+// references under the model (rewrite tokens only), and mean rewrite length in words.
+import { Model } from '../model/model.ts';
+import { generate } from '../model/generate.ts';
+import type { Tokenizer } from '../tokenizer/tokenizer.ts';
+import { encodePairs } from '../train/batches.ts';
+import { evalLoss, type RewritePair } from '../train/sft.ts';
+import { rewriteText } from '../train/online.ts';
+import { bestOver, exactMatch, normaliseTokens, rougeL } from './text-metrics.ts';
+
+export interface OfflineMetrics {
+  exactMatch: number;
+  rougeL: number;
+  crossEntropy: number;
+  meanLength: number;
+  queries: number;
+  examples: { query: string; rewrite: string }[];
+}
+
+export function referencesByQuery(pairs: readonly RewritePair[]): Map<string, string[]> {
+  const refs = new Map<string, string[]>();
+  for (const p of pairs) {
+    const list = refs.get(p.query) ?? [];
+    list.push(p.rewrite);
+    refs.set(p.query, list);
+  }
+  return refs;
+}
+
+export async function evaluateOffline(model: Model, tokenizer: Tokenizer, test: readonly RewritePair[], options: { maxNewTokens?: number; maxQueries?: number } = {}): Promise<OfflineMetrics> {
+  const maxNewTokens = options.maxNewTokens ?? 16;
+  const refs = referencesByQuery(test);
+  const queries = [...refs.keys()].slice(0, options.maxQueries ?? Infinity);
+  let em = 0, rl = 0, len = 0;
+  const examples: { query: string; rewrite: string }[] = [];
+  const maxPrompt = model.config.n_ctx - maxNewTokens;
+  for (let i = 0; i < queries.length; i += 64) {
+    const chunk = queries.slice(i, i + 64);
+    const prompts = chunk.map((q) => [...tokenizer.encode(q).slice(0, maxPrompt - 1), tokenizer.sepId]);
+    const gens = await generate(model, prompts, { strategy: 'greedy', maxNewTokens, eosTokenId: tokenizer.eosId });
+    gens.forEach((g, j) => {
+      const text = rewriteText(tokenizer, g[0].tokens);
+      const references = refs.get(chunk[j])!;
+      em += bestOver(exactMatch, text, references);
+      rl += bestOver(rougeL, text, references);
+      len += normaliseTokens(text).length;
+      if (examples.length < 10) examples.push({ query: chunk[j], rewrite: text });
+    });
+  }
+  const { examples: encoded } = encodePairs(tokenizer, test, model.config.n_ctx + 1);
+  const n = Math.max(1, queries.length);
+  return { exactMatch: (100 * em) / n, rougeL: (100 * rl) / n, crossEntropy: await evalLoss(model, encoded, tokenizer.padId), meanLength: len / n, queries: queries.length, examples };
+}
