@@ -40,8 +40,9 @@ Shape shape_avx512();
 Shape shape_avx2();
 Shape shape_generic();
 
-// Small-M path (decoding): no packing, B read in place. Only for !ta && M <= small_m_max_avx512().
-// Columns [n0, n1) of all M rows.
+// Small-M path (decoding, M <= small_m_max_avx512()): no packing, operands read in place. NN and TN
+// stream rows of B; NT (op(A) = A) uses dot products of contiguous rows; TT is not handled here.
+// Computes columns [n0, n1) of all M rows.
 void small_avx512(const Problem& p, int64_t n0, int64_t n1);
 int64_t small_m_max_avx512();
 
