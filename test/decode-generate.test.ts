@@ -1,6 +1,8 @@
 // Batched decoding with the KV cache, checked against the full forward pass (no cache) and against
 // exhaustive enumeration: cached logits, greedy, beam search (1 beam = greedy; exact n-best on a tiny
 // vocabulary with EOS and length penalty), sampling frequencies vs the softmax, batching, seeds, errors.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Model, type ModelConfig } from '../lib/model/model.ts';
@@ -237,5 +239,22 @@ test('bad inputs give clear errors before any work starts', async () => {
   const [[g]] = await generate(m, [[1, 2]], { maxNewTokens: 3 });
   assert.is(g.tokens.length, 3);
 });
+
+// The whole suite again in a child process with the portable kernels (what machines without AVX-512 run).
+if (process.env.MINIELM_DECODE_ISA !== 'generic') {
+  test('the portable (non-AVX-512) kernels pass the same suite', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
+      env: { ...process.env, MINIELM_DECODE_ISA: 'generic', FORCE_COLOR: '0' },
+      encoding: 'utf8',
+    });
+    const out = `${run.stdout}${run.stderr}`;
+    assert.is(run.status, 0, out.slice(-3000));
+    assert.match(out, /Passed:\s+8/);
+  });
+} else {
+  test('child run uses the portable kernels', () => {
+    assert.is(native.decodeIsa(), 'generic');
+  });
+}
 
 test.run();

@@ -12,6 +12,10 @@
 #include "../core/threads.h"
 #include "kernels.h"
 
+#ifndef MINIELM_DECODE_SPIN
+#define MINIELM_DECODE_SPIN 200
+#endif
+
 namespace minielm {
 namespace decode {
 
@@ -38,7 +42,7 @@ class SpinBarrier {
       __builtin_ia32_pause();
 #endif
       // Cores are shared with other processes: stop burning a descheduled peer's time slice.
-      if (spins > 2000) std::this_thread::yield();
+      if (spins > MINIELM_DECODE_SPIN) std::this_thread::yield();
     }
   }
 

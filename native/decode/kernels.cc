@@ -146,9 +146,6 @@ int64_t top_m_generic(const float* x, int64_t n, int64_t m, int32_t* idx, float*
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-#ifndef MINIELM_DECODE_PF
-#define MINIELM_DECODE_PF 16
-#endif
 
 namespace minielm {
 namespace decode {
@@ -193,10 +190,20 @@ inline float hsum(__m512 v) {
   return _mm_cvtss_f32(q);
 }
 
-// R rows x (16*NV) columns register tile; one FMA chain per accumulator, k in order.
+// Weights stream from L3 or DRAM at every step, so they are read the way prefetchers like: a block of KB
+// weight rows at a time, each row left to right (KB sequential streams), while the partial sums of the
+// R x (column chunk) output wait in an L1 buffer between blocks. Every accumulator still runs k = 0..K-1
+// in order with one FMA per k, so the result does not depend on R, the chunking or the thread split.
+#ifndef MINIELM_DECODE_KB
+#define MINIELM_DECODE_KB 16
+#endif
+constexpr int64_t kChunk = 512;  // columns per pass: R x 512 floats of partial sums stay in L1
+constexpr int kMaxRows = 14;
+
 template <int R, int NV>
-void linear_tile(int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias,
-                 float* const* out, int64_t j, int64_t ncols, Epilogue epi) {
+inline void linear_strip(int64_t k0, int64_t k1, bool first, bool last, const float* A, int64_t lda, const float* W,
+                         int64_t ldw, const float* bias, float* const* out, int64_t j, int64_t ncols, float* part,
+                         Epilogue epi) {
   __m512 acc[R][NV];
   __mmask16 mask[NV];
 #pragma GCC unroll 8
@@ -204,14 +211,9 @@ void linear_tile(int64_t K, const float* A, int64_t lda, const float* W, int64_t
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  const float* w = W + j;
-  // The strip walks down K with a stride of a whole weight row, which the hardware prefetchers follow
-  // poorly: ask for the lines a fixed distance ahead (past the end is harmless, prefetches never fault).
-  constexpr int64_t kAhead = MINIELM_DECODE_PF;
-  for (int64_t k = 0; k < K; ++k) {
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(w + kAhead * ldw + 16 * v), _MM_HINT_T0);
+    for (int v = 0; v < NV; ++v) acc[r][v] = first ? _mm512_setzero_ps() : _mm512_load_ps(part + r * kChunk + 16 * v);
+  const float* w = W + k0 * ldw + j;
+  for (int64_t k = k0; k < k1; ++k) {
     __m512 b[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(mask[v], w + 16 * v);
@@ -222,6 +224,13 @@ void linear_tile(int64_t K, const float* A, int64_t lda, const float* W, int64_t
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
     }
     w += ldw;
+  }
+  if (!last) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) _mm512_store_ps(part + r * kChunk + 16 * v, acc[r][v]);
+    return;
   }
 #pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
@@ -243,13 +252,23 @@ void linear_rows(int64_t K, const float* A, int64_t lda, const float* W, int64_t
                  float* const* out, int64_t j0, int64_t j1, Epilogue epi) {
   // Few rows: wider strips give the FMA units enough independent chains.
   constexpr int NV = R <= 6 ? 4 : 2;
-  for (int64_t j = j0; j < j1; j += 16 * NV)
-    linear_tile<R, NV>(K, A, lda, W, ldw, bias, out, j, std::min<int64_t>(16 * NV, j1 - j), epi);
+  constexpr int64_t SW = 16 * NV;
+  alignas(64) static thread_local float part[kMaxRows * kChunk];
+  const int64_t KB = MINIELM_DECODE_KB;
+  for (int64_t jc = j0; jc < j1; jc += kChunk) {
+    const int64_t cw = std::min<int64_t>(kChunk, j1 - jc);
+    for (int64_t k0 = 0; k0 < K; k0 += KB) {
+      const int64_t k1 = std::min<int64_t>(K, k0 + KB);
+      for (int64_t s = 0; s < cw; s += SW)
+        linear_strip<R, NV>(k0, k1, k0 == 0, k1 == K, A, lda, W, ldw, bias, out, jc + s, std::min<int64_t>(SW, cw - s),
+                            part + s, epi);
+    }
+  }
 }
 
 void linear_cols_avx512(int64_t M, int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw,
                         const float* bias, float* const* out, int64_t j0, int64_t j1, Epilogue epi) {
-  constexpr int RMAX = 14;
+  constexpr int RMAX = kMaxRows;
   for (int64_t i = 0; i < M;) {
     const int64_t r = std::min<int64_t>(RMAX, M - i);
     const float* a = A + i * lda;
