@@ -26,6 +26,8 @@ export interface RelevanceInputFormat {
   nCtx: number;
   /** Query tokens kept at most, so a long query cannot crowd the title out. */
   maxQueryTokens: number;
+  /** Lower-case both texts before tokenizing (default true; see normalizeRelevanceText). */
+  lowercase?: boolean;
 }
 
 export interface LearnedScorerOptions {
@@ -36,11 +38,23 @@ export interface LearnedScorerOptions {
 const META_FILE = 'relevance.json';
 const META_FORMAT = 'minielm-relevance-v1';
 
+/**
+ * Text as the scorer's tokenizer sees it: collapsed whitespace, one leading space, lower-cased by default.
+ * Byte-level BPE gives "Drill", "drill" and " drill" three unrelated ids; queries are typed lower-case and
+ * titles in title case, so without this the model would have to learn that they are the same word before it
+ * could learn that matching words mean relevance. It changes the spelling only, no features are added.
+ */
+export function normalizeRelevanceText(text: string, lowercase = true): string {
+  const t = ` ${text.replace(/\s+/g, ' ').trim()}`;
+  return lowercase ? t.toLowerCase() : t;
+}
+
 /** `query <sep> title <eos>`, truncated: the query to maxQueryTokens, then the title to what is left of n_ctx. */
 export function encodeRelevanceInput(tokenizer: Tokenizer, query: string, title: string, format: RelevanceInputFormat): number[] {
-  const q = tokenizer.encode(query).slice(0, format.maxQueryTokens);
+  const lower = format.lowercase ?? true;
+  const q = tokenizer.encode(normalizeRelevanceText(query, lower)).slice(0, format.maxQueryTokens);
   const room = Math.max(0, format.nCtx - q.length - 2);
-  const t = tokenizer.encode(title).slice(0, room);
+  const t = tokenizer.encode(normalizeRelevanceText(title, lower)).slice(0, room);
   return [...q, tokenizer.sepId, ...t, tokenizer.eosId];
 }
 
@@ -163,6 +177,8 @@ export interface RelevanceTrainOptions {
   evalEvery?: number;
   /** Dev pairs with gain >= this are "relevant" for the dev AUC. Default 0.665 (Home Depot r >= 2.33). */
   relevantGain?: number;
+  /** Lower-case texts before tokenizing (default true). */
+  lowercase?: boolean;
   /** Where to write the best checkpoint as it improves (optional; the best is kept in memory either way). */
   outDir?: string;
 }
@@ -183,6 +199,7 @@ export const RELEVANCE_TRAIN_DEFAULTS = {
   seed: 1,
   evalEvery: 500,
   relevantGain: 0.665,
+  lowercase: true,
 } as const;
 
 export interface RelevanceTrainProgress {
@@ -245,7 +262,7 @@ export async function trainRelevanceScorer(
         // Each distinct text once, so frequent queries do not dominate the merges.
         const seen = new Set<string>();
         for (const p of train) {
-          for (const t of [p.query, p.title]) {
+          for (const t of [normalizeRelevanceText(p.query, o.lowercase), normalizeRelevanceText(p.title, o.lowercase)]) {
             if (!seen.has(t)) {
               seen.add(t);
               yield t;
@@ -257,7 +274,7 @@ export async function trainRelevanceScorer(
     ));
   const config: ModelConfig = { vocab_size: tokenizer.vocabSize, n_ctx: o.nCtx, n_layer: o.nLayer, n_head: o.nHead, n_embd: o.nEmbd, score_head: true };
   const model = await Model.create(config, { seed: o.seed });
-  const format: RelevanceInputFormat = { nCtx: o.nCtx, maxQueryTokens: o.maxQueryTokens };
+  const format: RelevanceInputFormat = { nCtx: o.nCtx, maxQueryTokens: o.maxQueryTokens, lowercase: o.lowercase };
   const scorer = new LearnedRelevanceScorer(model, tokenizer, format);
 
   const trainSeqs = train.map((p) => encodeRelevanceInput(tokenizer, p.query, p.title, format));
