@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <thread>
@@ -57,6 +59,16 @@ inline void split_cols(int64_t n, int64_t unit, int tid, int nt, int64_t* j0, in
   const int64_t units = (n + unit - 1) / unit;
   *j0 = std::min(n, units * tid / nt * unit);
   *j1 = std::min(n, units * (tid + 1) / nt * unit);
+}
+
+// MINIELM_DECODE_SPLIT=cols|rows pins the step's thread split (for measurements); unset: timed choice.
+int forced_split() {
+  static const int v = [] {
+    const char* e = std::getenv("MINIELM_DECODE_SPLIT");
+    if (e == nullptr) return 0;
+    return std::string(e) == "rows" ? 2 : (std::string(e) == "cols" ? 1 : 0);
+  }();
+  return v;
 }
 
 inline void split_rows(int64_t n, int tid, int nt, int64_t* r0, int64_t* r1) {
@@ -145,9 +157,11 @@ class KvForward {
 
   // Runs rows[0..n) through the model (their keys/values land in the cache), writes the logits of the
   // rows listed in head[0..nh) to logits [nh, V], then runs the phases. One thread-pool job in all.
-  void run(const Row* rows, int64_t n, const int32_t* head, int64_t nh, float* logits, const std::vector<Phase>& phases) {
+  // `independent`: no row attends to another row of this call (true for every step after the prefill).
+  void run(const Row* rows, int64_t n, const int32_t* head, int64_t nh, float* logits, const std::vector<Phase>& phases,
+           bool independent) {
     if (n > max_rows_ || nh > max_head_) throw Error("MINIELM_NATIVE", "decode step larger than planned (internal sizing error)");
-    const int64_t C = cfg_.n_embd, L = cfg_.n_layer, NH = cfg_.n_head, V = cfg_.vocab_size, hs = C / NH;
+    const int64_t C = cfg_.n_embd, L = cfg_.n_layer;
     for (int64_t r = 0; r < n; ++r) {
       qrow_[r] = q_.data() + r * C;
       xrow_[r] = x_.data() + r * C;
@@ -158,71 +172,117 @@ class KvForward {
         vrow_[l * n + r] = vc_.data() + (l * cap_ + slot) * C;
       }
     }
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
     const int nt_want = num_threads();
+    // Two ways to share a step between threads, with bitwise identical results (every kernel output is
+    // independent of how rows and columns are split): split the columns of every layer (half the weight
+    // traffic per thread, but ~6 barriers per layer), or give each thread whole rows (no barrier until the
+    // LM head, but every thread reads all the weights). Which is faster depends on how busy the cores
+    // are, so the first steps of a generation time both and the rest use the winner.
+    bool by_rows = false;
+    if (independent && nt_want > 1 && n >= 2) {
+      if (forced_split() != 0) by_rows = forced_split() == 2;
+      else if (tune_step_ < 4) by_rows = (tune_step_ % 2) == 1;
+      else by_rows = best_[1] < best_[0];
+    }
+    const auto t0 = std::chrono::steady_clock::now();
     barrier_.reset(nt_want);
     run_parallel(nt_want, [&](int tid, int nt) {
       if (nt != nt_want && tid == 0) barrier_.reset(nt);  // never happens with the pool as written
-      int64_t r0, r1, j0, j1;
-      split_rows(n, tid, nt, &r0, &r1);
-      for (int64_t r = r0; r < r1; ++r) {
-        const float* e = wte_ + static_cast<int64_t>(rows[r].token) * C;
-        const float* pe = wpe_ + static_cast<int64_t>(rows[r].pos) * C;
-        float* x = x_.data() + r * C;
-        for (int64_t c = 0; c < C; ++c) x[c] = e[c] + pe[c];
-        if (L > 0) layernorm_row(x, layers_[0].ln1w, layers_[0].ln1b, C, xn_.data() + r * C);
-      }
-      barrier_.wait();
-      for (int64_t l = 0; l < L; ++l) {
-        const Layer& w = layers_[l];
-        // q | k | v: q to the step buffer, k and v straight into this token's cache row.
-        split_cols(C, 64, tid, nt, &j0, &j1);
-        linear_cols(n, C, xn_.data(), C, w.qkvw, 3 * C, w.qkvb, qrow_.data(), j0, j1, Epilogue::Store);
-        linear_cols(n, C, xn_.data(), C, w.qkvw + C, 3 * C, w.qkvb + C, krow_.data() + l * n, j0, j1, Epilogue::Store);
-        linear_cols(n, C, xn_.data(), C, w.qkvw + 2 * C, 3 * C, w.qkvb + 2 * C, vrow_.data() + l * n, j0, j1, Epilogue::Store);
-        barrier_.wait();
-        const float* kb = kc_.data() + l * cap_ * C;
-        const float* vb = vc_.data() + l * cap_ * C;
-        float* sc = scores_.data() + static_cast<size_t>(tid) * cfg_.n_ctx;
-        split_rows(n * NH, tid, nt, &r0, &r1);
-        for (int64_t it = r0; it < r1; ++it) {
-          const int64_t r = it / NH, h = it % NH;
-          attend(q_.data() + r * C + h * hs, kb + h * hs, vb + h * hs, C, rows[r].ctx, rows[r].pos + 1, hs, scale, sc,
-                 att_.data() + r * C + h * hs);
-        }
-        barrier_.wait();
-        linear_cols(n, C, att_.data(), C, w.projw, C, w.projb, xrow_.data(), j0, j1, Epilogue::AddTo);
-        barrier_.wait();
+      if (by_rows) {
+        int64_t r0, r1;
         split_rows(n, tid, nt, &r0, &r1);
-        for (int64_t r = r0; r < r1; ++r) layernorm_row(x_.data() + r * C, w.ln2w, w.ln2b, C, xn_.data() + r * C);
-        barrier_.wait();
-        split_cols(4 * C, 64, tid, nt, &j0, &j1);
-        linear_cols(n, C, xn_.data(), C, w.fcw, 4 * C, w.fcb, hrow_.data(), j0, j1, Epilogue::Gelu);
-        barrier_.wait();
-        split_cols(C, 64, tid, nt, &j0, &j1);
-        linear_cols(n, 4 * C, h_.data(), 4 * C, w.fcprojw, C, w.fcprojb, xrow_.data(), j0, j1, Epilogue::AddTo);
-        barrier_.wait();
-        if (l + 1 < L) {
-          for (int64_t r = r0; r < r1; ++r)
-            layernorm_row(x_.data() + r * C, layers_[l + 1].ln1w, layers_[l + 1].ln1b, C, xn_.data() + r * C);
-          barrier_.wait();
-        }
+        body(rows, n, r0, r1, 0, 1, nullptr, tid);
+      } else {
+        body(rows, n, 0, n, tid, nt, &barrier_, tid);
       }
+      int64_t r0, r1, j0, j1;
       // Final LayerNorm and the LM head only for the rows whose next token is wanted.
-      split_rows(nh, tid, nt, &r0, &r1);
-      for (int64_t i = r0; i < r1; ++i) layernorm_row(x_.data() + head[i] * C, lnfw_, lnfb_, C, xf_.data() + i * C);
+      if (by_rows) {
+        // Each thread normalises the head rows it computed, so the barrier below is the first one.
+        split_rows(n, tid, nt, &r0, &r1);
+        for (int64_t i = 0; i < nh; ++i)
+          if (head[i] >= r0 && head[i] < r1) layernorm_row(x_.data() + head[i] * C, lnfw_, lnfb_, C, xf_.data() + i * C);
+      } else {
+        split_rows(nh, tid, nt, &r0, &r1);
+        for (int64_t i = r0; i < r1; ++i) layernorm_row(x_.data() + head[i] * C, lnfw_, lnfb_, C, xf_.data() + i * C);
+      }
       barrier_.wait();
-      split_cols(V, 64, tid, nt, &j0, &j1);
-      head_cols(nh, C, xf_.data(), C, wte_, C, logits, V, j0, j1);
+      split_cols(cfg_.vocab_size, 64, tid, nt, &j0, &j1);
+      head_cols(nh, C, xf_.data(), C, wte_, C, logits, cfg_.vocab_size, j0, j1);
       for (const Phase& ph : phases) {
         barrier_.wait();
         split_rows(ph.count, tid, nt, &r0, &r1);
         for (int64_t i = r0; i < r1; ++i) ph.fn(i, tid);
       }
     });
+    if (independent && nt_want > 1 && n >= 2) {
+      const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
+                        static_cast<double>(n);
+      best_[by_rows ? 1 : 0] = std::min(best_[by_rows ? 1 : 0], us);
+      ++tune_step_;
+    }
   }
 
  private:
+  // Layers for rows [r0, r1), columns shared among nt threads (this is thread tid); bar synchronises the
+  // threads sharing columns (null when one thread owns the rows alone); slot picks the pool thread's scratch.
+  void body(const Row* rows, int64_t n, int64_t r0, int64_t r1, int tid, int nt, SpinBarrier* bar, int slot) {
+    const int64_t C = cfg_.n_embd, L = cfg_.n_layer, NH = cfg_.n_head, hs = C / NH;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+    auto sync = [&] {
+      if (bar) bar->wait();
+    };
+    const int64_t m = r1 - r0;
+    int64_t a0, a1, j0, j1;
+    split_rows(m, tid, nt, &a0, &a1);
+    a0 += r0;
+    a1 += r0;
+    for (int64_t r = a0; r < a1; ++r) {
+      const float* e = wte_ + static_cast<int64_t>(rows[r].token) * C;
+      const float* pe = wpe_ + static_cast<int64_t>(rows[r].pos) * C;
+      float* x = x_.data() + r * C;
+      for (int64_t c = 0; c < C; ++c) x[c] = e[c] + pe[c];
+      if (L > 0) layernorm_row(x, layers_[0].ln1w, layers_[0].ln1b, C, xn_.data() + r * C);
+    }
+    sync();
+    const float* xn = xn_.data() + r0 * C;
+    for (int64_t l = 0; l < L; ++l) {
+      const Layer& w = layers_[l];
+      // q | k | v: q to the step buffer, k and v straight into this token's cache row.
+      split_cols(C, 64, tid, nt, &j0, &j1);
+      linear_cols(m, C, xn, C, w.qkvw, 3 * C, w.qkvb, qrow_.data() + r0, j0, j1, Epilogue::Store);
+      linear_cols(m, C, xn, C, w.qkvw + C, 3 * C, w.qkvb + C, krow_.data() + l * n + r0, j0, j1, Epilogue::Store);
+      linear_cols(m, C, xn, C, w.qkvw + 2 * C, 3 * C, w.qkvb + 2 * C, vrow_.data() + l * n + r0, j0, j1, Epilogue::Store);
+      sync();
+      const float* kb = kc_.data() + l * cap_ * C;
+      const float* vb = vc_.data() + l * cap_ * C;
+      float* sc = scores_.data() + static_cast<size_t>(slot) * cfg_.n_ctx;
+      int64_t i0, i1;
+      split_rows(m * NH, tid, nt, &i0, &i1);
+      for (int64_t it = i0; it < i1; ++it) {
+        const int64_t r = r0 + it / NH, h = it % NH;
+        attend(q_.data() + r * C + h * hs, kb + h * hs, vb + h * hs, C, rows[r].ctx, rows[r].pos + 1, hs, scale, sc,
+               att_.data() + r * C + h * hs);
+      }
+      sync();
+      linear_cols(m, C, att_.data() + r0 * C, C, w.projw, C, w.projb, xrow_.data() + r0, j0, j1, Epilogue::AddTo);
+      sync();
+      for (int64_t r = a0; r < a1; ++r) layernorm_row(x_.data() + r * C, w.ln2w, w.ln2b, C, xn_.data() + r * C);
+      sync();
+      split_cols(4 * C, 64, tid, nt, &j0, &j1);
+      linear_cols(m, C, xn, C, w.fcw, 4 * C, w.fcb, hrow_.data() + r0, j0, j1, Epilogue::Gelu);
+      sync();
+      split_cols(C, 64, tid, nt, &j0, &j1);
+      linear_cols(m, 4 * C, h_.data() + r0 * 4 * C, 4 * C, w.fcprojw, C, w.fcprojb, xrow_.data() + r0, j0, j1, Epilogue::AddTo);
+      sync();
+      if (l + 1 < L) {
+        for (int64_t r = a0; r < a1; ++r)
+          layernorm_row(x_.data() + r * C, layers_[l + 1].ln1w, layers_[l + 1].ln1b, C, xn_.data() + r * C);
+        sync();
+      }
+    }
+  }
+
   struct Layer {
     const float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
   };
@@ -237,6 +297,8 @@ class KvForward {
   std::vector<float*> qrow_, xrow_, hrow_, krow_, vrow_;
   std::vector<float> scores_;
   SpinBarrier barrier_;
+  int tune_step_ = 0;
+  double best_[2] = {1e300, 1e300};  // fastest microseconds per row: columns split, rows split
 };
 
 // Per-thread buffers for sampling over the whole vocabulary.
@@ -395,7 +457,7 @@ std::vector<std::vector<Generated>> run_sampling(Gpt2<float>& model, const std::
   for (int64_t step = 0;; ++step) {
     phases[0].count = static_cast<int64_t>(active.size());
     fw.run(rows.data(), static_cast<int64_t>(rows.size()), head.data(), static_cast<int64_t>(head.size()),
-           logits.data(), phases);
+           logits.data(), phases, step > 0);
     rows.clear();
     head.clear();
     std::vector<int64_t> next;
@@ -520,7 +582,7 @@ std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vect
   for (int64_t g = 0;; ++g) {  // g tokens generated so far by every live beam
     phases[0].count = static_cast<int64_t>(head.size());
     fw.run(rows.data(), static_cast<int64_t>(rows.size()), head.data(), static_cast<int64_t>(head.size()),
-           logits.data(), phases);
+           logits.data(), phases, g > 0);
     rows.clear();
     head.clear();
     bool any_live = false;
