@@ -61,12 +61,13 @@ inline void split_cols(int64_t n, int64_t unit, int tid, int nt, int64_t* j0, in
   *j1 = std::min(n, units * (tid + 1) / nt * unit);
 }
 
-// MINIELM_DECODE_SPLIT=cols|rows pins the step's thread split (for measurements); unset: timed choice.
+// MINIELM_DECODE_SPLIT=cols|rows|single pins how steps use the threads (for measurements); unset: timed.
 int forced_split() {
   static const int v = [] {
     const char* e = std::getenv("MINIELM_DECODE_SPLIT");
     if (e == nullptr) return 0;
-    return std::string(e) == "rows" ? 2 : (std::string(e) == "cols" ? 1 : 0);
+    const std::string m(e);
+    return m == "cols" ? 1 : m == "rows" ? 2 : m == "single" ? 3 : 0;
   }();
   return v;
 }
@@ -172,18 +173,21 @@ class KvForward {
         vrow_[l * n + r] = vc_.data() + (l * cap_ + slot) * C;
       }
     }
-    const int nt_want = num_threads();
-    // Two ways to share a step between threads, with bitwise identical results (every kernel output is
-    // independent of how rows and columns are split): split the columns of every layer (half the weight
-    // traffic per thread, but ~6 barriers per layer), or give each thread whole rows (no barrier until the
-    // LM head, but every thread reads all the weights). Which is faster depends on how busy the cores
-    // are, so the first steps of a generation time both and the rest use the winner.
-    bool by_rows = false;
-    if (independent && nt_want > 1 && n >= 2) {
-      if (forced_split() != 0) by_rows = forced_split() == 2;
-      else if (tune_step_ < 4) by_rows = (tune_step_ % 2) == 1;
-      else by_rows = best_[1] < best_[0];
+    // Three ways to run a step, with bitwise identical results (every kernel output is independent of how
+    // rows and columns are split): split the columns of every layer among the threads (half the weight
+    // traffic per thread, but ~6 barriers per layer), give each thread whole rows (no barrier until the LM
+    // head, but every thread reads all the weights), or one thread alone (no synchronisation at all).
+    // Which is fastest depends on how busy the shared cores are, so the first steps of a generation time
+    // each and the remaining steps use the winner.
+    int mode = 0;  // 0: columns, 1: rows, 2: one thread
+    const bool tunable = independent && num_threads() > 1 && n >= 2;
+    if (tunable) {
+      if (forced_split() != 0) mode = forced_split() - 1;
+      else if (tune_step_ < 6) mode = tune_step_ % 3;
+      else mode = static_cast<int>(std::min_element(best_, best_ + 3) - best_);
     }
+    const bool by_rows = mode == 1;
+    const int nt_want = mode == 2 ? 1 : num_threads();
     const auto t0 = std::chrono::steady_clock::now();
     barrier_.reset(nt_want);
     run_parallel(nt_want, [&](int tid, int nt) {
@@ -215,10 +219,10 @@ class KvForward {
         for (int64_t i = r0; i < r1; ++i) ph.fn(i, tid);
       }
     });
-    if (independent && nt_want > 1 && n >= 2) {
+    if (tunable) {
       const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
                         static_cast<double>(n);
-      best_[by_rows ? 1 : 0] = std::min(best_[by_rows ? 1 : 0], us);
+      best_[mode] = std::min(best_[mode], us);
       ++tune_step_;
     }
   }
@@ -298,7 +302,7 @@ class KvForward {
   std::vector<float> scores_;
   SpinBarrier barrier_;
   int tune_step_ = 0;
-  double best_[2] = {1e300, 1e300};  // fastest microseconds per row: columns split, rows split
+  double best_[3] = {1e300, 1e300, 1e300};  // fastest microseconds per row of each mode
 };
 
 // Per-thread buffers for sampling over the whole vocabulary.
