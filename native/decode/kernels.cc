@@ -339,15 +339,20 @@ void head_group(int64_t K, const float* A, int64_t lda, const float* E, int64_t 
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(out + r * ldo + j, om, reduce16(part[r]));
 }
 
+#ifndef MINIELM_HEAD_R
+#define MINIELM_HEAD_R 5
+#endif
 void head_cols_avx512(int64_t M, int64_t K, const float* A, int64_t lda, const float* E, int64_t lde, float* out,
                       int64_t ldo, int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; j += 16) {
     const int64_t jn = std::min<int64_t>(16, j1 - j);
     for (int64_t i = 0; i < M;) {
-      const int64_t r = std::min<int64_t>(4, M - i);
+      const int64_t r = std::min<int64_t>(MINIELM_HEAD_R, M - i);
       const float* a = A + i * lda;
       float* o = out + i * ldo;
       switch (r) {
+        case 6: head_group<6>(K, a, lda, E, lde, o, ldo, j, jn); break;
+        case 5: head_group<5>(K, a, lda, E, lde, o, ldo, j, jn); break;
         case 4: head_group<4>(K, a, lda, E, lde, o, ldo, j, jn); break;
         case 3: head_group<3>(K, a, lda, E, lde, o, ldo, j, jn); break;
         case 2: head_group<2>(K, a, lda, E, lde, o, ldo, j, jn); break;
