@@ -96,7 +96,7 @@ export async function run(ctx: BenchContext): Promise<Record<string, number>> {
       ctx.note(
         `${preset} batch ${batch}: ${tps.toFixed(0)} tokens/s (${best.toFixed(1)} ms for ${newTokens} new tokens after a ${PROMPT_LEN}-token prompt); ` +
           `floor ${f.arith.toFixed(1)} ms arithmetic, ${f.traffic.toFixed(1)} ms weight traffic -> at most ${((batch * newTokens) / (bound / 1e3)).toFixed(0)} tokens/s; ` +
-          `${(bound / best * 100).toFixed(0)} % of the floor`,
+          `measured = ${(best / bound).toFixed(2)}x the floor`,
       );
     }
     await model.dispose();
