@@ -197,6 +197,9 @@ inline float hsum(__m512 v) {
 #ifndef MINIELM_DECODE_KB
 #define MINIELM_DECODE_KB 16
 #endif
+#ifndef MINIELM_DECODE_PF
+#define MINIELM_DECODE_PF MINIELM_DECODE_KB
+#endif
 constexpr int64_t kChunk = 512;  // columns per pass: R x 512 floats of partial sums stay in L1
 constexpr int kMaxRows = 14;
 
@@ -213,7 +216,14 @@ inline void linear_strip(int64_t k0, int64_t k1, bool first, bool last, const fl
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[r][v] = first ? _mm512_setzero_ps() : _mm512_load_ps(part + r * kChunk + 16 * v);
   const float* w = W + k0 * ldw + j;
+  // The same strip of the next row block is needed one pass over the chunk later: request it now so the
+  // miss overlaps this pass (prefetches past the end of W are harmless, they never fault).
+  const int64_t ahead = MINIELM_DECODE_PF * ldw;
   for (int64_t k = k0; k < k1; ++k) {
+    if (MINIELM_DECODE_PF > 0) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(w + ahead + 16 * v), _MM_HINT_T0);
+    }
     __m512 b[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(mask[v], w + 16 * v);
@@ -304,11 +314,14 @@ inline __m512 reduce16(const __m512* v) {
   return _mm512_permutexvar_ps(idx, z);
 }
 
+#ifndef MINIELM_HEAD_PF
+#define MINIELM_HEAD_PF 16
+#endif
 // R rows against a group of 16 vocabulary rows [j, j + jn): 4 vocabulary rows at a time in registers,
 // their 16-lane partial sums parked in L1 and reduced together.
 template <int R>
 void head_group(int64_t K, const float* A, int64_t lda, const float* E, int64_t lde, float* out, int64_t ldo,
-                int64_t j, int64_t jn) {
+                int64_t j, int64_t jn, bool prefetch) {
   alignas(64) __m512 part[R][16];
   for (int s0 = 0; s0 < 16; s0 += 4) {
     const float* e[4];
@@ -323,6 +336,11 @@ void head_group(int64_t K, const float* A, int64_t lda, const float* E, int64_t 
       __m512 a[R];
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) a[r] = _mm512_maskz_loadu_ps(m, A + r * lda + k);
+      if (prefetch) {
+        // The next group of 16 vocabulary rows follows these in memory: fetch it while this one computes.
+#pragma GCC unroll 4
+        for (int s = 0; s < 4; ++s) _mm_prefetch(reinterpret_cast<const char*>(e[s] + MINIELM_HEAD_PF * lde + k), _MM_HINT_T0);
+      }
 #pragma GCC unroll 4
       for (int s = 0; s < 4; ++s) {
         const __m512 b = _mm512_maskz_loadu_ps(m, e[s] + k);
@@ -351,12 +369,12 @@ void head_cols_avx512(int64_t M, int64_t K, const float* A, int64_t lda, const f
       const float* a = A + i * lda;
       float* o = out + i * ldo;
       switch (r) {
-        case 6: head_group<6>(K, a, lda, E, lde, o, ldo, j, jn); break;
-        case 5: head_group<5>(K, a, lda, E, lde, o, ldo, j, jn); break;
-        case 4: head_group<4>(K, a, lda, E, lde, o, ldo, j, jn); break;
-        case 3: head_group<3>(K, a, lda, E, lde, o, ldo, j, jn); break;
-        case 2: head_group<2>(K, a, lda, E, lde, o, ldo, j, jn); break;
-        default: head_group<1>(K, a, lda, E, lde, o, ldo, j, jn); break;
+        case 6: head_group<6>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
+        case 5: head_group<5>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
+        case 4: head_group<4>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
+        case 3: head_group<3>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
+        case 2: head_group<2>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
+        default: head_group<1>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
       }
       i += r;
     }
