@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "../core/error.h"
 #include "../core/rng.h"
@@ -70,6 +73,40 @@ int forced_split() {
     return m == "cols" ? 1 : m == "rows" ? 2 : m == "single" ? 3 : 0;
   }();
   return v;
+}
+
+// Step timings per (model shape, rows, threads) and threading mode, kept for the whole process so that
+// later generations start with the mode that won before. A moving average follows changes in how busy
+// the cores are, and every 16th step re-times another mode.
+struct ModeKey {
+  int64_t c, l, v, n, threads;
+  bool operator<(const ModeKey& o) const {
+    return std::tie(c, l, v, n, threads) < std::tie(o.c, o.l, o.v, o.n, o.threads);
+  }
+};
+struct ModeStats {
+  double avg_us[3] = {0, 0, 0};
+  int64_t samples[3] = {0, 0, 0};
+  int64_t steps = 0;
+};
+std::mutex g_mode_mu;
+std::map<ModeKey, ModeStats> g_modes;
+
+int choose_mode(const ModeKey& key) {
+  std::lock_guard<std::mutex> lock(g_mode_mu);
+  ModeStats& s = g_modes[key];
+  for (int m = 0; m < 3; ++m)
+    if (s.samples[m] < 2) return m;
+  if (s.steps % 16 == 15) return static_cast<int>((s.steps / 16) % 3);
+  return static_cast<int>(std::min_element(s.avg_us, s.avg_us + 3) - s.avg_us);
+}
+
+void record_mode(const ModeKey& key, int mode, double us) {
+  std::lock_guard<std::mutex> lock(g_mode_mu);
+  ModeStats& s = g_modes[key];
+  s.avg_us[mode] = s.samples[mode] == 0 ? us : 0.7 * s.avg_us[mode] + 0.3 * us;
+  ++s.samples[mode];
+  ++s.steps;
 }
 
 inline void split_rows(int64_t n, int tid, int nt, int64_t* r0, int64_t* r1) {
@@ -177,15 +214,12 @@ class KvForward {
     // rows and columns are split): split the columns of every layer among the threads (half the weight
     // traffic per thread, but ~6 barriers per layer), give each thread whole rows (no barrier until the LM
     // head, but every thread reads all the weights), or one thread alone (no synchronisation at all).
-    // Which is fastest depends on how busy the shared cores are, so the first steps of a generation time
-    // each and the remaining steps use the winner.
+    // Which is fastest depends on how busy the shared cores are, so steps are timed and the fastest mode
+    // so far is used (see choose_mode).
     int mode = 0;  // 0: columns, 1: rows, 2: one thread
     const bool tunable = independent && num_threads() > 1 && n >= 2;
-    if (tunable) {
-      if (forced_split() != 0) mode = forced_split() - 1;
-      else if (tune_step_ < 6) mode = tune_step_ % 3;
-      else mode = static_cast<int>(std::min_element(best_, best_ + 3) - best_);
-    }
+    const ModeKey key{cfg_.n_embd, cfg_.n_layer, cfg_.vocab_size, n, num_threads()};
+    if (tunable) mode = forced_split() != 0 ? forced_split() - 1 : choose_mode(key);
     const bool by_rows = mode == 1;
     const int nt_want = mode == 2 ? 1 : num_threads();
     const auto t0 = std::chrono::steady_clock::now();
@@ -219,12 +253,7 @@ class KvForward {
         for (int64_t i = r0; i < r1; ++i) ph.fn(i, tid);
       }
     });
-    if (tunable) {
-      const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
-                        static_cast<double>(n);
-      best_[mode] = std::min(best_[mode], us);
-      ++tune_step_;
-    }
+    if (tunable) record_mode(key, mode, std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
   }
 
  private:
@@ -301,8 +330,6 @@ class KvForward {
   std::vector<float*> qrow_, xrow_, hrow_, krow_, vrow_;
   std::vector<float> scores_;
   SpinBarrier barrier_;
-  int tune_step_ = 0;
-  double best_[3] = {1e300, 1e300, 1e300};  // fastest microseconds per row of each mode
 };
 
 // Per-thread buffers for sampling over the whole vocabulary.
