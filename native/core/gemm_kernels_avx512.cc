@@ -124,17 +124,23 @@ template <int MR>
 void pack_a_avx512(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
   static_assert(MR <= 16, "one zmm per packed column");
   const __mmask16 full = tail_mask(MR);
+  if (p.ta) {
+    // op(A) = A^T: row k of A holds op(A)(i0.., k) contiguously. Walking k outermost reads each row
+    // segment once, sequentially, and hands it out to the panels; panel-outer order would revisit the
+    // same rows once per panel at a stride of lda, which for lda = 8192 floats (32 KiB, a multiple of
+    // 4 KiB) maps every row to one L1 set and one TLB entry per row.
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* s = p.A + (k0 + k) * p.lda + i0;
+      for (int64_t ir = 0; ir < mc; ir += MR) {
+        const __mmask16 m = tail_mask(static_cast<int>(imin(MR, mc - ir)));
+        _mm512_mask_storeu_ps(dst + ir * kc + k * MR, full, _mm512_maskz_loadu_ps(m, s + ir));
+      }
+    }
+    return;
+  }
   for (int64_t ir = 0; ir < mc; ir += MR) {
     const int rows = static_cast<int>(imin(MR, mc - ir));
-    float* d = dst + ir * kc;
-    if (p.ta) {
-      const __mmask16 m = tail_mask(rows);
-      const float* s = p.A + k0 * p.lda + i0 + ir;
-      for (int64_t k = 0; k < kc; ++k)
-        _mm512_mask_storeu_ps(d + k * MR, full, _mm512_maskz_loadu_ps(m, s + k * p.lda));
-    } else {
-      pack_transposed(p.A + (i0 + ir) * p.lda + k0, p.lda, rows, kc, d, MR, MR);
-    }
+    pack_transposed(p.A + (i0 + ir) * p.lda + k0, p.lda, rows, kc, dst + ir * kc, MR, MR);
   }
 }
 
