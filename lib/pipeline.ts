@@ -8,6 +8,13 @@ import { trainTokenizer, Tokenizer } from './tokenizer/index.ts';
 import { Bm25Retriever } from './retrieval/index.ts';
 import { EmbeddedJudge, generateProfiles } from './users/index.ts';
 import { SyntheticTruthScorer } from './rewards/synthetic-truth.ts';
+import { JudgedLabelsScorer, LexicalOverlapScorer } from './rewards/relevance.ts';
+import { LearnedRelevanceScorer } from './rewards/learned.ts';
+import { loadRelevanceTable, TABLE_PRESETS, LABEL_PRESETS } from './data/index.ts';
+import { invalidArgument, MinielmError } from './errors.ts';
+import type { RelevanceScorer } from './rewards/relevance.ts';
+import type { ProductLike } from './rewards/types.ts';
+import type { Product } from './data/types.ts';
 import { Model, type ModelConfig } from './model/model.ts';
 import { trainSft, type RewritePair } from './train/sft.ts';
 import { trainDistill } from './train/distill.ts';
@@ -31,7 +38,13 @@ export interface PipelinePreset {
   evalQueries: number;
 }
 
-export const PIPELINE_PRESETS: Record<'demo' | 'ci', PipelinePreset> = {
+export const PIPELINE_PRESETS: Record<'demo' | 'ci' | 'homedepot', PipelinePreset> = {
+  homedepot: {
+    catalog: { products: 0, queries: 0 }, vocab: 4096,
+    teacher: { n_ctx: 48, n_layer: 4, n_head: 4, n_embd: 256 },
+    student: { n_ctx: 48, n_layer: 2, n_head: 4, n_embd: 128 },
+    sftSteps: 1500, distillSteps: 600, onlineIterations: 300, evalEvery: 50, batchSize: 32, evalQueries: 300,
+  },
   demo: {
     catalog: { products: 2000, queries: 1500 }, vocab: 1024,
     teacher: { n_ctx: 48, n_layer: 3, n_head: 4, n_embd: 192 },
@@ -56,7 +69,70 @@ export interface PipelineOptions {
   log?: (line: string) => void;
 }
 
+/** Everything the pipeline needs from a data source: rewrite pairs, a catalog and an M1 scorer. */
+export interface PipelineWorld {
+  title: string;
+  synthetic: boolean;
+  train: RewritePair[];
+  test: RewritePair[];
+  products: Map<string, ProductLike & Product>;
+  relevance: RelevanceScorer;
+  /** Extra texts for the tokenizer besides the training queries (product titles). */
+  tokenizerTexts: string[];
+  notes: string[];
+}
+
+/** The synthetic catalog as a world: ground-truth relevance, intent-filtered Q2Q pairs (k = 2). */
+export async function syntheticWorld(preset: PipelinePreset, seed: number): Promise<PipelineWorld> {
+  const catalog: SyntheticCatalog = generateSyntheticCatalog({ seed, ...preset.catalog });
+  const q2q = await buildQ2Q(catalog.judgements, { k: 2, seed, filter: syntheticIntentFilter(catalog) });
+  return {
+    title: 'minielm demo: the MiniELM pipeline on the synthetic catalog',
+    synthetic: true,
+    train: q2q.train,
+    test: q2q.test,
+    products: catalog.products,
+    relevance: new SyntheticTruthScorer(catalog),
+    tokenizerTexts: [...catalog.products.values()].map((x) => x.title),
+    notes: ["Relevance (M1) is the synthetic catalog's own ground truth (SyntheticTruthScorer); the simulated user is the embedded behavioural model; retrieval is the embedded BM25."],
+  };
+}
+
+/**
+ * A judged relevance table (Home Depot by default) as a world: Q2Q pairs from shared relevant products
+ * (k = 2, E/S labels), the table's products as the catalog, and M1 = the human labels where a (query,
+ * product) pair is judged, else the learned scorer (or, without one, the lexical-overlap proxy).
+ */
+export async function tableWorld(options: { path: string; preset?: string; seed: number; relevanceModel?: string; k?: number; log?: (l: string) => void }): Promise<PipelineWorld> {
+  const presetName = options.preset ?? 'homedepot';
+  const table = TABLE_PRESETS[presetName];
+  const labels = LABEL_PRESETS[presetName];
+  if (!table || !labels) throw invalidArgument(`unknown table preset "${presetName}" (known: ${Object.keys(TABLE_PRESETS).join(', ')})`);
+  const data = await loadRelevanceTable({ path: options.path, columns: table.columns, labels, encoding: table.encoding });
+  if (data.report.malformed > 0) options.log?.(`${options.path}: ${data.report.malformed} malformed rows skipped (see the loader report)`);
+  const q2q = await buildQ2Q(data.judgements, { k: options.k ?? 2, seed: options.seed });
+  const fallback: RelevanceScorer = options.relevanceModel ? await LearnedRelevanceScorer.load(options.relevanceModel) : new LexicalOverlapScorer();
+  const relevance = new JudgedLabelsScorer(data.judgements.map((j) => ({ query: j.query, productId: j.productId, gain: j.gain })), { fallback });
+  return {
+    title: `minielm: the MiniELM pipeline on ${presetName === 'homedepot' ? 'Home Depot product search' : options.path}`,
+    synthetic: false,
+    train: q2q.train,
+    test: q2q.test,
+    products: data.products as Map<string, ProductLike & Product>,
+    relevance,
+    tokenizerTexts: [...data.products.values()].map((x) => x.title),
+    notes: [
+      `M1 relevance: the human label where the (query, product) pair is judged, else ${options.relevanceModel ? `the learned scorer in ${options.relevanceModel}` : 'the lexical-overlap proxy (no learned scorer given)'}.`,
+      'Retrieval is the embedded BM25 over product titles; simulated users are the embedded behavioural model with 200 seeded profiles.',
+    ],
+  };
+}
+
 export async function runSyntheticPipeline(o: PipelineOptions): Promise<PipelineReport> {
+  return runPipeline(o, await syntheticWorld(o.preset, o.seed));
+}
+
+export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Promise<PipelineReport> {
   const log = o.log ?? ((l: string) => console.log(l));
   const p = o.preset;
   const stages: PipelineReport['stages'] = [];
@@ -65,21 +141,20 @@ export async function runSyntheticPipeline(o: PipelineOptions): Promise<Pipeline
     log(`\n== ${name} ==`);
     const r = await job();
     stages.push({ name, seconds: (performance.now() - t0) / 1000 });
+    // Each trainer saved its checkpoint before returning; later stages must not start on a partial model.
+    if (o.signal?.aborted) throw new MinielmError('MINIELM_ABORTED', `interrupted during "${name}": its checkpoint is saved; run the same command to resume`);
     return r;
   };
   await mkdir(o.out, { recursive: true });
-  log(SYNTHETIC_NOTICE);
-
-  const { catalog, train, test } = await timed('data: synthetic catalog and Q2Q pairs', async () => {
-    const catalog: SyntheticCatalog = generateSyntheticCatalog({ seed: o.seed, ...p.catalog });
-    const q2q = await buildQ2Q(catalog.judgements, { k: 2, seed: o.seed, filter: syntheticIntentFilter(catalog) });
-    log(`${catalog.products.size} products, ${catalog.queries.length} queries -> ${q2q.train.length} train / ${q2q.test.length} test pairs`);
-    return { catalog, train: q2q.train as RewritePair[], test: q2q.test as RewritePair[] };
+  if (world.synthetic) log(SYNTHETIC_NOTICE);
+  const { train, test } = await timed('data: Q2Q pairs', async () => {
+    log(`${world.products.size} products -> ${world.train.length} train / ${world.test.length} test rewrite pairs`);
+    return { train: world.train, test: world.test };
   });
   const tokDir = join(o.out, 'tokenizer');
   const tokenizer = await timed('tokenizer: byte-level BPE', async () => {
     if (await exists(join(tokDir, 'tokenizer.json'))) return Tokenizer.load(tokDir);
-    const t = await trainTokenizer([...train.map((x) => x.query), ...[...catalog.products.values()].map((x) => x.title)], { vocabSize: p.vocab });
+    const t = await trainTokenizer([...train.map((x) => x.query), ...world.tokenizerTexts], { vocabSize: p.vocab });
     await t.save(tokDir);
     return t;
   });
@@ -92,8 +167,8 @@ export async function runSyntheticPipeline(o: PipelineOptions): Promise<Pipeline
   await timed('distill: teacher -> student (reverse KL)', () => trainDistill({ ...common, out: join(o.out, 'distilled'), init: join(o.out, 'student', 'best'), teacher: teacherBest, steps: p.distillSteps, evalEvery: Math.max(1, Math.floor(p.distillSteps / 4)), optimizer: { lr: 1e-3, warmupSteps: 0, weightDecay: 0.1 }, distill: { loss: 'reverse_kl', ceWeight: 0.5 }, label: 'distill' }));
 
   const retriever = new Bm25Retriever();
-  await retriever.index([...catalog.products.values()]);
-  const env: RewardEnvironment = { retriever, products: catalog.products, relevance: new SyntheticTruthScorer(catalog), judge: new EmbeddedJudge({ seed: o.seed }), profiles: generateProfiles(200, o.seed) };
+  await retriever.index([...world.products.values()]);
+  const env: RewardEnvironment = { retriever, products: world.products, relevance: world.relevance, judge: new EmbeddedJudge({ seed: o.seed }), profiles: generateProfiles(200, o.seed) };
   const trainQueries = [...new Set(train.map((x) => x.query))];
   const testQueries = [...new Set(test.map((x) => x.query))].slice(0, p.evalQueries);
   const distilledDir = join(o.out, 'distilled', 'best');
@@ -104,7 +179,7 @@ export async function runSyntheticPipeline(o: PipelineOptions): Promise<Pipeline
     onEval: (iteration, e) => probes.push({ iteration, examples: e.examples.slice(0, 4) }),
   }));
 
-  const report: PipelineReport = { title: 'minielm demo: the MiniELM pipeline on the synthetic catalog', synthetic: true, command: o.command, seed: o.seed, stages, offline: [], online: [], coverage: [], rewardCurve: [], probes, notes: [] };
+  const report: PipelineReport = { title: world.title, synthetic: world.synthetic, command: o.command, seed: o.seed, stages, offline: [], online: [], coverage: [], rewardCurve: [], probes, notes: [] };
   await timed('evaluation', async () => {
     const vanillaT = await Model.create(teacherCfg, { seed: o.seed });
     const vanillaS = await Model.create(studentCfg, { seed: o.seed });
@@ -126,10 +201,10 @@ export async function runSyntheticPipeline(o: PipelineOptions): Promise<Pipeline
     const rec = JSON.parse(line) as Record<string, number>;
     if (typeof rec['env/reward_chosen'] === 'number') report.rewardCurve.push({ iteration: rec.step, chosen: rec['env/reward_chosen'], rejected: rec['env/reward_rejected'] });
   }
-  report.notes.push('Relevance (M1) is the synthetic catalog\'s own ground truth (SyntheticTruthScorer); the simulated user is the embedded behavioural model; retrieval is the embedded BM25.');
+  report.notes.push(...world.notes);
   report.notes.push('Vanilla models are randomly initialised (no pretrained weights are available offline), so their scores are near zero by construction.');
   const files = await writeReport(join(o.out, 'report'), report);
-  await writeFile(join(o.out, 'SYNTHETIC.txt'), `${SYNTHETIC_NOTICE}\n`);
+  if (world.synthetic) await writeFile(join(o.out, 'SYNTHETIC.txt'), `${SYNTHETIC_NOTICE}\n`);
   log(`\nreport: ${files.join(', ')}`);
   return report;
 }

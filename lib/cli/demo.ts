@@ -45,6 +45,10 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`\n${reportMarkdown(report)}`);
     console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);
     return 0;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'MINIELM_ABORTED') throw err;
+    console.log((err as Error).message);
+    return 130;
   } finally {
     release();
   }

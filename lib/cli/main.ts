@@ -7,6 +7,7 @@ export interface Command {
 }
 
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  run: { summary: 'run the whole pipeline on a judged relevance table (Home Depot by default)', load: () => import('./run.ts') },
   demo: { summary: 'run the whole pipeline on the synthetic catalog (embedded defaults)', load: () => import('./demo.ts') },
   data: { summary: 'load ESCI / relevance tables, generate a synthetic catalog, build Q2Q pairs', load: () => import('./data.ts') },
   tokenizer: { summary: 'train a byte-level BPE tokenizer', load: () => import('./tokenizer.ts') },
