@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -325,8 +326,16 @@ class KvForward {
   int64_t max_rows_ = 0, max_head_ = 0;
   const float *wte_, *wpe_, *lnfw_, *lnfb_;
   std::vector<Layer> layers_;
-  std::vector<float> kc_, vc_;  // [L, cache rows, C]
-  std::vector<float> x_, xn_, q_, att_, h_, xf_;
+  // Every element is written before it is read, so the buffers skip std::vector's zero fill (a megabyte
+  // or more of memset and page clearing per generation).
+  struct Buffer {
+    std::unique_ptr<float[]> p;
+    void resize(size_t n) { p.reset(new float[n]); }
+    float* data() { return p.get(); }
+    const float* data() const { return p.get(); }
+  };
+  Buffer kc_, vc_;  // [L, cache rows, C]
+  Buffer x_, xn_, q_, att_, h_, xf_;
   std::vector<float*> qrow_, xrow_, hrow_, krow_, vrow_;
   std::vector<float> scores_;
   SpinBarrier barrier_;
