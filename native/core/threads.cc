@@ -15,6 +15,13 @@ int default_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
+thread_local bool t_in_parallel = false;
+
+struct InParallel {
+  InParallel() { t_in_parallel = true; }
+  ~InParallel() { t_in_parallel = false; }
+};
+
 // Workers spin briefly on a generation counter before sleeping, so back-to-back small kernels
 // (decoding) do not pay a futex wake-up each time.
 class Pool {
@@ -40,11 +47,14 @@ class Pool {
   }
 
   void run(int nthreads, const std::function<void(int, int)>& fn) {
-    std::lock_guard<std::mutex> serial(run_mu_);
-    if (nthreads <= 1 || workers_.empty()) {
+    // A kernel that calls another parallel kernel from inside a worker runs the inner one inline: the pool
+    // is busy with the outer job, and waiting for it would deadlock.
+    if (t_in_parallel || nthreads <= 1 || workers_.empty()) {
       fn(0, 1);
       return;
     }
+    std::lock_guard<std::mutex> serial(run_mu_);
+    InParallel mark;
     nthreads = std::min(nthreads, size());
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -78,10 +88,11 @@ class Pool {
         gen = generation_.load(std::memory_order_acquire);
       }
       seen = gen;
-      if (stop_) return;
+      if (stop_.load()) return;
       const std::function<void(int, int)>* job = job_;
       int n = job_threads_;
       if (job != nullptr && tid < n) {
+        InParallel mark;
         (*job)(tid, n);
         pending_.fetch_sub(1, std::memory_order_acq_rel);
       }
@@ -96,7 +107,7 @@ class Pool {
   std::atomic<int> pending_{0};
   const std::function<void(int, int)>* job_ = nullptr;
   int job_threads_ = 0;
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};
 };
 
 std::mutex g_config_mu;
