@@ -408,7 +408,8 @@ StepStats Gpt2<T>::train_score_step(const std::vector<Batch>& micro, const std::
 
 template <typename T>
 void Gpt2<T>::zero_grad() {
-  std::fill(grads(), grads() + num_params_, T(0));
+  T* g = grads();
+  parallel_for(num_params_, 1 << 16, [&](int64_t i0, int64_t i1) { std::fill(g + i0, g + i1, T(0)); });
 }
 
 template <typename T>
@@ -436,24 +437,33 @@ StepStats Gpt2<T>::optimizer_step(const OptimConfig& o) {
   double clip = (o.grad_clip > 0 && norm > o.grad_clip) ? o.grad_clip / (norm + 1e-6) : 1.0;
   double lr = scheduled_lr(o, step_);
   int64_t t = step_ + 1;
-  double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(t));
-  double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(t));
   const T b1 = static_cast<T>(o.beta1), b2 = static_cast<T>(o.beta2);
-  for (const auto& ti : tensors_) {
-    const T wd = ti.decay ? static_cast<T>(o.weight_decay) : T(0);
-    const int64_t off = ti.offset, size = ti.size;
-    parallel_for(size, 8192, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = off + i0; i < off + i1; ++i) {
-        T grad = g[i] * static_cast<T>(clip);
-        m[i] = b1 * m[i] + (T(1) - b1) * grad;
-        v[i] = b2 * v[i] + (T(1) - b2) * grad * grad;
-        T mhat = m[i] / static_cast<T>(bc1);
-        T vhat = v[i] / static_cast<T>(bc2);
+  const T inv_bc1 = static_cast<T>(1.0 / (1.0 - std::pow(o.beta1, static_cast<double>(t))));
+  const T inv_bc2 = static_cast<T>(1.0 / (1.0 - std::pow(o.beta2, static_cast<double>(t))));
+  const T lr_t = static_cast<T>(lr), eps = static_cast<T>(o.eps), clip_t = static_cast<T>(clip);
+  // One pass over the whole arena split statically across threads (memory-bound: p, g, m, v are each read
+  // once and p, m, v written once); each thread walks the tensors its range overlaps for their decay.
+  parallel_for(N, 16384, [&](int64_t i0, int64_t i1) {
+    for (const auto& ti : tensors_) {
+      const int64_t a = std::max(i0, ti.offset), b = std::min(i1, ti.offset + ti.size);
+      if (a >= b) continue;
+      const T wd = ti.decay ? static_cast<T>(o.weight_decay) : T(0);
+      T* __restrict__ pp = p + a;
+      const T* __restrict__ gg = g + a;
+      T* __restrict__ mm = m + a;
+      T* __restrict__ vv = v + a;
+      const int64_t n = b - a;
+      for (int64_t i = 0; i < n; ++i) {
+        const T grad = gg[i] * clip_t;
+        const T mi = b1 * mm[i] + (T(1) - b1) * grad;
+        const T vi = b2 * vv[i] + (T(1) - b2) * grad * grad;
+        mm[i] = mi;
+        vv[i] = vi;
         // Decoupled weight decay (Loshchilov & Hutter): shrink the weight, not the gradient.
-        p[i] -= static_cast<T>(lr) * (mhat / (std::sqrt(vhat) + static_cast<T>(o.eps)) + wd * p[i]);
+        pp[i] -= lr_t * ((mi * inv_bc1) / (std::sqrt(vi * inv_bc2) + eps) + wd * pp[i]);
       }
-    });
-  }
+    }
+  });
   step_ = t;
   StepStats s;
   s.grad_norm = norm;
