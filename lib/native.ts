@@ -139,6 +139,7 @@ export interface NativeGenerateOptions {
   lengthPenalty?: number;
   tokenLogprobs?: boolean;
   logits?: boolean;
+  weights?: 'fp32' | 'bf16';
 }
 
 export interface NativeGeneration {

@@ -201,6 +201,27 @@ test('same seed, same samples with 1 and 2 threads; another seed, other samples'
   }
 });
 
+test('bf16 weights: logits within 2 % of the logit range of fp32, greedy continuations mostly unchanged', async () => {
+  const m = await spreadModel(MID, 8);
+  const V = MID.vocab_size;
+  const opts = { strategy: 'greedy' as const, maxNewTokens: 8, logits: true };
+  const fp32 = await generate(m, PROMPTS, opts);
+  const bf16 = await generate(m, PROMPTS, { ...opts, weights: 'bf16' });
+  let agree = 0;
+  for (let i = 0; i < PROMPTS.length; i++) {
+    // Same first step input, so the first step's logits compare directly.
+    const a = fp32[i][0].logits!.subarray(0, V);
+    const b = bf16[i][0].logits!.subarray(0, V);
+    const range = Math.max(...a) - Math.min(...a);
+    let worst = 0;
+    for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(a[v] - b[v]));
+    assert.ok(worst > 0, 'bf16 really ran a different weight copy');
+    assert.ok(worst < 0.02 * range, `prompt ${i}: max |bf16 - fp32| = ${worst}, logit range ${range}`);
+    agree += fp32[i][0].tokens[0] === bf16[i][0].tokens[0] ? 1 : 0;
+  }
+  assert.ok(agree >= PROMPTS.length - 1, `first greedy tokens agree on ${agree} of ${PROMPTS.length} prompts`);
+});
+
 async function expectInvalid(p: Promise<unknown>, pattern: RegExp): Promise<void> {
   try {
     await p;
@@ -227,6 +248,7 @@ test('bad inputs give clear errors before any work starts', async () => {
   await expectInvalid(generate(m, [[1]], { maxNewTokens: 2, temperature: NaN }), /temperature/);
   await expectInvalid(generate(m, [[1]], { maxNewTokens: 2, eosTokenId: 40 }), /eosTokenId/);
   await expectInvalid(generate(m, [[1]], { maxNewTokens: 2, strategy: 'greedy', numReturnSequences: 2 }), /greedy/);
+  await expectInvalid(generate(m, [[1]], { maxNewTokens: 2, weights: 'fp16' as never }), /weights/);
   // The native layer checks again what a caller of the raw addon could pass.
   const raw = native.generate.bind(native);
   await m.exclusive(async (h) => {
@@ -249,7 +271,7 @@ if (process.env.MINIELM_DECODE_ISA !== 'generic') {
     });
     const out = `${run.stdout}${run.stderr}`;
     assert.is(run.status, 0, out.slice(-3000));
-    assert.match(out, /Passed:\s+8/);
+    assert.match(out, /Passed:\s+9/);
   });
 } else {
   test('child run uses the portable kernels', () => {

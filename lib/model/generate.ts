@@ -32,6 +32,11 @@ export interface GenerateOptions {
   tokenLogprobs?: boolean;
   /** Raw logits of every step, [tokens.length * vocab] (greedy and sampling only). */
   logits?: boolean;
+  /**
+   * 'bf16': run the matrices from a bf16 copy of the weights made for this call (fp32 arithmetic, half the
+   * weight bytes per step; logits move by ~1e-2, so results are close to, not identical to, 'fp32').
+   */
+  weights?: 'fp32' | 'bf16';
 }
 
 export interface Generation {
@@ -86,6 +91,7 @@ export function validateGenerate(config: Model['config'], prompts: number[][], o
   if (strategy === 'greedy' && n !== 1) throw invalidArgument(`greedy decoding returns one sequence per prompt; use strategy 'sample' or 'beam' for numReturnSequences = ${n}`);
   if (strategy === 'beam' && o.logits) throw invalidArgument('logits: true is available for greedy decoding and sampling only');
   if (strategy !== 'beam' && numBeams > 1) throw invalidArgument(`numBeams = ${numBeams} needs strategy 'beam'`);
+  if (o.weights !== undefined && o.weights !== 'fp32' && o.weights !== 'bf16') throw invalidArgument(`weights must be 'fp32' or 'bf16', got ${String(o.weights)}`);
   return {
     strategy,
     maxNewTokens: o.maxNewTokens,
@@ -99,6 +105,7 @@ export function validateGenerate(config: Model['config'], prompts: number[][], o
     lengthPenalty: o.lengthPenalty ?? 1,
     tokenLogprobs: o.tokenLogprobs === true,
     logits: o.logits === true,
+    weights: o.weights ?? 'fp32',
   };
 }
 

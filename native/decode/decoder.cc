@@ -146,7 +146,7 @@ struct Phase {
 // The incremental forward pass over the model's parameters (read in place, never copied).
 class KvForward {
  public:
-  KvForward(Gpt2<float>& m, int64_t cache_rows, int64_t max_rows, int64_t max_head_rows)
+  KvForward(Gpt2<float>& m, int64_t cache_rows, int64_t max_rows, int64_t max_head_rows, bool bf16 = false)
       : cfg_(m.config()), cap_(cache_rows) {
     const int64_t C = cfg_.n_embd, L = cfg_.n_layer;
     float* p = m.params();
@@ -165,6 +165,22 @@ class KvForward {
                               at(h + "attn.c_attn.bias"), at(h + "attn.c_proj.weight"), at(h + "attn.c_proj.bias"),
                               at(h + "ln_2.weight"), at(h + "ln_2.bias"), at(h + "mlp.c_fc.weight"),
                               at(h + "mlp.c_fc.bias"), at(h + "mlp.c_proj.weight"), at(h + "mlp.c_proj.bias")});
+    }
+    if (bf16) {
+      // Inference-only copy of the matrices in bf16: half the bytes to stream at every step.
+      auto narrow = [&](const float* src, int64_t count) {
+        bf16_.emplace_back(static_cast<size_t>(count));
+        uint16_t* dst = bf16_.back().data();
+        parallel_for(count, 1 << 16, [&](int64_t i0, int64_t i1) { to_bf16(src + i0, dst + i0, i1 - i0); });
+        return static_cast<const uint16_t*>(dst);
+      };
+      for (Layer& w : layers_) {
+        w.qkvw16 = narrow(w.qkvw, 3 * C * C);
+        w.projw16 = narrow(w.projw, C * C);
+        w.fcw16 = narrow(w.fcw, 4 * C * C);
+        w.fcprojw16 = narrow(w.fcprojw, 4 * C * C);
+      }
+      wte16_ = narrow(wte_, cfg_.vocab_size * C);
     }
     kc_.resize(static_cast<size_t>(L * cap_ * C));
     vc_.resize(static_cast<size_t>(L * cap_ * C));
@@ -219,7 +235,7 @@ class KvForward {
     // so far is used (see choose_mode).
     int mode = 0;  // 0: columns, 1: rows, 2: one thread
     const bool tunable = independent && num_threads() > 1 && n >= 2;
-    const ModeKey key{cfg_.n_embd, cfg_.n_layer, cfg_.vocab_size, n, num_threads()};
+    const ModeKey key{cfg_.n_embd, cfg_.n_layer, cfg_.vocab_size * (wte16_ ? -1 : 1), n, num_threads()};
     if (tunable) mode = forced_split() != 0 ? forced_split() - 1 : choose_mode(key);
     const bool by_rows = mode == 1;
     const int nt_want = mode == 2 ? 1 : num_threads();
@@ -247,7 +263,8 @@ class KvForward {
       }
       barrier_.wait();
       split_cols(cfg_.vocab_size, 64, tid, nt, &j0, &j1);
-      head_cols(nh, C, xf_.data(), C, wte_, C, logits, cfg_.vocab_size, j0, j1);
+      if (wte16_) head_cols(nh, C, xf_.data(), C, wte16_, C, logits, cfg_.vocab_size, j0, j1);
+      else head_cols(nh, C, xf_.data(), C, wte_, C, logits, cfg_.vocab_size, j0, j1);
       for (const Phase& ph : phases) {
         barrier_.wait();
         split_rows(ph.count, tid, nt, &r0, &r1);
@@ -284,9 +301,9 @@ class KvForward {
       const Layer& w = layers_[l];
       // q | k | v: q to the step buffer, k and v straight into this token's cache row.
       split_cols(C, 64, tid, nt, &j0, &j1);
-      linear_cols(m, C, xn, C, w.qkvw, 3 * C, w.qkvb, qrow_.data() + r0, j0, j1, Epilogue::Store);
-      linear_cols(m, C, xn, C, w.qkvw + C, 3 * C, w.qkvb + C, krow_.data() + l * n + r0, j0, j1, Epilogue::Store);
-      linear_cols(m, C, xn, C, w.qkvw + 2 * C, 3 * C, w.qkvb + 2 * C, vrow_.data() + l * n + r0, j0, j1, Epilogue::Store);
+      lin(m, C, xn, C, w.qkvw, w.qkvw16, 0, 3 * C, w.qkvb, qrow_.data() + r0, j0, j1, Epilogue::Store);
+      lin(m, C, xn, C, w.qkvw, w.qkvw16, C, 3 * C, w.qkvb + C, krow_.data() + l * n + r0, j0, j1, Epilogue::Store);
+      lin(m, C, xn, C, w.qkvw, w.qkvw16, 2 * C, 3 * C, w.qkvb + 2 * C, vrow_.data() + l * n + r0, j0, j1, Epilogue::Store);
       sync();
       const float* kb = kc_.data() + l * cap_ * C;
       const float* vb = vc_.data() + l * cap_ * C;
@@ -299,15 +316,15 @@ class KvForward {
                att_.data() + r * C + h * hs);
       }
       sync();
-      linear_cols(m, C, att_.data() + r0 * C, C, w.projw, C, w.projb, xrow_.data() + r0, j0, j1, Epilogue::AddTo);
+      lin(m, C, att_.data() + r0 * C, C, w.projw, w.projw16, 0, C, w.projb, xrow_.data() + r0, j0, j1, Epilogue::AddTo);
       sync();
       for (int64_t r = a0; r < a1; ++r) layernorm_row(x_.data() + r * C, w.ln2w, w.ln2b, C, xn_.data() + r * C);
       sync();
       split_cols(4 * C, 64, tid, nt, &j0, &j1);
-      linear_cols(m, C, xn, C, w.fcw, 4 * C, w.fcb, hrow_.data() + r0, j0, j1, Epilogue::Gelu);
+      lin(m, C, xn, C, w.fcw, w.fcw16, 0, 4 * C, w.fcb, hrow_.data() + r0, j0, j1, Epilogue::Gelu);
       sync();
       split_cols(C, 64, tid, nt, &j0, &j1);
-      linear_cols(m, 4 * C, h_.data() + r0 * 4 * C, 4 * C, w.fcprojw, C, w.fcprojb, xrow_.data() + r0, j0, j1, Epilogue::AddTo);
+      lin(m, 4 * C, h_.data() + r0 * 4 * C, 4 * C, w.fcprojw, w.fcprojw16, 0, C, w.fcprojb, xrow_.data() + r0, j0, j1, Epilogue::AddTo);
       sync();
       if (l + 1 < L) {
         for (int64_t r = a0; r < a1; ++r)
@@ -319,7 +336,16 @@ class KvForward {
 
   struct Layer {
     const float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+    const uint16_t *qkvw16 = nullptr, *projw16 = nullptr, *fcw16 = nullptr, *fcprojw16 = nullptr;
   };
+  std::vector<std::vector<uint16_t>> bf16_;
+  const uint16_t* wte16_ = nullptr;
+  // The matrix product with whichever copy of the weights this generation uses.
+  static void lin(int64_t M, int64_t K, const float* A, int64_t lda, const float* W, const uint16_t* W16, int64_t off,
+                  int64_t ldw, const float* bias, float* const* out, int64_t j0, int64_t j1, Epilogue epi) {
+    if (W16) linear_cols(M, K, A, lda, W16 + off, ldw, bias, out, j0, j1, epi);
+    else linear_cols(M, K, A, lda, W + off, ldw, bias, out, j0, j1, epi);
+  }
   Config cfg_;
   int64_t cap_;
   int64_t next_ = 0;
@@ -427,7 +453,8 @@ std::vector<std::vector<Generated>> run_sampling(Gpt2<float>& model, const std::
   int64_t prompt_tokens = 0;
   for (const auto& p : prompts) prompt_tokens += static_cast<int64_t>(p.size());
   const int64_t seqs = np * n;
-  KvForward fw(model, prompt_tokens + seqs * (o.max_new_tokens - 1), std::max(prompt_tokens, seqs), std::max(np, seqs));
+  KvForward fw(model, prompt_tokens + seqs * (o.max_new_tokens - 1), std::max(prompt_tokens, seqs), std::max(np, seqs),
+               o.bf16_weights);
   const int64_t V = fw.vocab();
 
   struct Seq {
@@ -566,7 +593,8 @@ std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vect
   const int64_t width = 2 * B;  // candidates per beam: enough to refill B live beams after EOS picks
   int64_t prompt_tokens = 0;
   for (const auto& p : prompts) prompt_tokens += static_cast<int64_t>(p.size());
-  KvForward fw(model, prompt_tokens + np * B * (o.max_new_tokens - 1), std::max(prompt_tokens, np * B), np * B);
+  KvForward fw(model, prompt_tokens + np * B * (o.max_new_tokens - 1), std::max(prompt_tokens, np * B), np * B,
+               o.bf16_weights);
   const int64_t V = fw.vocab();
   const int64_t w = std::min(width, V);
   const double lp_pow = o.length_penalty;

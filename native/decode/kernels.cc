@@ -25,7 +25,17 @@ inline float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
 }
 
-void linear_cols_generic(int64_t M, int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw,
+inline float widen(float x) { return x; }
+// bf16 is the top half of a float: widening is a shift.
+inline float widen(uint16_t x) {
+  const uint32_t u = static_cast<uint32_t>(x) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+template <typename WT>
+void linear_cols_generic(int64_t M, int64_t K, const float* A, int64_t lda, const WT* W, int64_t ldw,
                          const float* bias, float* const* out, int64_t j0, int64_t j1, Epilogue epi) {
   float acc[64];
   for (int64_t i = 0; i < M; ++i) {
@@ -35,8 +45,8 @@ void linear_cols_generic(int64_t M, int64_t K, const float* A, int64_t lda, cons
       for (int64_t c = 0; c < n; ++c) acc[c] = 0.0f;
       for (int64_t k = 0; k < K; ++k) {
         const float av = a[k];
-        const float* w = W + k * ldw + j;
-        for (int64_t c = 0; c < n; ++c) acc[c] += av * w[c];
+        const WT* w = W + k * ldw + j;
+        for (int64_t c = 0; c < n; ++c) acc[c] += av * widen(w[c]);
       }
       float* o = out[i] + j;
       for (int64_t c = 0; c < n; ++c) {
@@ -49,14 +59,15 @@ void linear_cols_generic(int64_t M, int64_t K, const float* A, int64_t lda, cons
   }
 }
 
-void head_cols_generic(int64_t M, int64_t K, const float* A, int64_t lda, const float* E, int64_t lde, float* out,
+template <typename WT>
+void head_cols_generic(int64_t M, int64_t K, const float* A, int64_t lda, const WT* E, int64_t lde, float* out,
                        int64_t ldo, int64_t j0, int64_t j1) {
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = j0; j < j1; ++j) {
       const float* a = A + i * lda;
-      const float* e = E + j * lde;
+      const WT* e = E + j * lde;
       float s = 0.0f;
-      for (int64_t k = 0; k < K; ++k) s += a[k] * e[k];
+      for (int64_t k = 0; k < K; ++k) s += a[k] * widen(e[k]);
       out[i * ldo + j] = s;
     }
 }
@@ -102,6 +113,15 @@ float exp_scaled_generic(const float* x, int64_t n, float shift, float inv_temp,
     sum += e;
   }
   return sum;
+}
+
+void to_bf16_generic(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, src + i, sizeof u);
+    u += 0x7FFFu + ((u >> 16) & 1u);  // round to nearest even
+    dst[i] = static_cast<uint16_t>(u >> 16);
+  }
 }
 
 int64_t arg_max_generic(const float* x, int64_t n) {
@@ -173,6 +193,11 @@ inline __m512 exp16(__m512 x) {
   return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
+inline __m512 load_w(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 load_w(__mmask16 m, const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
 inline __m512 gelu16(__m512 v) {
   const __m512 k = _mm512_set1_ps(0.7978845608028654f), c = _mm512_set1_ps(0.044715f);
   __m512 u = _mm512_mul_ps(k, _mm512_fmadd_ps(_mm512_mul_ps(c, v), _mm512_mul_ps(v, v), v));
@@ -203,8 +228,8 @@ inline float hsum(__m512 v) {
 constexpr int64_t kChunk = 512;  // columns per pass: R x 512 floats of partial sums stay in L1
 constexpr int kMaxRows = 14;
 
-template <int R, int NV>
-inline void linear_strip(int64_t k0, int64_t k1, bool first, bool last, const float* A, int64_t lda, const float* W,
+template <int R, int NV, typename WT>
+inline void linear_strip(int64_t k0, int64_t k1, bool first, bool last, const float* A, int64_t lda, const WT* W,
                          int64_t ldw, const float* bias, float* const* out, int64_t j, int64_t ncols, float* part,
                          Epilogue epi) {
   __m512 acc[R][NV];
@@ -215,7 +240,7 @@ inline void linear_strip(int64_t k0, int64_t k1, bool first, bool last, const fl
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[r][v] = first ? _mm512_setzero_ps() : _mm512_load_ps(part + r * kChunk + 16 * v);
-  const float* w = W + k0 * ldw + j;
+  const WT* w = W + k0 * ldw + j;
   // The same strip of the next row block is needed one pass over the chunk later: request it now so the
   // miss overlaps this pass (prefetches past the end of W are harmless, they never fault).
   const int64_t ahead = MINIELM_DECODE_PF * ldw;
@@ -226,7 +251,7 @@ inline void linear_strip(int64_t k0, int64_t k1, bool first, bool last, const fl
     }
     __m512 b[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(mask[v], w + 16 * v);
+    for (int v = 0; v < NV; ++v) b[v] = load_w(mask[v], w + 16 * v);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m512 a = _mm512_set1_ps(A[r * lda + k]);
@@ -257,8 +282,8 @@ inline void linear_strip(int64_t k0, int64_t k1, bool first, bool last, const fl
   }
 }
 
-template <int R>
-void linear_rows(int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias,
+template <int R, typename WT>
+void linear_rows(int64_t K, const float* A, int64_t lda, const WT* W, int64_t ldw, const float* bias,
                  float* const* out, int64_t j0, int64_t j1, Epilogue epi) {
   // Few rows: wider strips give the FMA units enough independent chains.
   constexpr int NV = R <= 6 ? 4 : 2;
@@ -270,13 +295,14 @@ void linear_rows(int64_t K, const float* A, int64_t lda, const float* W, int64_t
     for (int64_t k0 = 0; k0 < K; k0 += KB) {
       const int64_t k1 = std::min<int64_t>(K, k0 + KB);
       for (int64_t s = 0; s < cw; s += SW)
-        linear_strip<R, NV>(k0, k1, k0 == 0, k1 == K, A, lda, W, ldw, bias, out, jc + s, std::min<int64_t>(SW, cw - s),
+        linear_strip<R, NV, WT>(k0, k1, k0 == 0, k1 == K, A, lda, W, ldw, bias, out, jc + s, std::min<int64_t>(SW, cw - s),
                             part + s, epi);
     }
   }
 }
 
-void linear_cols_avx512(int64_t M, int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw,
+template <typename WT>
+void linear_cols_avx512(int64_t M, int64_t K, const float* A, int64_t lda, const WT* W, int64_t ldw,
                         const float* bias, float* const* out, int64_t j0, int64_t j1, Epilogue epi) {
   constexpr int RMAX = kMaxRows;
   for (int64_t i = 0; i < M;) {
@@ -285,7 +311,7 @@ void linear_cols_avx512(int64_t M, int64_t K, const float* A, int64_t lda, const
     float* const* o = out + i;
     switch (r) {
 #define MINIELM_CASE(n) \
-  case n: linear_rows<n>(K, a, lda, W, ldw, bias, o, j0, j1, epi); break;
+  case n: linear_rows<n, WT>(K, a, lda, W, ldw, bias, o, j0, j1, epi); break;
       MINIELM_CASE(1) MINIELM_CASE(2) MINIELM_CASE(3) MINIELM_CASE(4) MINIELM_CASE(5) MINIELM_CASE(6)
       MINIELM_CASE(7) MINIELM_CASE(8) MINIELM_CASE(9) MINIELM_CASE(10) MINIELM_CASE(11) MINIELM_CASE(12)
       MINIELM_CASE(13) MINIELM_CASE(14)
@@ -319,12 +345,12 @@ inline __m512 reduce16(const __m512* v) {
 #endif
 // R rows against a group of 16 vocabulary rows [j, j + jn): 4 vocabulary rows at a time in registers,
 // their 16-lane partial sums parked in L1 and reduced together.
-template <int R>
-void head_group(int64_t K, const float* A, int64_t lda, const float* E, int64_t lde, float* out, int64_t ldo,
+template <int R, typename WT>
+void head_group(int64_t K, const float* A, int64_t lda, const WT* E, int64_t lde, float* out, int64_t ldo,
                 int64_t j, int64_t jn, bool prefetch) {
   alignas(64) __m512 part[R][16];
   for (int s0 = 0; s0 < 16; s0 += 4) {
-    const float* e[4];
+    const WT* e[4];
     for (int s = 0; s < 4; ++s) e[s] = E + (j + std::min<int64_t>(s0 + s, jn - 1)) * lde;
     __m512 acc[R][4];
 #pragma GCC unroll 8
@@ -343,7 +369,7 @@ void head_group(int64_t K, const float* A, int64_t lda, const float* E, int64_t 
       }
 #pragma GCC unroll 4
       for (int s = 0; s < 4; ++s) {
-        const __m512 b = _mm512_maskz_loadu_ps(m, e[s] + k);
+        const __m512 b = load_w(m, e[s] + k);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) acc[r][s] = _mm512_fmadd_ps(a[r], b, acc[r][s]);
       }
@@ -360,7 +386,8 @@ void head_group(int64_t K, const float* A, int64_t lda, const float* E, int64_t 
 #ifndef MINIELM_HEAD_R
 #define MINIELM_HEAD_R 5
 #endif
-void head_cols_avx512(int64_t M, int64_t K, const float* A, int64_t lda, const float* E, int64_t lde, float* out,
+template <typename WT>
+void head_cols_avx512(int64_t M, int64_t K, const float* A, int64_t lda, const WT* E, int64_t lde, float* out,
                       int64_t ldo, int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; j += 16) {
     const int64_t jn = std::min<int64_t>(16, j1 - j);
@@ -369,12 +396,12 @@ void head_cols_avx512(int64_t M, int64_t K, const float* A, int64_t lda, const f
       const float* a = A + i * lda;
       float* o = out + i * ldo;
       switch (r) {
-        case 6: head_group<6>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
-        case 5: head_group<5>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
-        case 4: head_group<4>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
-        case 3: head_group<3>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
-        case 2: head_group<2>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
-        default: head_group<1>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
+        case 6: head_group<6, WT>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
+        case 5: head_group<5, WT>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
+        case 4: head_group<4, WT>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
+        case 3: head_group<3, WT>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
+        case 2: head_group<2, WT>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
+        default: head_group<1, WT>(K, a, lda, E, lde, o, ldo, j, jn, i == 0); break;
       }
       i += r;
     }
@@ -416,6 +443,16 @@ void attend_avx512(const float* q, const float* kbase, const float* vbase, int64
   }
   const __m512 vi = _mm512_set1_ps(inv);
   for (int64_t v = 0; v < nv; ++v) _mm512_storeu_ps(out + 16 * v, _mm512_mul_ps(o[v], vi));
+}
+
+void to_bf16_avx512(const float* src, uint16_t* dst, int64_t n) {
+  const __m512i round = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + i));
+    u = _mm512_add_epi32(u, _mm512_add_epi32(round, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+    _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+  }
 }
 
 float max_avx512(const float* x, int64_t n) {
@@ -510,17 +547,39 @@ bool using_avx512() {
 #define MINIELM_DISPATCH(name, ...) return name##_generic(__VA_ARGS__)
 #endif
 
-void linear_cols(int64_t M, int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias,
-                 float* const* out, int64_t j0, int64_t j1, Epilogue epi) {
+namespace {
+template <typename WT>
+void linear_cols_any(int64_t M, int64_t K, const float* A, int64_t lda, const WT* W, int64_t ldw, const float* bias,
+                     float* const* out, int64_t j0, int64_t j1, Epilogue epi) {
   if (M <= 0 || j0 >= j1) return;
   MINIELM_DISPATCH(linear_cols, M, K, A, lda, W, ldw, bias, out, j0, j1, epi);
 }
-
-void head_cols(int64_t M, int64_t K, const float* A, int64_t lda, const float* E, int64_t lde, float* out,
-               int64_t ldo, int64_t j0, int64_t j1) {
+template <typename WT>
+void head_cols_any(int64_t M, int64_t K, const float* A, int64_t lda, const WT* E, int64_t lde, float* out, int64_t ldo,
+                   int64_t j0, int64_t j1) {
   if (M <= 0 || j0 >= j1) return;
   MINIELM_DISPATCH(head_cols, M, K, A, lda, E, lde, out, ldo, j0, j1);
 }
+}  // namespace
+
+void linear_cols(int64_t M, int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias,
+                 float* const* out, int64_t j0, int64_t j1, Epilogue epi) {
+  linear_cols_any(M, K, A, lda, W, ldw, bias, out, j0, j1, epi);
+}
+void linear_cols(int64_t M, int64_t K, const float* A, int64_t lda, const uint16_t* W, int64_t ldw, const float* bias,
+                 float* const* out, int64_t j0, int64_t j1, Epilogue epi) {
+  linear_cols_any(M, K, A, lda, W, ldw, bias, out, j0, j1, epi);
+}
+void head_cols(int64_t M, int64_t K, const float* A, int64_t lda, const float* E, int64_t lde, float* out,
+               int64_t ldo, int64_t j0, int64_t j1) {
+  head_cols_any(M, K, A, lda, E, lde, out, ldo, j0, j1);
+}
+void head_cols(int64_t M, int64_t K, const float* A, int64_t lda, const uint16_t* E, int64_t lde, float* out,
+               int64_t ldo, int64_t j0, int64_t j1) {
+  head_cols_any(M, K, A, lda, E, lde, out, ldo, j0, j1);
+}
+
+void to_bf16(const float* src, uint16_t* dst, int64_t n) { MINIELM_DISPATCH(to_bf16, src, dst, n); }
 
 void attend(const float* q, const float* kbase, const float* vbase, int64_t stride, const int32_t* ctx, int64_t n,
             int64_t hs, float scale, float* scratch, float* out) {

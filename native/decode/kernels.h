@@ -23,10 +23,20 @@ enum class Epilogue {
 void linear_cols(int64_t M, int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw, const float* bias,
                  float* const* out, int64_t j0, int64_t j1, Epilogue epi);
 
+// The same with bf16 weights (inference-only path: half the weight traffic, fp32 arithmetic).
+void linear_cols(int64_t M, int64_t K, const float* A, int64_t lda, const uint16_t* W, int64_t ldw, const float* bias,
+                 float* const* out, int64_t j0, int64_t j1, Epilogue epi);
+
 // Tied LM head: out[i*ldo + j] = dot(A[i, 0:K], E[j, 0:K]) for j in [j0, j1); E is the token embedding
 // [V, lde]. j0 must be a multiple of 16 (the kernel reduces 16 vocabulary rows at a time).
 void head_cols(int64_t M, int64_t K, const float* A, int64_t lda, const float* E, int64_t lde, float* out,
                int64_t ldo, int64_t j0, int64_t j1);
+
+void head_cols(int64_t M, int64_t K, const float* A, int64_t lda, const uint16_t* E, int64_t lde, float* out,
+               int64_t ldo, int64_t j0, int64_t j1);
+
+// float -> bf16 (round to nearest even) over n values.
+void to_bf16(const float* src, uint16_t* dst, int64_t n);
 
 // One query row, one head: softmax(q · K^T * scale) · V over the n cached positions whose rows are
 // ctx[0..n). Key t lives at kbase + ctx[t] * stride (same for values). scratch holds n floats.

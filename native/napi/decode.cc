@@ -95,6 +95,11 @@ Napi::Value Generate(const Napi::CallbackInfo& info) {
   opt.length_penalty = get_number(o, "lengthPenalty", 1.0);
   opt.token_logprobs = get_bool(o, "tokenLogprobs");
   opt.logits = get_bool(o, "logits");
+  if (o.Has("weights") && o.Get("weights").IsString()) {
+    const std::string w = o.Get("weights").As<Napi::String>().Utf8Value();
+    if (w != "fp32" && w != "bf16") throw_js(env, "MINIELM_INVALID_ARGUMENT", "weights must be 'fp32' or 'bf16', got '" + w + "'");
+    opt.bf16_weights = w == "bf16";
+  }
   if (!info[0].IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "generate: model must be a model");
   NativeModel* unwrapped = NativeModel::Unwrap(info[0].As<Napi::Object>());
   try {
