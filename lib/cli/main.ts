@@ -13,6 +13,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   tokenizer: { summary: 'train a byte-level BPE tokenizer', load: () => import('./tokenizer.ts') },
   relevance: { summary: 'train and evaluate the learned relevance scorer (M1)', load: () => import('./relevance.ts') },
   train: { summary: 'train models: sft (teacher/student on Q2Q pairs), distill (teacher -> student, reverse KL)', load: () => import('./train.ts') },
+  eval: { summary: 'evaluate models: offline (Table 2), online (Table 3), coverage (Table 4)', load: () => import('./eval.ts') },
+  report: { summary: 're-render a run report (Markdown + SVG) from its report.json', load: () => import('./report.ts') },
   judge: { summary: 'score a product list for a query under a simulated-user judge', load: () => import('./judge.ts') },
 };
 

@@ -38,7 +38,7 @@ Distillation only:
 
 const TINY: ModelConfig = { vocab_size: 0, n_ctx: 48, n_layer: 2, n_head: 4, n_embd: 128 };
 
-async function readPairs(file: string): Promise<RewritePair[]> {
+export async function readPairs(file: string): Promise<RewritePair[]> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
