@@ -49,6 +49,11 @@ Model and training (train):
   --layers N (${D.nLayer})   --heads N (${D.nHead})   --width N (${D.nEmbd})
   --epochs N (${D.epochs})   --batch N (${D.batchSize})   --lr X (${D.lr})   --warmup N (${D.warmupSteps})
   --weight-decay X (${D.weightDecay})   --seed N (${D.seed})   --eval-every N (${D.evalEvery})
+  --pretrain-epochs N (${D.pretrainEpochs})   next-token language modelling on the training
+                       sequences before the score head is trained
+  --negatives X (${D.negativesPerPair})   sampled negatives per judged pair: the batch's query with
+                       another query's judged title, target 0
+  --negative-weight X (${D.negativeWeight})   their loss weight
   --max-minutes X      stop training after X minutes and keep the best so far
 
 Progress lines go to stderr: step | loss | lr | tok/s, and dev Spearman / AUC.`;
@@ -171,6 +176,9 @@ const OPTIONS = {
   seed: { type: 'string' },
   'eval-every': { type: 'string' },
   'max-minutes': { type: 'string' },
+  negatives: { type: 'string' },
+  'pretrain-epochs': { type: 'string' },
+  'negative-weight': { type: 'string' },
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
@@ -214,12 +222,19 @@ export async function run(argv: string[]): Promise<number> {
       weightDecay: num(values, 'weight-decay', D.weightDecay),
       seed: int(values, 'seed', D.seed),
       evalEvery: int(values, 'eval-every', D.evalEvery),
+      negativesPerPair: num(values, 'negatives', D.negativesPerPair),
+      pretrainEpochs: values['pretrain-epochs'] === '0' ? 0 : int(values, 'pretrain-epochs', D.pretrainEpochs),
+      negativeWeight: num(values, 'negative-weight', D.negativeWeight),
       relevantGain: (relevantAt - loaded.min) / (loaded.max - loaded.min) - 1e-6,
       outDir: out,
     };
     const result = await trainRelevanceScorer(sides.train, sides.dev, options, {
       signal,
       onProgress: (p) => {
+        if (p.phase === 'pretrain') {
+          console.error(`pretrain ${String(p.step).padStart(5)}/${p.totalSteps} | epoch ${p.epoch} | LM loss ${p.loss.toFixed(4)} | lr ${p.lr.toExponential(2)} | ${p.tokensPerSec.toFixed(0)} tok/s | ${p.elapsedSec.toFixed(0)} s`);
+          return;
+        }
         const head = `step ${String(p.step).padStart(5)}/${p.totalSteps} | epoch ${p.epoch} | loss ${p.loss.toFixed(4)}`;
         if (p.dev) console.error(`${head} | dev Spearman ${p.dev.spearman.toFixed(4)} AUC ${p.dev.auc.toFixed(4)}${p.dev.best ? ' (best)' : ''} | ${p.elapsedSec.toFixed(0)} s`);
         else console.error(`${head} | lr ${p.lr.toExponential(2)} | ${p.tokensPerSec.toFixed(0)} tok/s | ${p.elapsedSec.toFixed(0)} s`);

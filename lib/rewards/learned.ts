@@ -179,6 +179,22 @@ export interface RelevanceTrainOptions {
   relevantGain?: number;
   /** Lower-case texts before tokenizing (default true). */
   lowercase?: boolean;
+  /**
+   * Sampled negatives per judged pair (default 0, off): a batch's query paired with the title of a product judged
+   * for some other query, target 0. Judged pairs alone are mostly relevant (Home Depot's mean is 2.38 of 3) and
+   * let a small model get far by memorising products; mismatched titles make it learn whether the title fits
+   * the query at all. Plain text in, label out: no features are computed for the model.
+   */
+  negativesPerPair?: number;
+  /** Loss weight of a sampled negative relative to a judged pair (default 0.5). */
+  negativeWeight?: number;
+  /**
+   * Epochs of next-token language modelling on the training sequences (`query <sep> title <eos>`) before the
+   * score head is trained (default 1). Predicting title tokens after the query teaches attention heads to look
+   * up query tokens in the title, the mechanism relevance needs and that the relevance labels alone teach
+   * slowly. Same text, same model, no extra data.
+   */
+  pretrainEpochs?: number;
   /** Where to write the best checkpoint as it improves (optional; the best is kept in memory either way). */
   outDir?: string;
 }
@@ -200,6 +216,9 @@ export const RELEVANCE_TRAIN_DEFAULTS = {
   evalEvery: 500,
   relevantGain: 0.665,
   lowercase: true,
+  negativesPerPair: 0,
+  negativeWeight: 0.5,
+  pretrainEpochs: 1,
 } as const;
 
 export interface RelevanceTrainProgress {
@@ -212,6 +231,8 @@ export interface RelevanceTrainProgress {
   /** Real (unpadded) tokens per second since training started. */
   tokensPerSec: number;
   elapsedSec: number;
+  /** 'pretrain' while language modelling (loss is then next-token cross-entropy), else absent. */
+  phase?: 'pretrain';
   dev?: { spearman: number; auc: number; best: boolean };
 }
 
@@ -281,10 +302,28 @@ export async function trainRelevanceScorer(
   const devSeqs = dev.map((p) => encodeRelevanceInput(tokenizer, p.query, p.title, format));
   const devGains = dev.map((p) => p.gain);
   const devRelevant = dev.map((p) => p.gain >= o.relevantGain);
+  if (!(Number.isInteger(o.pretrainEpochs) && o.pretrainEpochs >= 0)) throw invalidArgument(`pretrainEpochs must be an integer >= 0, got ${o.pretrainEpochs}.`);
+  if (!(o.negativesPerPair >= 0 && o.negativeWeight >= 0)) throw invalidArgument(`negativesPerPair and negativeWeight must be >= 0, got ${o.negativesPerPair} and ${o.negativeWeight}.`);
+  // Judged (query, title) pairs, so a sampled negative is never a pair the data judged.
+  const judged = new Set(train.map((p) => `${normalizeQuery(p.query)}\u0000${p.title}`));
+  const negativesPerBatch = Math.round(o.batchSize * o.negativesPerPair);
   const stepsPerEpoch = Math.ceil(train.length / o.batchSize);
+  const pretrainSteps = stepsPerEpoch * o.pretrainEpochs;
   const totalSteps = stepsPerEpoch * o.epochs;
-  const optimizer = { lr: o.lr, warmupSteps: Math.min(o.warmupSteps, totalSteps), totalSteps, weightDecay: o.weightDecay, gradClip: o.gradClip, schedule: 'cosine' as const };
+  // One warmup + cosine schedule over both phases: the engine's schedule follows its global step counter.
+  const optimizer = { lr: o.lr, warmupSteps: Math.min(o.warmupSteps, pretrainSteps + totalSteps), totalSteps: pretrainSteps + totalSteps, weightDecay: o.weightDecay, gradClip: o.gradClip, schedule: 'cosine' as const };
   const rng = createRng(o.seed);
+  const bucketedBatches = (): number[][] => {
+    const order = shuffleInPlace(rng, Array.from({ length: train.length }, (_, i) => i));
+    // Length bucketing: sort windows of 32 batches by length, cut them into batches, shuffle the batches.
+    const window = o.batchSize * 32;
+    const batches: number[][] = [];
+    for (let w = 0; w < order.length; w += window) {
+      const chunk = order.slice(w, w + window).sort((a, b) => trainSeqs[a].length - trainSeqs[b].length);
+      for (let b = 0; b < chunk.length; b += o.batchSize) batches.push(chunk.slice(b, b + o.batchSize));
+    }
+    return shuffleInPlace(rng, batches);
+  };
 
   const history: RelevanceTrainResult['history'] = [];
   let best = { spearman: -Infinity, auc: Number.NaN };
@@ -314,23 +353,54 @@ export async function trainRelevanceScorer(
     hooks.onProgress?.({ step, totalSteps, epoch, loss, lr: Number.NaN, tokensPerSec: tokens / ((performance.now() - started) / 1000), elapsedSec: (performance.now() - started) / 1000, dev: { spearman: rho, auc, best: improved } });
   };
 
-  outer: for (let epoch = 1; epoch <= o.epochs; epoch++) {
-    const order = shuffleInPlace(rng, Array.from({ length: train.length }, (_, i) => i));
-    // Length bucketing: sort windows of 32 batches by length, cut them into batches, shuffle the batches.
-    const window = o.batchSize * 32;
-    const batches: number[][] = [];
-    for (let w = 0; w < order.length; w += window) {
-      const chunk = order.slice(w, w + window).sort((a, b) => trainSeqs[a].length - trainSeqs[b].length);
-      for (let b = 0; b < chunk.length; b += o.batchSize) batches.push(chunk.slice(b, b + o.batchSize));
+  let pretrainStep = 0;
+  pretrain: for (let epoch = 1; epoch <= o.pretrainEpochs; epoch++) {
+    for (const idx of bucketedBatches()) {
+      if (hooks.signal?.aborted) {
+        aborted = true;
+        break pretrain;
+      }
+      const seqs = idx.map((i) => trainSeqs[i]);
+      const seq = Math.max(...seqs.map((x) => x.length)) - 1;
+      const inputs = new Int32Array(seqs.length * seq).fill(tokenizer.padId);
+      const targets = new Int32Array(seqs.length * seq).fill(tokenizer.padId);
+      const lossMask = new Float32Array(seqs.length * seq);
+      const attentionMask = new Uint8Array(seqs.length * seq);
+      seqs.forEach((x, b) => {
+        inputs.set(x.slice(0, -1), b * seq);
+        targets.set(x.slice(1), b * seq);
+        lossMask.fill(1, b * seq, b * seq + x.length - 1);
+        attentionMask.fill(1, b * seq, b * seq + x.length - 1);
+      });
+      const result = await model.trainStep({ tokens: inputs, targets, lossMask, attentionMask, batch: seqs.length, seq }, optimizer);
+      pretrainStep++;
+      for (const x of seqs) tokens += x.length - 1;
+      if (pretrainStep % progressEvery === 0) {
+        const elapsedSec = (performance.now() - started) / 1000;
+        hooks.onProgress?.({ step: pretrainStep, totalSteps: pretrainSteps, epoch, loss: result.loss, lr: result.lr, tokensPerSec: tokens / elapsedSec, elapsedSec, phase: 'pretrain' });
+      }
     }
-    shuffleInPlace(rng, batches);
-    for (const idx of batches) {
+  }
+
+  outer: for (let epoch = 1; epoch <= o.epochs && !aborted; epoch++) {
+    for (const idx of bucketedBatches()) {
       if (hooks.signal?.aborted) {
         aborted = true;
         break outer;
       }
       const seqs = idx.map((i) => trainSeqs[i]);
-      const result = await model.trainScoreStep(padBatch(seqs, tokenizer.padId), Float32Array.from(idx, (i) => train[i].gain), optimizer);
+      const labels = idx.map((i) => train[i].gain);
+      const weights = idx.map(() => 1);
+      for (let n = 0, tries = 0; n < negativesPerBatch && tries < 4 * negativesPerBatch; tries++) {
+        const q = train[idx[Math.floor(rng() * idx.length)]];
+        const other = train[Math.floor(rng() * train.length)];
+        if (judged.has(`${normalizeQuery(q.query)}\u0000${other.title}`)) continue;
+        seqs.push(encodeRelevanceInput(tokenizer, q.query, other.title, format));
+        labels.push(0);
+        weights.push(o.negativeWeight);
+        n++;
+      }
+      const result = await model.trainScoreStep(padBatch(seqs, tokenizer.padId), Float32Array.from(labels), optimizer, Float32Array.from(weights));
       step++;
       for (const s of seqs) tokens += s.length;
       lossSum += result.loss;
