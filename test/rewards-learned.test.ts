@@ -123,7 +123,7 @@ test('a tiny scorer trained on synthetic pairs ranks held-out queries well above
   const result = await trainRelevanceScorer(
     sides.train,
     sides.dev,
-    { vocabSize: 400, nCtx: 32, maxQueryTokens: 12, nLayer: 1, nHead: 2, nEmbd: 32, epochs: 3, batchSize: 32, lr: 3e-3, warmupSteps: 20, evalEvery: 100, seed: 2, relevantGain: 1 },
+    { vocabSize: 400, nCtx: 32, maxQueryTokens: 12, nLayer: 1, nHead: 2, nEmbd: 32, pretrainEpochs: 0, weightDecay: 0.01, epochs: 3, batchSize: 32, lr: 3e-3, warmupSteps: 20, evalEvery: 100, seed: 2, relevantGain: 1 },
     { onProgress: () => reports++ },
   );
   assert.ok(reports > 0);
@@ -156,6 +156,26 @@ test('a tiny scorer trained on synthetic pairs ranks held-out queries well above
     await rm(dir, { recursive: true, force: true });
   }
   await scorer.dispose();
+});
+
+test('the language-model warm-up runs first and lowers its next-token loss', async () => {
+  const catalog = generateSyntheticCatalog({ seed: 4, products: 200, queries: 300 });
+  const pairs: LabelledPair[] = catalog.judgements.map((j) => ({ query: j.query, title: catalog.products.get(j.productId)?.title as string, gain: j.gain }));
+  const sides = splitByQuery(pairs, { seed: 1, dev: 0.2, test: 0 });
+  const phases: { phase?: string; loss: number }[] = [];
+  const result = await trainRelevanceScorer(
+    sides.train,
+    sides.dev,
+    { vocabSize: 400, nCtx: 32, nLayer: 1, nHead: 2, nEmbd: 32, pretrainEpochs: 3, epochs: 1, batchSize: 32, lr: 3e-3, warmupSteps: 5, evalEvery: 1000, seed: 3 },
+    { onProgress: (p) => phases.push({ phase: p.phase, loss: p.loss }), progressEvery: 5 },
+  );
+  const pre = phases.filter((p) => p.phase === 'pretrain');
+  assert.ok(pre.length >= 4, `${pre.length} pretraining reports`);
+  const firstScore = phases.findIndex((p) => p.phase !== 'pretrain');
+  assert.ok(firstScore > 0 && phases.slice(firstScore).every((p) => p.phase !== 'pretrain'), 'pretraining comes before the score head');
+  assert.ok(pre[pre.length - 1].loss < pre[0].loss - 1, `LM loss ${pre[0].loss.toFixed(2)} -> ${pre[pre.length - 1].loss.toFixed(2)}`);
+  assert.ok(Number.isFinite(result.best.spearman));
+  await result.scorer.dispose();
 });
 
 test('bad inputs fail with clear errors', async () => {
