@@ -194,6 +194,9 @@ export async function run(argv: string[]): Promise<number> {
     throw new MinielmError('MINIELM_INVALID_ARGUMENT', `${(err as Error).message}. Run "minielm relevance --help".`);
   }
   if (!values.data) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--data is required: homedepot, crowdflower or a CSV/JSONL file.');
+  // Flag errors first: loading a relevance table takes seconds.
+  if (sub === 'train' && !values.out) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--out DIR is required: the folder that will receive the trained scorer.');
+  if (sub === 'eval' && !values.model) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--model DIR is required: a folder written by "minielm relevance train".');
   const command = `minielm relevance ${argv.join(' ')}`;
   const started = Date.now();
   const loaded = await loadPairs(values.data, values.preset);
