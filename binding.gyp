@@ -22,7 +22,7 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fno-math-errno"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fno-math-errno", "-fopenmp-simd"],
       "libraries": ["-ldl", "-lpthread"],
       "conditions": [
         ["target_arch=='x64'", { "cflags_cc": ["-mavx2", "-mfma", "-mf16c"] }],

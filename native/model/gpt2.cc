@@ -425,6 +425,7 @@ StepStats Gpt2<T>::optimizer_step(const OptimConfig& o) {
   run_parallel(nt, [&](int tid, int n) {
     int64_t i0 = N * tid / n, i1 = N * (tid + 1) / n;
     double s = 0;
+    MINIELM_SIMD_SUM(s)
     for (int64_t i = i0; i < i1; ++i) s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
     partial[tid] = s;
   });

@@ -13,6 +13,13 @@
 #include "../core/threads.h"
 #include "../core/vmath.h"
 
+// Reductions vectorise only when the compiler may reorder the sum; `omp simd reduction` grants that per loop
+// (with -fopenmp-simd, no OpenMP runtime), keeping -ffast-math off everywhere else. The order is fixed at
+// compile time, so results stay deterministic.
+#define MINIELM_PRAGMA(x) _Pragma(#x)
+#define MINIELM_SIMD_SUM(v) MINIELM_PRAGMA(omp simd reduction(+ : v))
+#define MINIELM_SIMD_SUM2(a, b) MINIELM_PRAGMA(omp simd reduction(+ : a, b))
+
 namespace minielm {
 namespace ops {
 
@@ -97,9 +104,11 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* w, const
     for (int64_t i = r0; i < r1; ++i) {
       const T* x = inp + i * C;
       T m = 0;
+      MINIELM_SIMD_SUM(m)
       for (int64_t c = 0; c < C; ++c) m += x[c];
       m /= static_cast<T>(C);
       T v = 0;
+      MINIELM_SIMD_SUM(v)
       for (int64_t c = 0; c < C; ++c) {
         T d = x[c] - m;
         v += d * d;
@@ -130,6 +139,7 @@ void layernorm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, cons
       T* dx = dinp + i * C;
       T m = mean[i], s = rstd[i];
       T dnorm_mean = 0, dnorm_norm_mean = 0;
+      MINIELM_SIMD_SUM2(dnorm_mean, dnorm_norm_mean)
       for (int64_t c = 0; c < C; ++c) {
         T norm = (x[c] - m) * s;
         T dn = w[c] * d[c];
@@ -260,6 +270,7 @@ void attention_forward(T* out, T* att, const T* qkv, const uint8_t* key_mask, in
           }
           const T* k = qkv + (b * Tn + t2) * C3 + C + h * hs;
           T s = 0;
+          MINIELM_SIMD_SUM(s)
           for (int64_t i = 0; i < hs; ++i) s += q[i] * k[i];
           s *= scale;
           arow[t2] = s;
@@ -324,6 +335,7 @@ void attention_backward(T* dqkv, const T* dout, const T* att, const T* qkv, int6
           const T* v = qkv + (b * Tn + t2) * C3 + 2 * C + h * hs;
           T* dv = dqkv + (b * Tn + t2) * C3 + 2 * C + h * hs;
           T s = 0;
+          MINIELM_SIMD_SUM(s)
           for (int64_t i = 0; i < hs; ++i) {
             s += d[i] * v[i];
             dv[i] += p * d[i];
