@@ -52,20 +52,26 @@ export function makeBatch(examples: readonly EncodedExample[], padId: number, fi
   return { batch: B, seq, tokens, targets, lossMask, attentionMask };
 }
 
-/** Deterministic shuffled mini-batches for one epoch (a seeded Fisher-Yates over indices). */
-export function epochBatches(count: number, batchSize: number, seed: number): number[][] {
-  const idx = Array.from({ length: count }, (_, i) => i);
+/** xorshift32 from a 32-bit state (0 is replaced by 1): a tiny stream whose whole state is the seed, so the
+ * trainers can recompute any step's data from (seed, step) alone. Returns integers in [0, 2^32). */
+export function xorshift32(seed: number): () => number {
   let s = (seed >>> 0) || 1;
-  const next = (): number => {
+  return () => {
     s ^= s << 13;
     s >>>= 0;
     s ^= s >>> 17;
     s ^= s << 5;
     s >>>= 0;
-    return s / 2 ** 32;
+    return s;
   };
+}
+
+/** Deterministic shuffled mini-batches for one epoch (a seeded Fisher-Yates over indices). */
+export function epochBatches(count: number, batchSize: number, seed: number): number[][] {
+  const idx = Array.from({ length: count }, (_, i) => i);
+  const next = xorshift32(seed);
   for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
+    const j = Math.floor((next() / 2 ** 32) * (i + 1));
     [idx[i], idx[j]] = [idx[j], idx[i]];
   }
   const out: number[][] = [];

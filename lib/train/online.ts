@@ -11,6 +11,7 @@ import { preferPair, type RewardComponents } from '../rewards/metrics.ts';
 import { scoreRewrites, type RewardEnvironment } from './environment.ts';
 import { JsonlLog, saveCheckpoint, loadTrainerState, exists, isNonFinite } from './run-state.ts';
 import { Progress } from './progress.ts';
+import { xorshift32 } from './batches.ts';
 import { invalidArgument } from '../errors.ts';
 
 export interface OnlineOptions {
@@ -89,15 +90,7 @@ export async function evaluatePolicy(policy: Model, tokenizer: Tokenizer, env: R
 
 /** A seeded pick of `n` distinct indices out of `size` for iteration `it` (a pure function: exact resume). */
 function pickQueries(size: number, n: number, seed: number, it: number): number[] {
-  let s = (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(it + 1, 0x85ebca6b)) >>> 0 || 1;
-  const next = (): number => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
+  const next = xorshift32(Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(it + 1, 0x85ebca6b));
   const chosen = new Set<number>();
   while (chosen.size < Math.min(n, size)) chosen.add(next() % size);
   return [...chosen];
