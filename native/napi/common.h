@@ -135,6 +135,16 @@ inline Napi::Object stats_to_js(Napi::Env env, const StepStats& s) {
   return o;
 }
 
+// {steps: StepStats[], aborted} for multi-step jobs.
+inline Napi::Object steps_to_js(Napi::Env env, const std::vector<StepStats>& results, bool aborted) {
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Array arr = Napi::Array::New(env, results.size());
+  for (size_t i = 0; i < results.size(); ++i) arr.Set(static_cast<uint32_t>(i), stats_to_js(env, results[i]));
+  o.Set("steps", arr);
+  o.Set("aborted", aborted);
+  return o;
+}
+
 // Base worker: runs `work` on the pool, rejects with {code, message} on minielm::Error.
 class PromiseWorker : public Napi::AsyncWorker {
  public:
@@ -435,14 +445,7 @@ class TrainWorker : public ModelWorker {
       results_.push_back(m_->train_step(views, opt_));
     }
   }
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    Napi::Array arr = Napi::Array::New(env, results_.size());
-    for (size_t i = 0; i < results_.size(); ++i) arr.Set(static_cast<uint32_t>(i), stats_to_js(env, results_[i]));
-    o.Set("steps", arr);
-    o.Set("aborted", aborted_);
-    return o;
-  }
+  Napi::Value Result(Napi::Env env) override { return steps_to_js(env, results_, aborted_); }
 
  private:
   Model* m_;
@@ -531,14 +534,7 @@ class TrainScoreWorker : public ModelWorker {
       results_.push_back(m_->train_score_step(views, l, w, opt_));
     }
   }
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    Napi::Array arr = Napi::Array::New(env, results_.size());
-    for (size_t i = 0; i < results_.size(); ++i) arr.Set(static_cast<uint32_t>(i), stats_to_js(env, results_[i]));
-    o.Set("steps", arr);
-    o.Set("aborted", aborted_);
-    return o;
-  }
+  Napi::Value Result(Napi::Env env) override { return steps_to_js(env, results_, aborted_); }
 
  private:
   Model* m_;
