@@ -1,18 +1,25 @@
 // The one module that loads the native addon (prebuilds/ or build/ via node-gyp-build) and declares its
 // interface. Everything else imports the typed wrappers in lib/model/.
 import { createRequire } from 'node:module';
+// The addon speaks the public option and result types; they are declared once, next to their API.
+import type { ModelConfig, OptimizerOptions, StepResult, ForwardResult } from './model/model.ts';
+import type { DistillOptions, DistillStepResult, DpoOptions, DpoStepResult } from './model/align.ts';
+import type { GenerateOptions, DecodingStrategy } from './model/generate.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export interface NativeConfig {
-  vocab_size: number;
-  n_ctx: number;
-  n_layer: number;
-  n_head: number;
-  n_embd: number;
-  /** Adds a scalar head on the last real token (relevance scorer). */
-  score_head?: boolean;
-}
+
+export type NativeConfig = ModelConfig;
+export type NativeOptim = OptimizerOptions;
+export type NativeStepStats = StepResult;
+export type NativeForwardResult = ForwardResult;
+export type NativeDistillOptions = DistillOptions;
+export type NativeDistillStats = DistillStepResult;
+export type NativeDpoStats = DpoStepResult;
+/** DPO options as the addon takes them: the reference travels as separate arguments. */
+export type NativeDpoOptions = Omit<DpoOptions, 'reference'>;
+/** The addon always receives a resolved strategy. */
+export type NativeGenerateOptions = Omit<GenerateOptions, 'strategy'> & { strategy: DecodingStrategy };
 
 export interface NativeBatch {
   tokens: Int32Array;
@@ -23,34 +30,8 @@ export interface NativeBatch {
   seq: number;
 }
 
-export interface NativeOptim {
-  lr: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  weightDecay?: number;
-  gradClip?: number;
-  warmupSteps?: number;
-  totalSteps?: number;
-  minLrRatio?: number;
-  schedule?: 'cosine' | 'linear' | 'constant';
-}
 
-export interface NativeStepStats {
-  loss: number;
-  gradNorm: number;
-  lr: number;
-  tokens: number;
-  step: number;
-}
 
-export interface NativeForwardResult {
-  loss?: number;
-  lossSum?: number;
-  tokens?: number;
-  losses?: Float32Array;
-  logits?: Float32Array;
-}
 
 export interface NativeTensorInfo {
   name: string;
@@ -85,39 +66,9 @@ export interface GemmInfo {
   builtinIsa: string;
 }
 
-export interface NativeDistillOptions {
-  loss?: 'reverse_kl' | 'forward_kl' | 'jsd';
-  beta?: number;
-  temperature?: number;
-  ceWeight?: number;
-}
 
-export interface NativeDistillStats extends NativeStepStats {
-  /** Weighted mean divergence (the chosen loss: reverse KL by default). */
-  kl: number;
-  /** Weighted mean cross-entropy, only when ceWeight > 0. */
-  ce?: number;
-}
 
-export interface NativeDpoOptions {
-  lossType?: 'sigmoid' | 'ipo' | 'hinge';
-  beta?: number;
-  labelSmoothing?: number;
-}
 
-export interface NativeDpoStats {
-  loss: number;
-  'rewards/chosen': number;
-  'rewards/rejected': number;
-  'rewards/margins': number;
-  'rewards/accuracies': number;
-  'logps/chosen': number;
-  'logps/rejected': number;
-  gradNorm: number;
-  lr: number;
-  tokens: number;
-  step: number;
-}
 
 export interface NativeKernelTiming {
   seconds: number;
@@ -126,21 +77,6 @@ export interface NativeKernelTiming {
   calls: number;
 }
 
-export interface NativeGenerateOptions {
-  strategy: 'greedy' | 'sample' | 'beam';
-  maxNewTokens: number;
-  eosTokenId?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number;
-  numBeams?: number;
-  numReturnSequences?: number;
-  lengthPenalty?: number;
-  tokenLogprobs?: boolean;
-  logits?: boolean;
-  weights?: 'fp32' | 'bf16';
-}
 
 export interface NativeGeneration {
   tokens: Int32Array;

@@ -4,7 +4,7 @@
 import { mkdir, readFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MinielmError, invalidArgument } from '../errors.ts';
-import { native, type NativeBatch, type NativeModel, type NativeOptim, type NativeStepStats } from '../native.ts';
+import { native, type NativeBatch, type NativeModel, type NativeOptim } from '../native.ts';
 import { readSafetensors, writeSafetensors, writeFileAtomic, type TensorToWrite } from './safetensors.ts';
 
 export interface ModelConfig {
@@ -433,4 +433,3 @@ export function hfConfig(c: ModelConfig): Record<string, unknown> {
   };
 }
 
-export type { NativeStepStats };
