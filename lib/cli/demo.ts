@@ -3,8 +3,7 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { runSyntheticPipeline, PIPELINE_PRESETS } from '../pipeline.ts';
-import { reportMarkdown } from '../eval/report.ts';
-import { interruptOnSignals } from '../train/run-state.ts';
+import { runPipelineCommand } from './pipeline-command.ts';
 import { native } from '../native.ts';
 import { invalidArgument } from '../errors.ts';
 
@@ -33,23 +32,5 @@ export async function run(argv: string[]): Promise<number> {
     if (!Number.isInteger(t) || t < 1) throw invalidArgument(`--threads must be a positive integer, got "${values.threads}"`);
     native.setNumThreads(t);
   }
-  const controller = new AbortController();
-  const release = interruptOnSignals(controller);
-  try {
-    const started = performance.now();
-    const report = await runSyntheticPipeline({ out: values.out!, preset, seed, command: `minielm demo ${argv.join(' ')}`.trim(), signal: controller.signal });
-    if (controller.signal.aborted) {
-      console.log('interrupted: run the same command to resume');
-      return 130;
-    }
-    console.log(`\n${reportMarkdown(report)}`);
-    console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);
-    return 0;
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'MINIELM_ABORTED') throw err;
-    console.log((err as Error).message);
-    return 130;
-  } finally {
-    release();
-  }
+  return runPipelineCommand((signal) => runSyntheticPipeline({ out: values.out!, preset, seed, command: `minielm demo ${argv.join(' ')}`.trim(), signal }));
 }

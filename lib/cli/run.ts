@@ -3,8 +3,7 @@ import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runPipeline, tableWorld, PIPELINE_PRESETS } from '../pipeline.ts';
-import { reportMarkdown } from '../eval/report.ts';
-import { interruptOnSignals } from '../train/run-state.ts';
+import { runPipelineCommand } from './pipeline-command.ts';
 import { native } from '../native.ts';
 import { invalidArgument } from '../errors.ts';
 
@@ -40,25 +39,14 @@ export async function run(argv: string[]): Promise<number> {
   const seed = Number(values.seed), k = Number(values.k);
   if (!Number.isInteger(seed) || seed < 0) throw invalidArgument(`--seed must be a non-negative integer, got "${values.seed}"`);
   if (!Number.isInteger(k) || k < 1) throw invalidArgument(`--k must be a positive integer, got "${values.k}"`);
-  if (values.threads) native.setNumThreads(Number(values.threads));
-  const path = values.data === 'homedepot' ? join(SHARED, 'homedepot', 'train.csv') : values.data!;
-  const controller = new AbortController();
-  const release = interruptOnSignals(controller);
-  try {
-    const started = performance.now();
-    const world = await tableWorld({ path, preset: values['table-preset'], seed, relevanceModel: values['relevance-model'], k, log: (l) => console.log(l) });
-    const report = await runPipeline({ out: values.out!, preset, seed, command: `minielm run ${argv.join(' ')}`.trim(), signal: controller.signal }, world);
-    if (controller.signal.aborted) {
-      console.log('interrupted: run the same command to resume');
-      return 130;
-    }
-    console.log(`\n${reportMarkdown(report)}\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s`);
-    return 0;
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'MINIELM_ABORTED') throw err;
-    console.log((err as Error).message);
-    return 130;
-  } finally {
-    release();
+  if (values.threads) {
+    const t = Number(values.threads);
+    if (!Number.isInteger(t) || t < 1) throw invalidArgument(`--threads must be a positive integer, got "${values.threads}"`);
+    native.setNumThreads(t);
   }
+  const path = values.data === 'homedepot' ? join(SHARED, 'homedepot', 'train.csv') : values.data!;
+  return runPipelineCommand(async (signal) => {
+    const world = await tableWorld({ path, preset: values['table-preset'], seed, relevanceModel: values['relevance-model'], k, log: (l) => console.log(l) });
+    return runPipeline({ out: values.out!, preset, seed, command: `minielm run ${argv.join(' ')}`.trim(), signal }, world);
+  });
 }
