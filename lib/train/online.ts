@@ -151,6 +151,7 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     const rewrites = gens.map((pair) => pair.map((g) => rewriteText(o.tokenizer, g.tokens)));
     const scored = await scoreRewrites(o.env, queries, rewrites, iteration);
     const pairs: PreferencePair[] = [];
+    const picked: { query: number; chosen: number; rejected: number }[] = [];
     let ties = 0;
     let chosenReward = 0, rejectedReward = 0;
     scored.forEach((row, i) => {
@@ -161,10 +162,12 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
         return;
       }
       pairs.push({ prompt: prompts[i], chosen: gens[i][pref.chosen].tokens, rejected: gens[i][pref.rejected].tokens });
+      picked.push({ query: i, chosen: pref.chosen, rejected: pref.rejected });
       chosenReward += row[pref.chosen].reward;
       rejectedReward += row[pref.rejected].reward;
     });
     const rec: Record<string, unknown> = { step: iteration + 1, ties, pairs: pairs.length };
+    let referenceLogps: { chosen: number[]; rejected: number[] } | undefined;
     if (reference) {
       // KL(policy || reference) estimated on the policy's own samples: mean of log pi - log ref.
       const seqs = gens.flatMap((pair, i) => pair.map((g) => [...prompts[i], ...g.tokens]));
@@ -172,10 +175,13 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
       const refLogps = await sequenceLogProbs(reference, seqs, masks);
       const polLogps = gens.flatMap((pair) => pair.map((g) => g.logprob));
       rec.kl = polLogps.reduce((a, lp, i) => a + lp - refLogps[i], 0) / polLogps.length;
+      // The preference pairs are among these samples: DPO reuses their reference log-probs instead of a
+      // second reference forward pass.
+      referenceLogps = { chosen: picked.map((p) => refLogps[2 * p.query + p.chosen]), rejected: picked.map((p) => refLogps[2 * p.query + p.rejected]) };
     }
     if (pairs.length > 0) {
       try {
-        const r = await dpoStep(policy, pairs, { beta, lossType: o.lossType ?? 'sigmoid', reference: reference ?? undefined }, optimizer);
+        const r = await dpoStep(policy, pairs, { beta, lossType: o.lossType ?? 'sigmoid', reference: referenceLogps }, optimizer);
         Object.assign(rec, { loss: r.loss, 'rewards/chosen': r['rewards/chosen'], 'rewards/rejected': r['rewards/rejected'], 'rewards/margins': r['rewards/margins'], 'rewards/accuracies': r['rewards/accuracies'], 'logps/chosen': r['logps/chosen'], 'logps/rejected': r['logps/rejected'], grad_norm: r.gradNorm, learning_rate: r.lr });
       } catch (err) {
         if (!isNonFinite(err)) throw err;
