@@ -188,7 +188,8 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
     const rows: [string, Model][] = [['teacher (vanilla)', vanillaT], ['teacher (SFT)', teacherBest], ['student (vanilla)', vanillaS], ['student (SFT)', studentBest], ['student (distilled)', distilled], ['student (distilled + online DPO)', online.policy]];
     for (const [name, m] of rows) report.offline.push({ model: name, metrics: await evaluateOffline(m, tokenizer, test, { maxQueries: p.evalQueries }) });
     const before: PolicyEvaluation = await evaluatePolicy(distilled, tokenizer, env, testQueries);
-    const after: PolicyEvaluation = await evaluatePolicy(online.policy, tokenizer, env, testQueries);
+    // trainOnline already evaluated the final policy on the same queries (unless it only resumed a finished run).
+    const after: PolicyEvaluation = online.lastEval ?? (await evaluatePolicy(online.policy, tokenizer, env, testQueries));
     report.online.push({ model: 'distilled student (before RL)', metrics: before }, { model: 'after online DPO', metrics: after });
     const covQueries = testQueries.slice(0, Math.min(60, testQueries.length));
     report.coverage.push({ model: 'student (SFT), beam search', result: await coverageAtN(studentBest, tokenizer, env, covQueries, { n: 10, strategy: 'beam' }) });
