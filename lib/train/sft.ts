@@ -111,6 +111,8 @@ export async function trainSft(o: SftOptions): Promise<SftResult> {
   const save = async (): Promise<void> => {
     await saveCheckpoint(ckptDir, model, { step: model.step, bestEvalLoss, seed: o.seed, batchSize: o.batchSize }, (dir) => o.tokenizer.save(dir));
   };
+  let order: number[][] = [];
+  let orderEpoch = -1;
   while (model.step < o.steps) {
     if (o.signal?.aborted) {
       aborted = true;
@@ -119,7 +121,10 @@ export async function trainSft(o: SftOptions): Promise<SftResult> {
     const step = model.step;
     const epoch = Math.floor(step / perEpoch);
     // The batch is a pure function of (seed, step): resuming at step s replays exactly what would have come.
-    const order = epochBatches(train.examples.length, o.batchSize, o.seed * 1000003 + epoch);
+    if (epoch !== orderEpoch) {
+      order = epochBatches(train.examples.length, o.batchSize, o.seed * 1000003 + epoch);
+      orderEpoch = epoch;
+    }
     const batch = makeBatch(order[step % perEpoch].map((i) => train.examples[i]), o.tokenizer.padId);
     let r: StepResult & Record<string, unknown>;
     try {
