@@ -9,6 +9,8 @@ export type MinielmErrorCode =
   | 'MINIELM_ABORTED'
   | 'MINIELM_BUSY'
   | 'MINIELM_NATIVE'
+  | 'MINIELM_OUT_OF_MEMORY'
+  | 'MINIELM_OVERLOADED'
   | 'MINIELM_UNREACHABLE'
   | 'MINIELM_TIMEOUT'
   | 'MINIELM_JUDGE';
@@ -20,6 +22,14 @@ export class MinielmError extends Error {
     this.name = 'MinielmError';
     this.code = code;
   }
+}
+
+/** An error thrown by the addon (a plain Error with a MINIELM_* code) as a MinielmError; others unchanged. */
+export function fromNative(err: unknown): unknown {
+  if (err instanceof MinielmError || !(err instanceof Error)) return err;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('MINIELM_')) return err;
+  return new MinielmError(code as MinielmErrorCode, err.message, { cause: err });
 }
 
 export function invalidArgument(message: string): MinielmError {

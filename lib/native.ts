@@ -7,6 +7,7 @@ import type { DistillOptions, DistillStepResult, DpoOptions, DpoStepResult } fro
 import type { GenerateOptions, DecodingStrategy } from './model/generate.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fromNative } from './errors.ts';
 
 
 export type NativeConfig = ModelConfig;
@@ -131,4 +132,32 @@ function load(): NativeAddon {
   );
 }
 
-export const native: NativeAddon = load();
+// Every addon function and NativeModel method rethrows its errors (sync or rejected) as MinielmError, so
+// callers see one error class whatever layer caught the problem.
+function wrapped<F extends (...args: never[]) => unknown>(fn: F): F {
+  return function (this: unknown, ...args: Parameters<F>): unknown {
+    let out: unknown;
+    try {
+      out = fn.apply(this, args);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    if (out instanceof Promise) return out.catch((err: unknown) => Promise.reject(fromNative(err)));
+    return out;
+  } as F;
+}
+
+function wrapAddon(addon: NativeAddon): NativeAddon {
+  const ctor = (addon as unknown as { NativeModel?: { prototype: Record<string, unknown> } }).NativeModel;
+  if (ctor) {
+    for (const key of Object.getOwnPropertyNames(ctor.prototype)) {
+      const v = ctor.prototype[key];
+      if (key !== 'constructor' && typeof v === 'function') ctor.prototype[key] = wrapped(v as (...a: never[]) => unknown);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(addon)) out[key] = typeof v === 'function' && key !== 'NativeModel' ? wrapped(v as (...a: never[]) => unknown) : v;
+  return out as unknown as NativeAddon;
+}
+
+export const native: NativeAddon = wrapAddon(load());

@@ -69,7 +69,9 @@ test('reads examples and products, keeps locale us and the official split', asyn
     ['blue lamp', 'P3', 'C', 'test'],
     ['blue lamp', 'P4', 'I', 'test'],
   ]);
-  assert.equal(d.judgements.map((j) => j.gain), [ESCI_GAIN.E, ESCI_GAIN.S, ESCI_GAIN.C, ESCI_GAIN.I]);
+  // The ESCI paper's NDCG gains (Reddy et al., 2022): E 1, S 0.1, C 0.01, I 0.
+  assert.equal(d.judgements.map((j) => j.gain), [1, 0.1, 0.01, 0]);
+  assert.equal({ ...ESCI_GAIN }, { E: 1, S: 0.1, C: 0.01, I: 0 });
   assert.equal(d.judgements[0]?.queryId, '1');
   assert.equal(d.split, ['test', 'train']);
   const p1 = d.products.get('P1');

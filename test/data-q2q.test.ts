@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { HOMEDEPOT_LABELS, TABLE_PRESETS, buildQ2Q, generateSyntheticCatalog, loadRelevanceTable, writeQ2Q } from '../lib/data/index.ts';
 import type { CandidatePair, EquivalenceFilter, EsciLabel, Judgement } from '../lib/data/index.ts';
 import { MinielmError } from '../lib/errors.ts';
+import { testIf } from './helpers/skip.ts';
 
 const j = (query: string, productId: string, label: EsciLabel = 'E', gain = 1): Judgement => ({ query, productId, label, gain });
 
@@ -127,12 +128,9 @@ test('writes train/test JSONL and stats JSON', async () => {
   }
 });
 
-test('Home Depot: q2q for k = 1, 2, 3 (real data)', async () => {
-  const path = join(process.cwd(), '..', 'shared', 'data', 'homedepot', 'train.csv');
-  if (!existsSync(path)) {
-    console.warn(`SKIPPED: Home Depot q2q test, ${path} is absent`);
-    return;
-  }
+const HOMEDEPOT = join(process.cwd(), '..', 'shared', 'data', 'homedepot', 'train.csv');
+testIf(test, existsSync(HOMEDEPOT), 'Home Depot: q2q for k = 1, 2, 3 (real data)', `${HOMEDEPOT} is absent; Q2Q is NOT checked on real data`, async () => {
+  const path = HOMEDEPOT;
   const d = await loadRelevanceTable({ path, ...TABLE_PRESETS.homedepot!, labels: HOMEDEPOT_LABELS });
   let previous = Infinity;
   for (const k of [1, 2, 3]) {

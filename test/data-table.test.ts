@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import iconv from 'iconv-lite';
 import { CROWDFLOWER_LABELS, HOMEDEPOT_LABELS, TABLE_PRESETS, applyLabelMap, loadRelevanceTable } from '../lib/data/index.ts';
 import { MinielmError } from '../lib/errors.ts';
+import { testIf } from './helpers/skip.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'minielm-table-'));
 const HOMEDEPOT = join(process.cwd(), '..', 'shared', 'data', 'homedepot', 'train.csv');
@@ -98,11 +99,7 @@ test('a missing column names the file, the column and the flag', async () => {
   }
 });
 
-test('Home Depot train.csv (real data)', async () => {
-  if (!existsSync(HOMEDEPOT)) {
-    console.warn(`SKIPPED: Home Depot test, ${HOMEDEPOT} is absent`);
-    return;
-  }
+testIf(test, existsSync(HOMEDEPOT), 'Home Depot train.csv (real data)', `${HOMEDEPOT} is absent; the Home Depot loader is NOT checked on real data`, async () => {
   const d = await loadRelevanceTable({ path: HOMEDEPOT, ...TABLE_PRESETS.homedepot!, labels: HOMEDEPOT_LABELS });
   assert.equal(d.report.rowsRead, 74_067);
   assert.equal(d.report.malformed, 0);
@@ -117,11 +114,7 @@ test('Home Depot train.csv (real data)', async () => {
   assert.not.ok([...d.products.values()].some((p) => p.title.includes('\uFFFD')));
 });
 
-test('CrowdFlower train.csv is readable (held out: nothing else is done with it)', async () => {
-  if (!existsSync(CROWDFLOWER)) {
-    console.warn(`SKIPPED: CrowdFlower read test, ${CROWDFLOWER} is absent`);
-    return;
-  }
+testIf(test, existsSync(CROWDFLOWER), 'CrowdFlower train.csv is readable (held out: nothing else is done with it)', `${CROWDFLOWER} is absent; the CrowdFlower file is NOT checked`, async () => {
   const d = await loadRelevanceTable({ path: CROWDFLOWER, ...TABLE_PRESETS.crowdflower!, labels: CROWDFLOWER_LABELS });
   assert.equal(d.report.rowsRead, 10_158);
   assert.equal(d.report.malformed, 0);

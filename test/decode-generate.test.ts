@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Model, type ModelConfig } from '../lib/model/model.ts';
+import { Model, withNativeHandle, type ModelConfig } from '../lib/model/model.ts';
 import { generate, type Generation } from '../lib/model/generate.ts';
 import { native } from '../lib/native.ts';
 
@@ -166,6 +166,36 @@ test('sampled token frequencies match the softmax (temperature, top-k, top-p) wi
   assert.ok(only.every((g) => g.tokens[0] === order[0]), 'top-k then top-p keeps the single best token');
 });
 
+// More than 32 candidates take the O(V log m) heap selection instead of insertion: same sets, same order.
+test('top-k / top-p over more than 32 candidates (heap selection) match the softmax; wide beams stay sorted and scored', async () => {
+  const cfg: ModelConfig = { vocab_size: 96, n_ctx: 8, n_layer: 1, n_head: 2, n_embd: 16 };
+  const m = await spreadModel(cfg, 7, 0.6);
+  const prompt = [4, 9];
+  const logits = await lastLogits(m, prompt);
+  const p = Array.from(logSoftmax(logits), Math.exp);
+  const order = p.map((_, i) => i).sort((a, b) => p[b] - p[a] || a - b);
+  const N = 20000;
+  const draw = async (extra: object): Promise<Generation[]> =>
+    (await generate(m, [prompt], { strategy: 'sample', numReturnSequences: N, maxNewTokens: 1, seed: 3, ...extra }))[0];
+  const k = 40;
+  const topk = new Set(order.slice(0, k));
+  const zk = order.slice(0, k).reduce((a, i) => a + p[i], 0);
+  checkFrequencies(await draw({ topK: k }), p.map((x, i) => (topk.has(i) ? x / zk : 0)), 'top-k 40');
+  // A top-p that needs more than 64 tokens makes the selection grow past its first 64 candidates.
+  let mass = 0;
+  let need = 0;
+  while (need < 70) mass += p[order[need++]];
+  const topP = mass - p[order[need - 1]] * 0.5;
+  const nucleus = new Set(order.slice(0, need));
+  checkFrequencies(await draw({ topP }), p.map((x, i) => (nucleus.has(i) ? x / mass : 0)), `top-p over ${need} tokens`);
+  const [wide] = await generate(m, [prompt], { strategy: 'beam', numBeams: 40, numReturnSequences: 40, maxNewTokens: 3 });
+  assert.is(wide.length, 40);
+  for (let i = 1; i < wide.length; i++) assert.ok(wide[i].score <= wide[i - 1].score, 'beams sorted best first');
+  // Step one of a 40-beam search keeps the 40 best first tokens, best first.
+  const [first] = await generate(m, [prompt], { strategy: 'beam', numBeams: 40, numReturnSequences: 40, maxNewTokens: 1 });
+  assert.equal(first.map((g) => g.tokens[0]), order.slice(0, 40));
+});
+
 test('a batch of prompts of different lengths gives the same results as one prompt at a time', async () => {
   const m = await spreadModel(MID, 6);
   const cases = [
@@ -251,7 +281,7 @@ test('bad inputs give clear errors before any work starts', async () => {
   await expectInvalid(generate(m, [[1]], { maxNewTokens: 2, weights: 'fp16' as never }), /weights/);
   // The native layer checks again what a caller of the raw addon could pass.
   const raw = native.generate.bind(native);
-  await m.exclusive(async (h) => {
+  await withNativeHandle(m, async (h) => {
     await expectInvalid(Promise.resolve().then(() => raw(h, [Int32Array.from([])], { strategy: 'greedy', maxNewTokens: 2 })), /prompt 0 is empty/);
     await expectInvalid(Promise.resolve().then(() => raw(h, [Int32Array.from([1, 99])], { strategy: 'greedy', maxNewTokens: 2 })), /outside the vocabulary/);
     await expectInvalid(Promise.resolve().then(() => raw(h, [Int32Array.from([1])], { strategy: 'beam', numBeams: 2, numReturnSequences: 3, maxNewTokens: 2 })), /num_return_sequences/);
@@ -271,7 +301,7 @@ if (process.env.MINIELM_DECODE_ISA !== 'generic') {
     });
     const out = `${run.stdout}${run.stderr}`;
     assert.is(run.status, 0, out.slice(-3000));
-    assert.match(out, /Passed:\s+9/);
+    assert.match(out, /Passed:\s+10/);
   });
 } else {
   test('child run uses the portable kernels', () => {

@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native } from '../lib/native.ts';
 import { Model } from '../lib/model/model.ts';
+import { testIf } from './helpers/skip.ts';
 
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -27,15 +28,20 @@ function reference(ta: boolean, tb: boolean, M: number, N: number, K: number, A:
 }
 
 const info = native.gemmInfo();
-const backends: ('builtin' | 'blas')[] = info.blasAvailable ? ['builtin', 'blas'] : ['builtin'];
-if (!info.blasAvailable) console.warn('SKIPPED: no system BLAS found (install libopenblas-dev); only the built-in GEMM is tested');
+const blas = info.blasAvailable;
+const NO_BLAS = 'no system BLAS found (install libopenblas-dev); only the built-in GEMM is tested';
+// .ci/run installs OpenBLAS and sets MINIELM_REQUIRE_BLAS=1: there a missing BLAS is a failure, not a skip.
+if (process.env.MINIELM_REQUIRE_BLAS === '1')
+  test('a system BLAS is found (MINIELM_REQUIRE_BLAS=1)', () => {
+    assert.ok(blas, `MINIELM_REQUIRE_BLAS=1 but the addon found no CBLAS library (${JSON.stringify(info)})`);
+  });
 
 test.after.each(() => {
   native.setGemmBackend('builtin');
 });
 
-for (const backend of backends) {
-  test(`${backend} GEMM matches a float64 reference on odd shapes and all transposes`, () => {
+for (const backend of ['builtin', 'blas'] as const) {
+  testIf(test, backend === 'builtin' || blas, `${backend} GEMM matches a float64 reference on odd shapes and all transposes`, NO_BLAS, () => {
     assert.ok(native.setGemmBackend(backend));
     const shapes: [number, number, number][] = [[1, 1, 1], [7, 13, 5], [33, 65, 17], [1, 300, 64], [70, 129, 96]];
     for (const [M, N, K] of shapes)
@@ -51,11 +57,7 @@ for (const backend of backends) {
   });
 }
 
-test('BLAS and built-in GEMM agree on a model-sized product', () => {
-  if (!info.blasAvailable) {
-    console.warn('SKIPPED: BLAS vs built-in comparison (no system BLAS)');
-    return;
-  }
+testIf(test, blas, 'BLAS and built-in GEMM agree on a model-sized product', NO_BLAS, () => {
   const M = 256, N = 768, K = 256;
   const A = rand(M * K, 1), B = rand(K * N, 2);
   native.setGemmBackend('builtin');
@@ -67,11 +69,7 @@ test('BLAS and built-in GEMM agree on a model-sized product', () => {
   assert.ok(worst < 1e-4, `max difference ${worst}`);
 });
 
-test('a model gives the same logits with either backend', async () => {
-  if (!info.blasAvailable) {
-    console.warn('SKIPPED: model logits under BLAS (no system BLAS)');
-    return;
-  }
+testIf(test, blas, 'a model gives the same logits with either backend', NO_BLAS, async () => {
   const model = await Model.create({ vocab_size: 97, n_ctx: 16, n_layer: 2, n_head: 2, n_embd: 32 }, { seed: 5 });
   const tokens = Int32Array.from({ length: 2 * 16 }, (_, i) => (i * 7) % 97);
   native.setGemmBackend('builtin');

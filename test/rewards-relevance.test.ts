@@ -14,6 +14,7 @@ import { MinielmError } from '../lib/errors.ts';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { skipLoudly } from './helpers/skip.ts';
 
 // A toy cross-encoder written byte by byte (ONNX protobuf + a WordPiece tokenizer.json), so the ONNX path is
 // exercised offline on every run: logit = (tokens of the product segment, [SEP] included) − 3.
@@ -217,8 +218,7 @@ test('cross-encoder: a folder without config.json is refused', async () => {
 
 const folder = process.env.MINIELM_CROSS_ENCODER;
 if (!folder) {
-  console.warn('SKIPPED: cross-encoder scoring test — set MINIELM_CROSS_ENCODER to a local ONNX cross-encoder folder to run it.');
-  test.skip('cross-encoder scores relevant pairs above irrelevant ones (needs MINIELM_CROSS_ENCODER)', () => {});
+  skipLoudly(test, 'cross-encoder scores relevant pairs above irrelevant ones (needs MINIELM_CROSS_ENCODER)', 'set MINIELM_CROSS_ENCODER to a local ONNX cross-encoder folder to run it');
 } else {
   test('cross-encoder scores relevant pairs above irrelevant ones, offline', async () => {
     const scorer = await CrossEncoderScorer.load(folder, { batchSize: 2 });

@@ -1,4 +1,5 @@
-// The online DPO loop on a tiny synthetic world: it produces preference pairs from rewarded rewrites, logs
+// The online DPO loop on a tiny synthetic world: it produces preference pairs from rewarded rewrites, its
+// updates move the policy and raise the chosen-vs-rejected margin on the pairs they learned from, it logs
 // TRL-named metrics and periodic evaluations, and an interrupted run resumes to the same parameters as an
 // uninterrupted one.
 import { test } from 'uvu';
@@ -15,6 +16,7 @@ import { trainSft } from '../lib/train/sft.ts';
 import { trainOnline, evaluatePolicy } from '../lib/train/online.ts';
 import { scoreRewrites, type RewardEnvironment } from '../lib/train/environment.ts';
 import { Model } from '../lib/model/model.ts';
+import { preferenceLogProbs, type PreferencePair } from '../lib/model/align.ts';
 
 let root = '';
 let tokenizer: Tokenizer;
@@ -49,10 +51,42 @@ test('rewards: the original query rewritten as itself has diversity 0; relevance
   assert.is(same.relevance.length, same.productIds.length);
 });
 
-test('online DPO runs, logs TRL names, evaluates, and resumes exactly', async () => {
+test('online DPO moves the policy, raises the margin, logs TRL names, evaluates, and resumes exactly', async () => {
   const common = { init: student, reference: student, tokenizer, env, trainQueries, testQueries, queriesPerIteration: 8, evalEvery: 2, beta: 0.1, optimizer: { lr: 1e-3 }, seed: 5, progress: false };
-  const straight = await trainOnline({ ...common, out: join(root, 'straight'), iterations: 4 });
+  const updatesSeen: { iteration: number; pairs: readonly PreferencePair[]; margin: number }[] = [];
+  const straight = await trainOnline({ ...common, out: join(root, 'straight'), iterations: 4, onUpdate: (iteration, pairs, r) => updatesSeen.push({ iteration, pairs, margin: r['rewards/margins'] }) });
   assert.is(straight.iterations, 4);
+  assert.ok(updatesSeen.length >= 2, `at least two DPO updates (got ${updatesSeen.length})`);
+  assert.is(straight.updates, updatesSeen.length, 'one optimizer step per update');
+
+  // The updates must move the policy: every parameter tensor changes, by far more than rounding.
+  const init = await Model.load(student);
+  let moved = 0, largest = 0;
+  for (const { name } of straight.policy.tensors()) {
+    const a = init.readTensor(name), b = straight.policy.readTensor(name);
+    let diff = 0, scale = 0;
+    for (let i = 0; i < a.length; i++) {
+      diff = Math.max(diff, Math.abs(a[i] - b[i]));
+      scale = Math.max(scale, Math.abs(a[i]));
+    }
+    if (diff > 1e-4 * Math.max(scale, 1e-2)) moved++;
+    largest = Math.max(largest, diff);
+  }
+  assert.is(moved, straight.policy.tensors().length, `every tensor moved (${moved} of ${straight.policy.tensors().length}; largest change ${largest})`);
+
+  // ... and in the direction DPO asks for: on the pairs it learned from, the implicit-reward margin
+  // beta * ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r))) is larger under the final policy than it
+  // was when each pair was used (0 for the first update, where the policy still equals the reference).
+  assert.ok(Math.abs(updatesSeen[0].margin) < 1e-6, `first update starts from the reference (margin ${updatesSeen[0].margin})`);
+  const allPairs = updatesSeen.flatMap((u) => [...u.pairs]);
+  const pol = await preferenceLogProbs(straight.policy, allPairs), ref = await preferenceLogProbs(init, allPairs);
+  let offset = 0;
+  for (const u of updatesSeen) {
+    let after = 0;
+    for (let i = 0; i < u.pairs.length; i++, offset++) after += common.beta * ((pol.chosen[offset] - ref.chosen[offset]) - (pol.rejected[offset] - ref.rejected[offset]));
+    after /= u.pairs.length;
+    assert.ok(after > u.margin + 0.02, `update at iteration ${u.iteration}: the mean margin on its pairs went ${u.margin} -> ${after}; DPO should have raised it`);
+  }
   const log = (await readFile(join(root, 'straight', 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
   const updates = log.filter((l) => 'rewards/margins' in l);
   assert.ok(updates.length >= 1, 'at least one DPO update from non-tied pairs');

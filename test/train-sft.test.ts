@@ -1,5 +1,6 @@
-// The SFT trainer on a tiny preset: loss goes down; stop + resume gives the same model as an uninterrupted
-// run; an AbortSignal leaves a loadable checkpoint; a model that overflows stops cleanly without saving.
+// The SFT trainer on a tiny preset: loss goes down; best/ holds the model of the lowest held-out loss;
+// stop + resume gives the same model as an uninterrupted run; an AbortSignal leaves a loadable checkpoint;
+// a model that overflows stops cleanly without saving.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtemp, rm, readFile, readdir } from 'node:fs/promises';
@@ -7,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSyntheticCatalog, buildQ2Q, syntheticIntentFilter } from '../lib/data/index.ts';
 import { trainTokenizer, type Tokenizer } from '../lib/tokenizer/index.ts';
-import { trainSft, type RewritePair } from '../lib/train/sft.ts';
+import { trainSft, evalLoss, type RewritePair, type SftResult } from '../lib/train/sft.ts';
+import { encodePairs } from '../lib/train/batches.ts';
 import { Model } from '../lib/model/model.ts';
 import { trainDistill } from '../lib/train/distill.ts';
 
@@ -30,6 +32,27 @@ test.after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+/**
+ * The run in `out` kept, in best/, the model of the evaluation with the lowest held-out loss (evaluations
+ * after training steps; the step-0 one is of the untrained model), and recorded it. Returns that step.
+ */
+async function checkBest(out: string, r: SftResult): Promise<number> {
+  const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  const evals = log.filter((l) => typeof l.eval_loss === 'number' && l.step > 0);
+  const best = evals.reduce((a, b) => (b.eval_loss < a.eval_loss ? b : a));
+  const state = JSON.parse(await readFile(join(out, 'best', 'trainer_state.json'), 'utf8')) as { step: number; eval_loss: number };
+  assert.is(state.step, best.step, `best/ holds step ${state.step}; the lowest eval loss was at step ${best.step} (${evals.map((e) => `${e.step}: ${e.eval_loss.toFixed(4)}`).join(', ')})`);
+  assert.is(state.eval_loss, best.eval_loss, 'best/trainer_state.json records that eval loss');
+  assert.is(r.bestEvalLoss, best.eval_loss, 'the result reports it');
+  const ckpt = JSON.parse(await readFile(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')) as { bestEvalLoss: number };
+  assert.is(ckpt.bestEvalLoss, best.eval_loss, 'the resumable checkpoint remembers it');
+  // The kept weights are that model's: they reproduce its eval loss exactly.
+  const kept = await Model.load(join(out, 'best'));
+  const again = await evalLoss(kept, encodePairs(tokenizer, testPairs, kept.config.n_ctx + 1).examples, tokenizer.padId);
+  assert.is(again, best.eval_loss, 'the best/ weights give the recorded eval loss');
+  return best.step;
+}
+
 test('training lowers the held-out loss and keeps the best checkpoint', async () => {
   const out = join(root, 'basic');
   const r = await trainSft({ ...base, out, train, test: testPairs, tokenizer, config: config(), steps: 40, optimizer: { lr: 1e-2, warmupSteps: 2 } });
@@ -43,6 +66,19 @@ test('training lowers the held-out loss and keeps the best checkpoint', async ()
   const best = await Model.load(join(out, 'best'));
   assert.is(best.config.vocab_size, tokenizer.vocabSize);
   assert.ok((await readdir(join(out, 'best'))).includes('tokenizer.json'));
+  await checkBest(out, r);
+});
+
+test('the kept checkpoint is the one with the best validation loss, not the last one', async () => {
+  // 32 training pairs: the model overfits, so the held-out loss rises again before the end.
+  const out = join(root, 'overfit');
+  const r = await trainSft({ ...base, out, train: train.slice(0, 32), test: testPairs, tokenizer, config: config(), steps: 40, optimizer: { lr: 1e-2, warmupSteps: 2 } });
+  assert.is(r.steps, 40);
+  const step = await checkBest(out, r);
+  assert.ok(step < 40, `the best evaluation should come before the last one here (it was at step ${step})`);
+  assert.ok(r.lastEvalLoss > r.bestEvalLoss, `last eval ${r.lastEvalLoss} is worse than the best ${r.bestEvalLoss}`);
+  const kept = await Model.load(join(out, 'best'));
+  assert.not.equal(Array.from(kept.readTensor('wte.weight')), Array.from(r.model.readTensor('wte.weight')), 'best/ is not the final model');
 });
 
 test('interrupt (AbortSignal) -> checkpoint -> resume equals an uninterrupted run, bit for bit', async () => {

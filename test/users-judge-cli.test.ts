@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, help } from '../lib/cli/judge.ts';
 import { generateProfiles, saveProfiles } from '../lib/users/profiles.ts';
+import { MinielmError } from '../lib/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'minielm-judge-cli-'));
 const products = [
@@ -60,24 +61,31 @@ test('inline products, explicit relevance and a profile chosen by id from a pool
 });
 
 test('user errors name the flag', async () => {
-  const cases: [string[], RegExp][] = [
-    [['--query', 'x'], /--products/],
-    [['--products-json', '[]'], /--query/],
-    [['--query', 'x', '--products-json', '{bad'], /--products-json is not valid JSON/],
-    [['--query', 'x', '--products', join(dir, 'nope.json')], /nope\.json/],
-    [['--query', 'x', '--products-json', JSON.stringify(products), '--relevance', '1,2,0'], /--relevance item 2/],
-    [['--query', 'x', '--products-json', JSON.stringify(products), '--relevance', '1'], /one gain per product/],
-    [['--query', 'x', '--products-json', JSON.stringify(products), '--judge', 'oracle'], /--judge must be/],
-    [['--query', 'x', '--products-json', JSON.stringify(products), '--judge', 'llm', '--base-url', 'http://127.0.0.1:9/v1'], /--model/],
-    [['--query', 'x', '--products-json', JSON.stringify(products), '--profile-id', 'nobody'], /--profile-id "nobody"/],
+  const invalid = 'MINIELM_INVALID_ARGUMENT';
+  const cases: [string[], string, RegExp][] = [
+    [['--query', 'x'], invalid, /no products: pass --products/],
+    [['--products-json', '[]'], invalid, /no query: pass --query/],
+    [['--query', 'x', '--products-json', '{bad'], 'MINIELM_BAD_FILE', /--products-json is not valid JSON/],
+    [['--query', 'x', '--products', join(dir, 'nope.json')], 'MINIELM_NOT_FOUND', /cannot read --products file ".*nope\.json"/],
+    [['--query', 'x', '--products-json', JSON.stringify(products), '--relevance', '1,2,0'], invalid, /--relevance item 2/],
+    [['--query', 'x', '--products-json', JSON.stringify(products), '--relevance', '1'], invalid, /one gain per product/],
+    [['--query', 'x', '--products-json', JSON.stringify(products), '--judge', 'oracle'], invalid, /--judge must be/],
+    [['--query', 'x', '--products-json', JSON.stringify(products), '--judge', 'llm', '--base-url', 'http://127.0.0.1:9/v1'], invalid, /--judge llm needs --model/],
+    [['--query', 'x', '--products-json', JSON.stringify(products), '--profile-id', 'nobody'], invalid, /--profile-id "nobody" is not in/],
   ];
-  for (const [argv, pattern] of cases) {
+  for (const [argv, code, pattern] of cases) {
+    // The assertion stays outside the try: an accepted command must fail here, not be caught as "the error".
+    let error: unknown;
+    let result: { code: number; out: string } | undefined;
     try {
-      await capture(argv);
-      assert.unreachable(`accepted ${argv.join(' ')}`);
+      result = await capture(argv);
     } catch (err) {
-      assert.match((err as Error).message, pattern);
+      error = err;
     }
+    assert.ok(error !== undefined, `accepted ${argv.join(' ')} (exit code ${result?.code}, output ${JSON.stringify(result?.out)})`);
+    assert.instance(error, MinielmError, `${argv.join(' ')}: a MinielmError, got ${String(error)}`);
+    assert.is((error as MinielmError).code, code, `${argv.join(' ')}: error code`);
+    assert.match((error as MinielmError).message, pattern);
   }
 });
 

@@ -4,7 +4,7 @@
 // step of the student / policy and runs off the main thread.
 import { invalidArgument } from '../errors.ts';
 import { native, type NativeBatch, type NativeDpoStats, type NativeModel } from '../native.ts';
-import { validateOptimizer, type Batch, type Model, type OptimizerOptions, type StepResult } from './model.ts';
+import { Model, validateOptimizer, withNativeHandle, type Batch, type OptimizerOptions, type StepResult } from './model.ts';
 
 export type DistillLoss = 'reverse_kl' | 'forward_kl' | 'jsd';
 
@@ -86,8 +86,8 @@ function rank(m: Model): number {
 }
 
 function withTwo<R>(a: Model, b: Model, job: (ha: NativeModel, hb: NativeModel) => Promise<R>): Promise<R> {
-  if (rank(a) < rank(b)) return a.exclusive((ha) => b.exclusive((hb) => job(ha, hb)));
-  return b.exclusive((hb) => a.exclusive((ha) => job(ha, hb)));
+  if (rank(a) < rank(b)) return withNativeHandle(a, (ha) => withNativeHandle(b, (hb) => job(ha, hb)));
+  return withNativeHandle(b, (hb) => withNativeHandle(a, (ha) => job(ha, hb)));
 }
 
 function checkNumber(name: string, v: unknown, ok: (x: number) => boolean, range: string): void {
@@ -95,7 +95,7 @@ function checkNumber(name: string, v: unknown, ok: (x: number) => boolean, range
 }
 
 function checkModel(name: string, m: unknown): asserts m is Model {
-  if (!m || typeof m !== 'object' || typeof (m as Model).exclusive !== 'function' || typeof (m as Model).toNativeBatch !== 'function')
+  if (!(m instanceof Model))
     throw invalidArgument(`${name} must be a Model`);
 }
 
@@ -175,7 +175,7 @@ export function buildPreferenceBatch(pairs: PreferencePair[], model: Model): Bat
 }
 
 function isModel(x: unknown): x is Model {
-  return !!x && typeof x === 'object' && typeof (x as Model).exclusive === 'function';
+  return x instanceof Model;
 }
 
 /**
@@ -200,7 +200,7 @@ export async function dpoStep(policy: Model, pairs: PreferencePair[], options: D
   const ref = o.reference;
   let result: NativeDpoStats;
   if (ref === undefined || ref === null) {
-    result = await policy.exclusive((h) => native.dpoStep(h, null, nb, null, settings, opt));
+    result = await withNativeHandle(policy, (h) => native.dpoStep(h, null, nb, null, settings, opt));
   } else if (isModel(ref)) {
     if (ref === policy) throw invalidArgument('options.reference must be a different model from the policy (a frozen copy)');
     if (ref.config.vocab_size !== policy.config.vocab_size)
@@ -218,7 +218,7 @@ export async function dpoStep(policy: Model, pairs: PreferencePair[], options: D
         values[offset + i] = a[i];
       }
     }
-    result = await policy.exclusive((h) => native.dpoStep(h, null, nb, values, settings, opt));
+    result = await withNativeHandle(policy, (h) => native.dpoStep(h, null, nb, values, settings, opt));
   }
   return { ...result };
 }
@@ -252,13 +252,13 @@ export async function sequenceLogProbs(model: Model, sequences: ArrayLike<number
     }
   });
   const nb: NativeBatch = model.toNativeBatch({ batch: seqs.length, seq: T, tokens, targets, lossMask, attentionMask }, true);
-  return model.exclusive((h) => native.sequenceLogProbs(h, nb));
+  return withNativeHandle(model, (h) => native.sequenceLogProbs(h, nb));
 }
 
 /** Summed response log-probs of each pair under `model` (e.g. a frozen reference, computed once). */
 export async function preferenceLogProbs(model: Model, pairs: PreferencePair[]): Promise<{ chosen: Float64Array; rejected: Float64Array }> {
   checkModel('model', model);
   const nb = model.toNativeBatch(buildPreferenceBatch(pairs, model), true);
-  const all = await model.exclusive((h) => native.sequenceLogProbs(h, nb));
+  const all = await withNativeHandle(model, (h) => native.sequenceLogProbs(h, nb));
   return { chosen: all.slice(0, pairs.length), rejected: all.slice(pairs.length) };
 }

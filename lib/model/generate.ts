@@ -1,9 +1,9 @@
 // Batched generation with a KV cache: greedy, sampling (temperature / top-k / top-p, seeded) and beam
 // search (n-best, length penalty, EOS). Inputs are checked here and name the prompt or option at fault;
 // the work runs in C++ off the main thread and never overlaps another job on the same model.
-import { invalidArgument } from '../errors.ts';
+import { MinielmError, invalidArgument } from '../errors.ts';
 import { native, type NativeGenerateOptions } from '../native.ts';
-import type { Model } from './model.ts';
+import { cancelNativeJob, withNativeHandle, type Model } from './model.ts';
 
 export type DecodingStrategy = 'greedy' | 'sample' | 'beam';
 
@@ -37,7 +37,13 @@ export interface GenerateOptions {
    * weight bytes per step; logits move by ~1e-2, so results are close to, not identical to, 'fp32').
    */
   weights?: 'fp32' | 'bf16';
+  /** Stops the decode between two steps; the call rejects with MINIELM_ABORTED. */
+  signal?: AbortSignal;
 }
+
+/** Bounds shared with the native layer (native/decode/decoder.h). */
+export const MAX_BEAMS = 1024;
+export const MAX_RETURN_SEQUENCES = 65536;
 
 export interface Generation {
   /** New token ids (the EOS token included when it ended the sequence). */
@@ -78,9 +84,11 @@ export function validateGenerate(config: Model['config'], prompts: number[][], o
   if (o.topP !== undefined && (typeof o.topP !== 'number' || !(o.topP > 0 && o.topP <= 1)))
     throw invalidArgument(`topP must be in (0, 1], got ${String(o.topP)}`);
   if (o.seed !== undefined && (!Number.isSafeInteger(o.seed) || o.seed < 0)) throw invalidArgument(`seed must be a non-negative integer, got ${String(o.seed)}`);
-  if (o.numBeams !== undefined && (!isInt(o.numBeams) || o.numBeams < 1)) throw invalidArgument(`numBeams must be an integer >= 1, got ${String(o.numBeams)}`);
+  if (o.numBeams !== undefined && (!isInt(o.numBeams) || o.numBeams < 1 || o.numBeams > MAX_BEAMS))
+    throw invalidArgument(`numBeams must be an integer in [1, ${MAX_BEAMS}], got ${String(o.numBeams)}`);
   const n = o.numReturnSequences ?? 1;
-  if (!isInt(n) || n < 1) throw invalidArgument(`numReturnSequences must be an integer >= 1, got ${String(n)}`);
+  if (!isInt(n) || n < 1 || n > MAX_RETURN_SEQUENCES) throw invalidArgument(`numReturnSequences must be an integer in [1, ${MAX_RETURN_SEQUENCES}], got ${String(n)}`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgument('signal must be an AbortSignal');
   if (o.lengthPenalty !== undefined && (typeof o.lengthPenalty !== 'number' || !Number.isFinite(o.lengthPenalty)))
     throw invalidArgument(`lengthPenalty must be a finite number, got ${String(o.lengthPenalty)}`);
   const sampling = o.temperature !== undefined || o.topK !== undefined || o.topP !== undefined || o.seed !== undefined;
@@ -116,7 +124,23 @@ export function validateGenerate(config: Model['config'], prompts: number[][], o
 export async function generate(model: Model, prompts: number[][], options: GenerateOptions): Promise<Generation[][]> {
   const opts = validateGenerate(model.config, prompts, options);
   const native32 = prompts.map((p) => Int32Array.from(p));
-  const raw = await model.exclusive((handle) => native.generate(handle, native32, opts));
+  const signal = options.signal;
+  const aborted = (): MinielmError => new MinielmError('MINIELM_ABORTED', 'generate was aborted by its AbortSignal', { cause: signal?.reason });
+  if (signal?.aborted) throw aborted();
+  const raw = await withNativeHandle(model, async (handle) => {
+    // Queued behind other jobs on this model: the signal may have fired while waiting.
+    if (signal?.aborted) throw aborted();
+    const onAbort = (): void => cancelNativeJob(model);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await native.generate(handle, native32, opts);
+    } catch (err) {
+      if (signal?.aborted && err instanceof MinielmError && err.code === 'MINIELM_ABORTED') throw aborted();
+      throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  });
   return raw.map((list) =>
     list.map((g) => {
       const out: Generation = {

@@ -77,6 +77,58 @@ export interface TrainOptions {
 
 const CONFIG_KEYS = ['vocab_size', 'n_ctx', 'n_layer', 'n_head', 'n_embd'] as const;
 
+/**
+ * The parameter tensors a config implies, in the engine's order and HF GPT-2 names (Conv1D weights
+ * [in, out]). Computed without allocating, so a checkpoint's shapes are compared before any memory is
+ * reserved for it.
+ */
+export function expectedTensors(c: ModelConfig): { name: string; shape: number[] }[] {
+  const C = c.n_embd;
+  const out: { name: string; shape: number[] }[] = [
+    { name: 'wte.weight', shape: [c.vocab_size, C] },
+    { name: 'wpe.weight', shape: [c.n_ctx, C] },
+  ];
+  for (let l = 0; l < c.n_layer; l++) {
+    const p = `h.${l}.`;
+    out.push(
+      { name: `${p}ln_1.weight`, shape: [C] },
+      { name: `${p}ln_1.bias`, shape: [C] },
+      { name: `${p}attn.c_attn.weight`, shape: [C, 3 * C] },
+      { name: `${p}attn.c_attn.bias`, shape: [3 * C] },
+      { name: `${p}attn.c_proj.weight`, shape: [C, C] },
+      { name: `${p}attn.c_proj.bias`, shape: [C] },
+      { name: `${p}ln_2.weight`, shape: [C] },
+      { name: `${p}ln_2.bias`, shape: [C] },
+      { name: `${p}mlp.c_fc.weight`, shape: [C, 4 * C] },
+      { name: `${p}mlp.c_fc.bias`, shape: [4 * C] },
+      { name: `${p}mlp.c_proj.weight`, shape: [4 * C, C] },
+      { name: `${p}mlp.c_proj.bias`, shape: [C] },
+    );
+  }
+  out.push({ name: 'ln_f.weight', shape: [C] }, { name: 'ln_f.bias', shape: [C] });
+  if (c.score_head) out.push({ name: 'score.weight', shape: [1, C] });
+  return out;
+}
+
+// Set in Model's static block: the package's own modules reach a model's native handle through these,
+// the public class does not expose it.
+let exclusiveImpl: <R>(model: Model, job: (handle: NativeModel) => Promise<R> | R) => Promise<R>;
+let cancelImpl: (model: Model) => void;
+
+/**
+ * @internal For the engine's own modules (decoding, alignment kernels): runs `job` with the native handle
+ * once every earlier call on this model has finished, so jobs never overlap. Not exported from the
+ * package root.
+ */
+export function withNativeHandle<R>(model: Model, job: (handle: NativeModel) => Promise<R> | R): Promise<R> {
+  return exclusiveImpl(model, job);
+}
+
+/** @internal Asks the model's running native job (if any) to stop at its next step boundary. */
+export function cancelNativeJob(model: Model): void {
+  cancelImpl(model);
+}
+
 export function validateConfig(config: unknown, where = 'config'): ModelConfig {
   if (config === null || typeof config !== 'object') throw invalidArgument(`${where} must be an object with ${CONFIG_KEYS.join(', ')}`);
   const c = config as Record<string, unknown>;
@@ -133,6 +185,11 @@ export class Model {
     return new Model(c, await native.createModel(c, seed));
   }
 
+  static {
+    exclusiveImpl = (model, job) => model.#enqueue(async () => job(model.#handle()));
+    cancelImpl = (model) => model.#native?.cancel();
+  }
+
   /**
    * Loads a checkpoint folder: config.json + model.safetensors in Hugging Face GPT-2 layout (a user's
    * gpt2 / distilgpt2 folder works), plus training_state.safetensors when present and asked for.
@@ -142,6 +199,19 @@ export class Model {
     const weightsFile = join(dir, 'model.safetensors');
     const file = await readSafetensors(weightsFile);
     if (file.tensors.has('score.weight')) config.score_head = true;
+    // Shapes first: a config.json that does not describe these weights (or asks for an absurd model) is
+    // refused before the engine allocates anything for it.
+    const byName = new Map<string, number[]>();
+    for (const [rawName, t] of file.tensors) byName.set(rawName.startsWith('transformer.') ? rawName.slice('transformer.'.length) : rawName, t.shape);
+    const wanted = expectedTensors(config);
+    for (const want of wanted) {
+      const got = byName.get(want.name);
+      if (got && (got.length !== want.shape.length || got.some((d, i) => d !== want.shape[i])))
+        throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: tensor "${want.name}" has shape [${got.join(', ')}] but config.json implies [${want.shape.join(', ')}]; the config does not match the weights`);
+    }
+    const absent = wanted.filter((w) => !byName.has(w.name)).map((w) => w.name);
+    if (absent.length)
+      throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: missing tensors ${absent.slice(0, 5).join(', ')}${absent.length > 5 ? ` and ${absent.length - 5} more` : ''} that config.json ${JSON.stringify(config)} implies`);
     const model = await Model.create(config, { seed: 0 });
     const h = model.#handle();
     const expected = new Map(h.tensors().map((t) => [t.name, t]));
@@ -308,14 +378,6 @@ export class Model {
       this.#native?.dispose();
       this.#native = null;
     });
-  }
-
-  /**
-   * @internal For the engine's own modules (decoding, alignment kernels): runs `job` with the native handle
-   * once every earlier call on this model has finished, so jobs never overlap.
-   */
-  exclusive<R>(job: (handle: NativeModel) => Promise<R> | R): Promise<R> {
-    return this.#enqueue(async () => job(this.#handle()));
   }
 
   /** @internal Validates a batch and converts it to the native form. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Model, type OptimizerOptions } from '../model/model.ts';
 import { generate } from '../model/generate.ts';
-import { dpoStep, sequenceLogProbs, type DpoLossType, type PreferencePair } from '../model/align.ts';
+import { dpoStep, sequenceLogProbs, type DpoLossType, type DpoStepResult, type PreferencePair } from '../model/align.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { preferPair, type RewardComponents } from '../rewards/metrics.ts';
 import { scoreRewrites, type RewardEnvironment } from './environment.ts';
@@ -40,6 +40,8 @@ export interface OnlineOptions {
   progress?: boolean;
   /** Called after each periodic evaluation (the report collects reward curves and probe rewrites). */
   onEval?: (iteration: number, result: PolicyEvaluation) => void;
+  /** Called after each DPO update with its iteration (1-based), the pairs it learned from and its metrics. */
+  onUpdate?: (iteration: number, pairs: readonly PreferencePair[], result: DpoStepResult) => void;
 }
 
 export interface PolicyEvaluation extends RewardComponents {
@@ -182,6 +184,7 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     if (pairs.length > 0) {
       try {
         const r = await dpoStep(policy, pairs, { beta, lossType: o.lossType ?? 'sigmoid', reference: referenceLogps }, optimizer);
+        o.onUpdate?.(iteration + 1, pairs, r);
         Object.assign(rec, { loss: r.loss, 'rewards/chosen': r['rewards/chosen'], 'rewards/rejected': r['rewards/rejected'], 'rewards/margins': r['rewards/margins'], 'rewards/accuracies': r['rewards/accuracies'], 'logps/chosen': r['logps/chosen'], 'logps/rejected': r['logps/rejected'], grad_norm: r.gradNorm, learning_rate: r.lr });
       } catch (err) {
         if (!isNonFinite(err)) throw err;

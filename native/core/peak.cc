@@ -1,5 +1,7 @@
 #include "peak.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -236,6 +238,11 @@ double measure_copy_bandwidth_gbs(int threads, double seconds, size_t bytes_per_
   std::free(src);
   std::free(dst);
   return best;
+}
+
+double physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? static_cast<double>(pages) * static_cast<double>(size) : 0.0;
 }
 
 }  // namespace minielm

@@ -16,4 +16,8 @@ double measure_copy_bandwidth_gbs(int threads, double seconds, size_t bytes_per_
 // Best instruction set this CPU supports: "avx512", "avx2" or "generic".
 const char* cpu_isa();
 
+// Physical memory of the machine in bytes (0 when unknown). Allocations sized from user input are checked
+// against it, so an absurd size gets MINIELM_OUT_OF_MEMORY instead of the kernel's OOM killer.
+double physical_memory_bytes();
+
 }  // namespace minielm

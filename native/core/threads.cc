@@ -1,9 +1,14 @@
 #include "threads.h"
 
+#include "error.h"
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -12,7 +17,7 @@ namespace {
 
 int default_threads() {
   unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
+  return n == 0 ? 1 : std::min(static_cast<int>(n), kMaxThreads);
 }
 
 thread_local bool t_in_parallel = false;
@@ -30,7 +35,9 @@ class Pool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
+  // Waits for a parallel section in progress (run_mu_), so no worker leaves in the middle of a job.
   void resize(int total) {
+    std::lock_guard<std::mutex> serial(run_mu_);
     {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
@@ -112,6 +119,9 @@ class Pool {
 
 std::mutex g_config_mu;
 int g_threads = 0;
+// Held shared by every native job for its whole duration (jobs size per-thread buffers at their start),
+// exclusively by set_num_threads.
+std::shared_mutex g_jobs_mu;
 
 Pool& pool() {
   static Pool p;
@@ -124,18 +134,39 @@ int num_threads() {
   std::lock_guard<std::mutex> lock(g_config_mu);
   if (g_threads <= 0) {
     g_threads = default_threads();
-    pool().resize(g_threads);
+    try {
+      pool().resize(g_threads);
+    } catch (const std::system_error&) {
+      g_threads = pool().size();  // fewer threads than cores could be started: run with those
+    }
   }
   return g_threads;
 }
 
 void set_num_threads(int n) {
+  if (n > kMaxThreads)
+    throw Error("MINIELM_INVALID_ARGUMENT", "the thread count must be at most " + std::to_string(kMaxThreads) + ", got " +
+                                                std::to_string(n) + " (0 or less restores the default, one per core)");
+  std::unique_lock<std::shared_mutex> jobs(g_jobs_mu, std::try_to_lock);
+  if (!jobs.owns_lock())
+    throw Error("MINIELM_BUSY", "the thread count cannot change while a native job (training, decoding, a kernel) runs; "
+                                "await the running jobs, then call setThreads again");
   std::lock_guard<std::mutex> lock(g_config_mu);
   int want = n <= 0 ? default_threads() : n;
   if (want == g_threads) return;
+  try {
+    pool().resize(want);
+  } catch (const std::system_error& e) {
+    // The threads started before the failure keep running; the count says how many there are.
+    g_threads = pool().size();
+    throw Error("MINIELM_NATIVE", "could not start " + std::to_string(want) + " threads (" + e.what() + "); running with " +
+                                      std::to_string(g_threads));
+  }
   g_threads = want;
-  pool().resize(want);
 }
+
+JobScope::JobScope() { g_jobs_mu.lock_shared(); }
+JobScope::~JobScope() { g_jobs_mu.unlock_shared(); }
 
 void run_parallel(int nthreads, const std::function<void(int, int)>& fn) {
   int avail = num_threads();

@@ -6,10 +6,24 @@
 
 namespace minielm {
 
+constexpr int kMaxThreads = 256;
+
 // Number of threads kernels use (>= 1). Default: all cores (std::thread::hardware_concurrency).
 int num_threads();
-// Changes the thread count; n <= 0 restores the default. Not to be called while a kernel runs.
+// Changes the thread count; n <= 0 restores the default. Throws Error(MINIELM_BUSY) while any JobScope is
+// alive (a job sized its per-thread buffers from the count it started with) and MINIELM_INVALID_ARGUMENT
+// above kMaxThreads.
 void set_num_threads(int n);
+
+// Marks a native job in progress for its lifetime: the thread count stays fixed until it ends. Jobs may
+// run concurrently (their parallel sections are serialised by the pool); do not nest on one thread.
+class JobScope {
+ public:
+  JobScope();
+  ~JobScope();
+  JobScope(const JobScope&) = delete;
+  JobScope& operator=(const JobScope&) = delete;
+};
 
 // Runs fn(tid, nthreads) once on each of `nthreads` threads (the caller is thread 0) and waits for all.
 // nthreads is clamped to [1, num_threads()]. Calls from several host threads are serialised.

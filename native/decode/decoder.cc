@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "../core/error.h"
+#include "../core/peak.h"
 #include "../core/rng.h"
 #include "../core/threads.h"
 #include "kernels.h"
@@ -440,6 +441,11 @@ uint64_t mix_seed(uint64_t seed, uint64_t stream) {
   return z ^ (z >> 31);
 }
 
+void check_cancel(const GenerateOptions& o) {
+  if (o.cancel != nullptr && o.cancel->load(std::memory_order_relaxed))
+    throw Error("MINIELM_ABORTED", "generation was aborted");
+}
+
 struct Plan {
   int64_t prompt_tokens = 0;
   std::vector<int32_t> prompt_base;  // first cache row of each prompt
@@ -522,6 +528,7 @@ std::vector<std::vector<Generated>> run_sampling(Gpt2<float>& model, const std::
                          }});
 
   for (int64_t step = 0;; ++step) {
+    check_cancel(o);
     phases[0].count = static_cast<int64_t>(active.size());
     fw.run(rows.data(), static_cast<int64_t>(rows.size()), head.data(), static_cast<int64_t>(head.size()),
            logits.data(), phases, step > 0);
@@ -648,6 +655,7 @@ std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vect
 
   std::vector<Cand> cands;
   for (int64_t g = 0;; ++g) {  // g tokens generated so far by every live beam
+    check_cancel(o);
     phases[0].count = static_cast<int64_t>(head.size());
     fw.run(rows.data(), static_cast<int64_t>(rows.size()), head.data(), static_cast<int64_t>(head.size()),
            logits.data(), phases, g > 0);
@@ -773,17 +781,40 @@ void validate_generate(const Config& c, const std::vector<std::vector<int32_t>>&
   if (!(o.temperature > 0) || !std::isfinite(o.temperature)) bad("temperature must be a finite number > 0");
   if (!(o.top_p > 0 && o.top_p <= 1)) bad("top_p must be in (0, 1]");
   if (o.top_k < 0) bad("top_k must be >= 0");
-  if (o.num_return_sequences < 1) bad("num_return_sequences must be >= 1");
+  if (o.num_return_sequences < 1 || o.num_return_sequences > kMaxReturnSequences)
+    bad("num_return_sequences must be in [1, " + std::to_string(kMaxReturnSequences) + "], got " + std::to_string(o.num_return_sequences));
+  if (o.max_new_tokens > c.n_ctx) bad("max_new_tokens must be <= n_ctx");
   if (!std::isfinite(o.length_penalty)) bad("length_penalty must be finite");
   if (o.strategy == Strategy::Greedy && o.num_return_sequences != 1)
     bad("greedy decoding returns one sequence per prompt; use sampling or beam search for num_return_sequences > 1");
   if (o.strategy == Strategy::Beam) {
-    if (o.num_beams < 1) bad("num_beams must be >= 1");
+    if (o.num_beams < 1 || o.num_beams > kMaxBeams)
+      bad("num_beams must be in [1, " + std::to_string(kMaxBeams) + "], got " + std::to_string(o.num_beams));
     if (o.num_return_sequences > o.num_beams)
       bad("num_return_sequences (" + std::to_string(o.num_return_sequences) + ") must be <= num_beams (" +
           std::to_string(o.num_beams) + ")");
     if (o.logits) bad("per-step logits are available for greedy decoding and sampling only");
   }
+  // Sizes of the call, in int64 (every factor is bounded above, so none of these overflow).
+  const int64_t np = static_cast<int64_t>(prompts.size());
+  const int64_t per_prompt = o.strategy == Strategy::Beam ? o.num_beams : o.strategy == Strategy::Greedy ? 1 : o.num_return_sequences;
+  if (np > kMaxSequences || np * per_prompt > kMaxSequences)
+    bad("one generate call may decode at most " + std::to_string(kMaxSequences) + " sequences (prompts x " +
+        (o.strategy == Strategy::Beam ? std::string("num_beams") : std::string("num_return_sequences")) + "); split the prompts");
+  int64_t prompt_tokens = 0;
+  for (const auto& p : prompts) prompt_tokens += static_cast<int64_t>(p.size());
+  const int64_t seqs = np * per_prompt;
+  const int64_t cache_rows = prompt_tokens + seqs * (o.max_new_tokens - 1);
+  if (cache_rows > int64_t{2147483647})
+    bad("the call needs " + std::to_string(cache_rows) + " cache rows, more than 2^31 - 1; decode fewer sequences at once");
+  // KV cache + logits (+ beam candidates) in bytes, against physical memory.
+  double bytes = 2.0 * static_cast<double>(c.n_layer) * static_cast<double>(cache_rows) * static_cast<double>(c.n_embd) * 4.0;
+  bytes += static_cast<double>(std::max(np, seqs)) * static_cast<double>(c.vocab_size) * 4.0 * (o.logits ? 1.0 + static_cast<double>(o.max_new_tokens) : 1.0);
+  const double mem = physical_memory_bytes();
+  if (mem > 0 && bytes > 0.75 * mem)
+    throw Error("MINIELM_OUT_OF_MEMORY", "this generate call needs about " + std::to_string(static_cast<int64_t>(bytes / 1e6)) +
+                                             " MB for its cache and logits, more than this machine has (" +
+                                             std::to_string(static_cast<int64_t>(mem / 1e6)) + " MB): decode fewer sequences at once");
 }
 
 std::vector<std::vector<Generated>> generate(Gpt2<float>& model, const std::vector<std::vector<int32_t>>& prompts,

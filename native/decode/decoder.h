@@ -6,6 +6,7 @@
 // its positions. Prompts are never padded (every token sits at the position it has alone), beams and
 // samples of one prompt share the prompt's rows, and reordering beams copies row ids, not keys/values.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -35,7 +36,15 @@ struct GenerateOptions {
   // Inference-only: run the matrices from a bf16 copy made for this call (fp32 arithmetic, half the weight
   // traffic per step; logits move by about 1e-2 relative, so results are close to, not equal to, fp32).
   bool bf16_weights = false;
+  // Checked between decoding steps: when it becomes true, generate throws Error(MINIELM_ABORTED).
+  const std::atomic<bool>* cancel = nullptr;
 };
+
+// Upper bounds on the options (a beam or sample count past these is a mistake, and unbounded values
+// would overflow the int32 cache row ids or exhaust memory before any check could run).
+constexpr int64_t kMaxBeams = 1024;
+constexpr int64_t kMaxReturnSequences = 65536;
+constexpr int64_t kMaxSequences = int64_t{1} << 20;  // prompts x sequences per prompt in one call
 
 struct Generated {
   std::vector<int32_t> tokens;          // new tokens, the EOS token included when it ended the sequence
@@ -46,7 +55,8 @@ struct Generated {
   std::vector<float> logits;            // [tokens, vocab], when asked for
 };
 
-// Throws Error(MINIELM_INVALID_ARGUMENT) naming the prompt or option at fault.
+// Throws Error(MINIELM_INVALID_ARGUMENT) naming the prompt or option at fault, or
+// Error(MINIELM_OUT_OF_MEMORY) when the cache and logits the call needs exceed the machine's memory.
 void validate_generate(const Config& config, const std::vector<std::vector<int32_t>>& prompts,
                        const GenerateOptions& options);
 

@@ -594,7 +594,53 @@ float exp_scaled(const float* x, int64_t n, float shift, float inv_temp, float* 
 
 int64_t arg_max(const float* x, int64_t n) { MINIELM_DISPATCH(arg_max, x, n); }
 
+namespace {
+// Ordering of top_m: larger value first, then lower index.
+inline bool ranks_before(float va, int32_t ia, float vb, int32_t ib) { return va > vb || (va == vb && ia < ib); }
+
+// Restores the heap property below `pos` in a heap whose root is the worst-ranked entry.
+inline void sift_down(int32_t* idx, float* val, int64_t size, int64_t pos) {
+  for (;;) {
+    int64_t worst = pos;
+    const int64_t l = 2 * pos + 1, r = l + 1;
+    if (l < size && ranks_before(val[worst], idx[worst], val[l], idx[l])) worst = l;
+    if (r < size && ranks_before(val[worst], idx[worst], val[r], idx[r])) worst = r;
+    if (worst == pos) return;
+    std::swap(val[pos], val[worst]);
+    std::swap(idx[pos], idx[worst]);
+    pos = worst;
+  }
+}
+
+// O(n log m) selection for wide beams or flat top-p: a heap of the m best so far with the worst at its
+// root (a newcomer is compared with the root only), then heapsort into best-first order. Same result as
+// the insertion-based kernels, whose O(n m) cost is only worth it for small m.
+int64_t top_m_heap(const float* x, int64_t n, int64_t m, int32_t* idx, float* val) {
+  const int64_t size = std::min(n, m);
+  if (size <= 0) return 0;
+  for (int64_t i = 0; i < size; ++i) {
+    val[i] = x[i];
+    idx[i] = static_cast<int32_t>(i);
+  }
+  for (int64_t i = size / 2 - 1; i >= 0; --i) sift_down(idx, val, size, i);
+  for (int64_t i = size; i < n; ++i) {
+    if (!ranks_before(x[i], static_cast<int32_t>(i), val[0], idx[0])) continue;
+    val[0] = x[i];
+    idx[0] = static_cast<int32_t>(i);
+    sift_down(idx, val, size, 0);
+  }
+  // Heapsort: moving the worst to the end each time leaves the array best first.
+  for (int64_t end = size - 1; end > 0; --end) {
+    std::swap(val[0], val[end]);
+    std::swap(idx[0], idx[end]);
+    sift_down(idx, val, end, 0);
+  }
+  return size;
+}
+}  // namespace
+
 int64_t top_m(const float* x, int64_t n, int64_t m, int32_t* idx, float* val) {
+  if (m > kTopMInsertionMax) return top_m_heap(x, n, m, idx, val);
   MINIELM_DISPATCH(top_m, x, n, m, idx, val);
 }
 

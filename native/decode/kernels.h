@@ -55,6 +55,8 @@ int64_t arg_max(const float* x, int64_t n);
 // The m largest entries of x, sorted by value descending then index ascending; returns how many were
 // written (min(m, n)).
 int64_t top_m(const float* x, int64_t n, int64_t m, int32_t* idx, float* val);
+// Above this m, top_m switches from insertion (fast for a handful) to the O(n log m) heap.
+constexpr int64_t kTopMInsertionMax = 32;
 
 // True when the AVX-512 kernels are in use (false: portable fallbacks). MINIELM_DECODE_ISA=generic
 // forces the fallbacks, so tests can check them on any machine.

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "../core/error.h"
+#include "../core/peak.h"
 #include "../core/threads.h"
 #include "ops.h"
 
@@ -26,6 +27,18 @@ void validate_config(const Config& c) {
     throw Error("MINIELM_INVALID_ARGUMENT", "config.n_embd (" + std::to_string(c.n_embd) +
                                                 ") must be divisible by config.n_head (" +
                                                 std::to_string(c.n_head) + ")");
+  // The arena holds params, grads and both AdamW moments: check it fits before anything is allocated
+  // (each factor is bounded above, so the product in double is exact enough and cannot overflow).
+  const double C = static_cast<double>(c.n_embd);
+  const double params = (static_cast<double>(c.vocab_size) + static_cast<double>(c.n_ctx)) * C +
+                        static_cast<double>(c.n_layer) * (12.0 * C * C + 13.0 * C) + 3.0 * C;
+  const double bytes = 16.0 * params;
+  const double mem = physical_memory_bytes();
+  if (mem > 0 && bytes > 0.75 * mem)
+    throw Error("MINIELM_OUT_OF_MEMORY", "a model with this config has " + std::to_string(static_cast<int64_t>(params)) +
+                                             " parameters and needs about " + std::to_string(static_cast<int64_t>(bytes / 1e6)) +
+                                             " MB (weights, gradients, AdamW moments), more than this machine's " +
+                                             std::to_string(static_cast<int64_t>(mem / 1e6)) + " MB");
 }
 
 double scheduled_lr(const OptimConfig& o, int64_t step) {
@@ -118,6 +131,16 @@ void Gpt2<T>::ensure_acts(int64_t B, int64_t Tn) {
   const int64_t BT = B * Tn;
   if (BT <= acts_BT_ && Tn == acts_T_ && acts_.att.size() >= static_cast<size_t>(config_.n_layer * B * config_.n_head * Tn * Tn)) return;
   const int64_t C = config_.n_embd, L = config_.n_layer, NH = config_.n_head, V = config_.vocab_size;
+  {
+    const double bt = static_cast<double>(BT), l = static_cast<double>(L), c = static_cast<double>(C);
+    const double floats = l * bt * (16.0 * c + 4.0) + l * static_cast<double>(B) * static_cast<double>(NH) * static_cast<double>(Tn) * static_cast<double>(Tn) +
+                          bt * (static_cast<double>(V) + 10.0 * c + 3.0);
+    const double mem = physical_memory_bytes();
+    if (mem > 0 && floats * sizeof(T) > 0.75 * mem)
+      throw Error("MINIELM_OUT_OF_MEMORY", "the activations of a batch of " + std::to_string(B) + " x " + std::to_string(Tn) +
+                                               " tokens need about " + std::to_string(static_cast<int64_t>(floats * sizeof(T) / 1e6)) +
+                                               " MB, more than this machine has: use a smaller batch or gradient accumulation");
+  }
   Acts a;
   try {
     a.pos.resize(BT);
@@ -265,11 +288,10 @@ template <typename T>
 void Gpt2<T>::backward(const Batch& batch) {
   require(batch.B == B_ && batch.T == T_, "MINIELM_INVALID_ARGUMENT", "backward needs the batch of the last forward()");
   const int64_t B = B_, Tn = T_, BT = B * Tn;
-  const int64_t C = config_.n_embd, L = config_.n_layer, NH = config_.n_head, V = config_.vocab_size;
+  const int64_t C = config_.n_embd, V = config_.vocab_size;
   Acts& a = acts_;
   T* p = params();
   T* g = grads();
-  T* dres = a.dres.data();
   T* dln = a.dbuf_c.data();
   // LM head: dlnf = dlogits · wte ; dwte += dlogits^T · lnf
   ops::gemm(false, false, BT, C, V, T(1), a.logits.data(), V, p + tensors_[wte_].offset, C, T(0), dln, C);

@@ -16,7 +16,7 @@ class CreateWorker : public PromiseWorker {
  protected:
   void Run() override { m_.reset(new Model(c_, seed_)); }
   Napi::Value Result(Napi::Env env) override {
-    return NativeModel::constructor->New({Napi::External<Model>::New(env, m_.release())});
+    return addon_data(env).model_constructor.New({Napi::External<Model>::New(env, m_.release())});
   }
 
  private:
@@ -29,11 +29,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "createModel(config, seed)");
   Config c = parse_config(info[0].As<Napi::Object>());
-  try {
-    minielm::validate_config(c);
-  } catch (const minielm::Error& e) {
-    throw_js(env, e.code(), e.what());
-  }
+  minielm::validate_config(c);
   double seed = info.Length() >= 2 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
   auto* w = new CreateWorker(env, c, static_cast<uint64_t>(seed));
   Napi::Promise p = w->promise();
@@ -43,7 +39,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
 
 Napi::Value NumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), minielm::num_threads()); }
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
-  minielm::set_num_threads(info[0].As<Napi::Number>().Int32Value());
+  minielm::set_num_threads(static_cast<int>(int_arg(info.Env(), info[0], "setThreads: n", -1, minielm::kMaxThreads)));
   return info.Env().Undefined();
 }
 
@@ -58,7 +54,7 @@ Napi::Value GemmInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
-  std::string name = info[0].As<Napi::String>();
+  std::string name = string_arg(info.Env(), info[0], "setGemmBackend: backend");
   if (name != "builtin" && name != "blas") throw_js(info.Env(), "MINIELM_INVALID_ARGUMENT", "GEMM backend must be 'builtin' or 'blas'");
   bool ok = minielm::set_gemm_backend(name == "blas" ? minielm::GemmBackend::Blas : minielm::GemmBackend::Builtin);
   return Napi::Boolean::New(info.Env(), ok);
@@ -71,29 +67,23 @@ Napi::Value PairsToJs(Napi::Env env, const std::vector<std::pair<std::string, do
 }
 
 Napi::Value GradcheckOps(const Napi::CallbackInfo& info) {
-  return PairsToJs(info.Env(), minielm::gradcheck_ops(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue())));
+  return PairsToJs(info.Env(), minielm::gradcheck_ops(static_cast<uint64_t>(int_arg(info.Env(), info[0], "seed", 0, int64_t{1} << 53))));
 }
 
 Napi::Value GradcheckScore(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "config must be an object");
   Config c = parse_config(info[0].As<Napi::Object>());
-  try {
-    return PairsToJs(env, minielm::gradcheck_score(c, static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue()),
-                                                   info[2].As<Napi::Number>().Int32Value()));
-  } catch (const minielm::Error& e) {
-    throw_js(env, e.code(), e.what());
-  }
+  return PairsToJs(env, minielm::gradcheck_score(c, static_cast<uint64_t>(int_arg(env, info[1], "seed", 0, int64_t{1} << 53)),
+                                          static_cast<int>(int_arg(env, info[2], "samples", 1, 1 << 20))));
 }
 
 Napi::Value GradcheckModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "config must be an object");
   Config c = parse_config(info[0].As<Napi::Object>());
-  try {
-    return PairsToJs(env, minielm::gradcheck_model(c, static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue()),
-                                                   info[2].As<Napi::Number>().Int32Value()));
-  } catch (const minielm::Error& e) {
-    throw_js(env, e.code(), e.what());
-  }
+  return PairsToJs(env, minielm::gradcheck_model(c, static_cast<uint64_t>(int_arg(env, info[1], "seed", 0, int64_t{1} << 53)),
+                                          static_cast<int>(int_arg(env, info[2], "samples", 1, 1 << 20))));
 }
 
 // C = op(A) op(B) with the chosen backend, for tests and the bench (sync: callers keep shapes small, or
@@ -101,10 +91,14 @@ Napi::Value GradcheckModel(const Napi::CallbackInfo& info) {
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool ta = info[0].ToBoolean(), tb = info[1].ToBoolean();
-  int64_t M = info[2].As<Napi::Number>().Int64Value(), N = info[3].As<Napi::Number>().Int64Value(),
-          K = info[4].As<Napi::Number>().Int64Value();
-  Napi::Float32Array A = info[5].As<Napi::Float32Array>(), B = info[6].As<Napi::Float32Array>();
-  if (static_cast<int64_t>(A.ElementLength()) != M * K || static_cast<int64_t>(B.ElementLength()) != K * N)
+  const int64_t kMax = int64_t{1} << 31;
+  int64_t M = int_arg(env, info[2], "gemm: M", 1, kMax), N = int_arg(env, info[3], "gemm: N", 1, kMax),
+          K = int_arg(env, info[4], "gemm: K", 1, kMax);
+  Napi::Float32Array A = float32_arg(env, info[5], "gemm: A"), B = float32_arg(env, info[6], "gemm: B");
+  int64_t mk = 0, kn = 0, mn = 0;
+  if (!checked_mul(M, K, &mk) || !checked_mul(K, N, &kn) || !checked_mul(M, N, &mn) || mn > (int64_t{1} << 32))
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", "gemm: M*K, K*N or M*N is too large");
+  if (static_cast<int64_t>(A.ElementLength()) != mk || static_cast<int64_t>(B.ElementLength()) != kn)
     throw_js(env, "MINIELM_INVALID_ARGUMENT", "gemm: A must have M*K and B K*N elements");
   Napi::Float32Array Cm = Napi::Float32Array::New(env, static_cast<size_t>(M * N));
   minielm::sgemm(ta, tb, M, N, K, 1.0f, A.Data(), ta ? M : K, B.Data(), tb ? K : N, 0.0f, Cm.Data(), N);
@@ -143,9 +137,17 @@ class BenchGemmWorker : public PromiseWorker {
 };
 
 Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
-  auto* w = new BenchGemmWorker(info.Env(), info[0].ToBoolean(), info[1].ToBoolean(), info[2].As<Napi::Number>().Int64Value(),
-                                info[3].As<Napi::Number>().Int64Value(), info[4].As<Napi::Number>().Int64Value(),
-                                info[5].As<Napi::Number>().DoubleValue());
+  Napi::Env env = info.Env();
+  // Each matrix at most 2^28 floats (1 GiB): the bench allocates all three.
+  const int64_t kMax = int64_t{1} << 28;
+  int64_t M = int_arg(env, info[2], "benchGemm: M", 1, kMax), N = int_arg(env, info[3], "benchGemm: N", 1, kMax),
+          K = int_arg(env, info[4], "benchGemm: K", 1, kMax);
+  int64_t mk = 0, kn = 0, mn = 0;
+  if (!checked_mul(M, K, &mk) || !checked_mul(K, N, &kn) || !checked_mul(M, N, &mn) || mk > kMax || kn > kMax || mn > kMax)
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", "benchGemm: each matrix may hold at most 2^28 elements");
+  if (!info[5].IsNumber() || !(info[5].As<Napi::Number>().DoubleValue() >= 0 && info[5].As<Napi::Number>().DoubleValue() <= 600))
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", "benchGemm: seconds must be in [0, 600]");
+  auto* w = new BenchGemmWorker(env, info[0].ToBoolean(), info[1].ToBoolean(), M, N, K, info[5].As<Napi::Number>().DoubleValue());
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -170,29 +172,40 @@ class MachineWorker : public PromiseWorker {
 };
 
 Napi::Value MeasureMachine(const Napi::CallbackInfo& info) {
-  auto* w = new MachineWorker(info.Env(), info[0].As<Napi::String>(), info[1].As<Napi::Number>().Int32Value(),
-                              info[2].As<Napi::Number>().DoubleValue());
+  Napi::Env env = info.Env();
+  std::string what = string_arg(env, info[0], "measureMachine: what");
+  if (what != "fma" && what != "copy") throw_js(env, "MINIELM_INVALID_ARGUMENT", "measureMachine: what must be 'fma' or 'copy'");
+  int threads = static_cast<int>(int_arg(env, info[1], "measureMachine: threads", 1, minielm::kMaxThreads));
+  if (!info[2].IsNumber() || !(info[2].As<Napi::Number>().DoubleValue() > 0 && info[2].As<Napi::Number>().DoubleValue() <= 600))
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", "measureMachine: seconds must be in (0, 600]");
+  auto* w = new MachineWorker(env, what, threads, info[2].As<Napi::Number>().DoubleValue());
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
 }
 
+Napi::Value CpuIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), minielm::cpu_isa()); }
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // The constructor reference lives in this environment's instance data: the main thread and each Worker
+  // that loads the addon have their own (one static shared by all would be overwritten by each Init).
   Napi::Function ctor = NativeModel::Init(env);
-  NativeModel::constructor = new Napi::FunctionReference(Napi::Persistent(ctor));
+  auto* data = new AddonData();
+  data->model_constructor = Napi::Persistent(ctor);
+  env.SetInstanceData<AddonData>(data);
   exports.Set("NativeModel", ctor);
-  exports.Set("createModel", Napi::Function::New(env, CreateModel));
-  exports.Set("numThreads", Napi::Function::New(env, NumThreads));
-  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
-  exports.Set("gemmInfo", Napi::Function::New(env, GemmInfo));
-  exports.Set("setGemmBackend", Napi::Function::New(env, SetGemmBackend));
-  exports.Set("gemm", Napi::Function::New(env, Gemm));
-  exports.Set("benchGemm", Napi::Function::New(env, BenchGemm));
-  exports.Set("measureMachine", Napi::Function::New(env, MeasureMachine));
-  exports.Set("gradcheckOps", Napi::Function::New(env, GradcheckOps));
-  exports.Set("gradcheckModel", Napi::Function::New(env, GradcheckModel));
-  exports.Set("gradcheckScore", Napi::Function::New(env, GradcheckScore));
-  exports.Set("cpuIsa", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Napi::String::New(i.Env(), minielm::cpu_isa()); }));
+  exports.Set("createModel", Napi::Function::New(env, guarded<CreateModel>));
+  exports.Set("numThreads", Napi::Function::New(env, guarded<NumThreads>));
+  exports.Set("setNumThreads", Napi::Function::New(env, guarded<SetNumThreads>));
+  exports.Set("gemmInfo", Napi::Function::New(env, guarded<GemmInfo>));
+  exports.Set("setGemmBackend", Napi::Function::New(env, guarded_job<SetGemmBackend>));
+  exports.Set("gemm", Napi::Function::New(env, guarded_job<Gemm>));
+  exports.Set("benchGemm", Napi::Function::New(env, guarded<BenchGemm>));
+  exports.Set("measureMachine", Napi::Function::New(env, guarded<MeasureMachine>));
+  exports.Set("gradcheckOps", Napi::Function::New(env, guarded_job<GradcheckOps>));
+  exports.Set("gradcheckModel", Napi::Function::New(env, guarded_job<GradcheckModel>));
+  exports.Set("gradcheckScore", Napi::Function::New(env, guarded_job<GradcheckScore>));
+  exports.Set("cpuIsa", Napi::Function::New(env, guarded<CpuIsa>));
   InitDecode(env, exports);
   InitAlign(env, exports);
   return exports;

@@ -239,7 +239,7 @@ Napi::Value SequenceLogProbs(const Napi::CallbackInfo& info) {
 
 Napi::Value GradcheckAlign(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  double seed = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+  const int64_t seed = info.Length() > 0 ? int_arg(env, info[0], "gradcheckAlign: seed", 0, int64_t{1} << 53) : 0;
   Napi::Object o = Napi::Object::New(env);
   for (const auto& [k, v] : minielm::loss::gradcheck_align(static_cast<uint64_t>(seed))) o.Set(k, v);
   return o;
@@ -273,8 +273,17 @@ Napi::Value BenchAlignKernel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber())
     throw_js(env, "MINIELM_INVALID_ARGUMENT", "benchAlignKernel(kind, rows, vocab, seconds)");
-  auto* w = new KernelBenchWorker(env, info[0].As<Napi::String>(), info[1].As<Napi::Number>().Int64Value(),
-                                  info[2].As<Napi::Number>().Int64Value(), info[3].As<Napi::Number>().DoubleValue());
+  const std::string kind = info[0].As<Napi::String>().Utf8Value();
+  if (kind != "reverse_kl" && kind != "dpo") throw_js(env, "MINIELM_INVALID_ARGUMENT", "benchAlignKernel: kind must be 'reverse_kl' or 'dpo'");
+  // The kernel bench allocates a few rows x vocab buffers: at most 2^28 elements each.
+  const int64_t rows = int_arg(env, info[1], "benchAlignKernel: rows", 1, int64_t{1} << 28);
+  const int64_t vocab = int_arg(env, info[2], "benchAlignKernel: vocab", 1, int64_t{1} << 28);
+  int64_t n = 0;
+  if (!checked_mul(rows, vocab, &n) || n > (int64_t{1} << 28))
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", "benchAlignKernel: rows * vocab may be at most 2^28");
+  const double seconds = info[3].As<Napi::Number>().DoubleValue();
+  if (!(seconds >= 0 && seconds <= 600)) throw_js(env, "MINIELM_INVALID_ARGUMENT", "benchAlignKernel: seconds must be in [0, 600]");
+  auto* w = new KernelBenchWorker(env, kind, rows, vocab, seconds);
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -283,11 +292,11 @@ Napi::Value BenchAlignKernel(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitAlign(Napi::Env env, Napi::Object exports) {
-  exports.Set("distillStep", Napi::Function::New(env, DistillStep));
-  exports.Set("dpoStep", Napi::Function::New(env, DpoStep));
-  exports.Set("sequenceLogProbs", Napi::Function::New(env, SequenceLogProbs));
-  exports.Set("gradcheckAlign", Napi::Function::New(env, GradcheckAlign));
-  exports.Set("benchAlignKernel", Napi::Function::New(env, BenchAlignKernel));
+  exports.Set("distillStep", Napi::Function::New(env, guarded<DistillStep>));
+  exports.Set("dpoStep", Napi::Function::New(env, guarded<DpoStep>));
+  exports.Set("sequenceLogProbs", Napi::Function::New(env, guarded<SequenceLogProbs>));
+  exports.Set("gradcheckAlign", Napi::Function::New(env, guarded_job<GradcheckAlign>));
+  exports.Set("benchAlignKernel", Napi::Function::New(env, guarded<BenchAlignKernel>));
 }
 
 }  // namespace minielm_napi

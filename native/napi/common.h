@@ -36,6 +36,78 @@ inline Napi::Error make_error(Napi::Env env, const std::string& code, const std:
   throw make_error(env, code, message);
 }
 
+// Runs f() and turns every C++ exception into a coded JS error, so nothing thrown below the N-API boundary
+// (minielm::Error, bad_alloc, system_error from thread creation, ...) can terminate the process.
+template <typename F>
+Napi::Value guard(Napi::Env env, F&& f) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const minielm::Error& e) {
+    throw_js(env, e.code(), e.what());
+  } catch (const std::bad_alloc&) {
+    throw_js(env, "MINIELM_OUT_OF_MEMORY", "out of memory: use a smaller model, batch or beam");
+  } catch (const std::exception& e) {
+    throw_js(env, "MINIELM_NATIVE", std::string("native error: ") + e.what());
+  } catch (...) {
+    throw_js(env, "MINIELM_NATIVE", "unknown native error");
+  }
+}
+
+// A module-level function wrapped by guard(); every exported function is registered through this.
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] { return F(info); });
+}
+
+// Sync entry points that run kernels hold a JobScope too, so setThreads cannot resize the pool under them
+// (a Worker thread may call one while the main thread calls setThreads).
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded_job(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    minielm::JobScope job;
+    return F(info);
+  });
+}
+
+// Per-environment state (the main thread and every Worker that loads the addon get their own).
+struct AddonData {
+  Napi::FunctionReference model_constructor;
+};
+
+inline AddonData& addon_data(Napi::Env env) {
+  AddonData* d = env.GetInstanceData<AddonData>();
+  if (d == nullptr) throw_js(env, "MINIELM_NATIVE", "the minielm addon is not initialised in this environment");
+  return *d;
+}
+
+// a * b for sizes, or false when it overflows int64 (or either is negative).
+inline bool checked_mul(int64_t a, int64_t b, int64_t* out) {
+  if (a < 0 || b < 0) return false;
+  return !__builtin_mul_overflow(a, b, out);
+}
+
+// A whole number in [lo, hi] read from a JS value, or a coded error naming `what`.
+inline int64_t int_arg(Napi::Env env, Napi::Value v, const std::string& what, int64_t lo, int64_t hi) {
+  if (!v.IsNumber()) throw_js(env, "MINIELM_INVALID_ARGUMENT", what + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", what + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(d));
+  return static_cast<int64_t>(d);
+}
+
+inline Napi::Float32Array float32_arg(Napi::Env env, Napi::Value v, const std::string& what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", what + " must be a Float32Array");
+  return v.As<Napi::Float32Array>();
+}
+
+inline std::string string_arg(Napi::Env env, Napi::Value v, const std::string& what) {
+  if (!v.IsString()) throw_js(env, "MINIELM_INVALID_ARGUMENT", what + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
 inline double get_number(const Napi::Object& o, const char* key, double fallback) {
   if (!o.Has(key)) return fallback;
   Napi::Value v = o.Get(key);
@@ -46,13 +118,21 @@ inline double get_number(const Napi::Object& o, const char* key, double fallback
   return d;
 }
 
+// get_number clamped into [lo, hi] before the cast (a double past int64's range is undefined behaviour to
+// convert); callers validate the range with their own, more specific message.
+inline int64_t get_int(const Napi::Object& o, const char* key, int64_t fallback, int64_t lo = -(int64_t{1} << 53), int64_t hi = int64_t{1} << 53) {
+  double d = get_number(o, key, static_cast<double>(fallback));
+  d = std::min(std::max(d, static_cast<double>(lo)), static_cast<double>(hi));
+  return static_cast<int64_t>(d);
+}
+
 inline Config parse_config(const Napi::Object& o) {
   Config c;
-  c.vocab_size = static_cast<int64_t>(get_number(o, "vocab_size", 0));
-  c.n_ctx = static_cast<int64_t>(get_number(o, "n_ctx", 0));
-  c.n_layer = static_cast<int64_t>(get_number(o, "n_layer", 0));
-  c.n_head = static_cast<int64_t>(get_number(o, "n_head", 0));
-  c.n_embd = static_cast<int64_t>(get_number(o, "n_embd", 0));
+  c.vocab_size = get_int(o, "vocab_size", 0);
+  c.n_ctx = get_int(o, "n_ctx", 0);
+  c.n_layer = get_int(o, "n_layer", 0);
+  c.n_head = get_int(o, "n_head", 0);
+  c.n_embd = get_int(o, "n_embd", 0);
   c.score_head = o.Has("score_head") && o.Get("score_head").ToBoolean();
   return c;
 }
@@ -65,8 +145,8 @@ inline OptimConfig parse_optim(const Napi::Object& o) {
   c.eps = get_number(o, "eps", c.eps);
   c.weight_decay = get_number(o, "weightDecay", c.weight_decay);
   c.grad_clip = get_number(o, "gradClip", c.grad_clip);
-  c.warmup_steps = static_cast<int64_t>(get_number(o, "warmupSteps", 0));
-  c.total_steps = static_cast<int64_t>(get_number(o, "totalSteps", 0));
+  c.warmup_steps = get_int(o, "warmupSteps", 0, 0);
+  c.total_steps = get_int(o, "totalSteps", 0, 0);
   c.min_lr_ratio = get_number(o, "minLrRatio", c.min_lr_ratio);
   std::string sched = o.Has("schedule") && o.Get("schedule").IsString() ? o.Get("schedule").As<Napi::String>().Utf8Value() : "cosine";
   if (sched == "cosine") c.schedule = minielm::Schedule::Cosine;
@@ -114,10 +194,17 @@ inline std::vector<E> copy_typed(const Napi::Object& o, const char* key, napi_ty
 
 inline OwnedBatch parse_batch(const Napi::Object& o) {
   OwnedBatch b;
-  b.B = static_cast<int64_t>(get_number(o, "batch", 0));
-  b.T = static_cast<int64_t>(get_number(o, "seq", 0));
-  if (b.B <= 0 || b.T <= 0) throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", "batch.batch and batch.seq must be positive integers");
-  int64_t n = b.B * b.T;
+  const double B = get_number(o, "batch", 0), T = get_number(o, "seq", 0);
+  // Sizes are checked here, in C++, whatever the caller validated: a product that overflows could pass
+  // the length check below and let the kernels write past the arrays.
+  constexpr double kMaxDim = 2147483647.0;
+  if (!(B >= 1 && T >= 1 && B <= kMaxDim && T <= kMaxDim) || B != std::floor(B) || T != std::floor(T))
+    throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", "batch.batch and batch.seq must be positive integers below 2^31");
+  b.B = static_cast<int64_t>(B);
+  b.T = static_cast<int64_t>(T);
+  int64_t n = 0;
+  if (!checked_mul(b.B, b.T, &n) || n > (int64_t{1} << 40))
+    throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", "batch.batch * batch.seq is too large");
   b.tokens = copy_typed<Napi::Int32Array, int32_t>(o, "tokens", napi_int32_array, n, true);
   b.targets = copy_typed<Napi::Int32Array, int32_t>(o, "targets", napi_int32_array, n, false);
   b.weight = copy_typed<Napi::Float32Array, float>(o, "lossMask", napi_float32_array, n, false);
@@ -158,6 +245,7 @@ class PromiseWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
+      minielm::JobScope job;
       Run();
     } catch (const minielm::Error& e) {
       code_ = e.code();
@@ -168,6 +256,9 @@ class PromiseWorker : public Napi::AsyncWorker {
     } catch (const std::exception& e) {
       code_ = "MINIELM_NATIVE";
       SetError(e.what());
+    } catch (...) {
+      code_ = "MINIELM_NATIVE";
+      SetError("unknown native error");
     }
   }
   void OnOK() override {
@@ -177,6 +268,10 @@ class PromiseWorker : public Napi::AsyncWorker {
       deferred_.Resolve(Result(Env()));
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
+    } catch (const std::bad_alloc&) {
+      deferred_.Reject(make_error(Env(), "MINIELM_OUT_OF_MEMORY", "out of memory while returning the result").Value());
+    } catch (const std::exception& e) {
+      deferred_.Reject(make_error(Env(), "MINIELM_NATIVE", std::string("native error: ") + e.what()).Value());
     }
   }
   void OnError(const Napi::Error& e) override {
@@ -192,29 +287,42 @@ class PromiseWorker : public Napi::AsyncWorker {
 
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
  public:
-  static inline Napi::FunctionReference* constructor = nullptr;
+  // Instance methods go through guard() like the module functions.
+  template <Napi::Value (NativeModel::*M)(const Napi::CallbackInfo&)>
+  Napi::Value G(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&] { return (this->*M)(info); });
+  }
 
   static Napi::Function Init(Napi::Env env) {
+    // Writable so lib/native.ts can wrap each method to rethrow its errors as MinielmError.
+    constexpr auto kMethodAttrs = static_cast<napi_property_attributes>(napi_writable | napi_configurable);
     return DefineClass(env, "NativeModel",
                        {
-                           InstanceMethod("tensors", &NativeModel::Tensors),
-                           InstanceMethod("numParams", &NativeModel::NumParams),
-                           InstanceMethod("readTensor", &NativeModel::ReadTensor),
-                           InstanceMethod("writeTensor", &NativeModel::WriteTensor),
-                           InstanceMethod("getStep", &NativeModel::GetStep),
-                           InstanceMethod("setStep", &NativeModel::SetStep),
-                           InstanceMethod("getRngState", &NativeModel::GetRngState),
-                           InstanceMethod("setRngState", &NativeModel::SetRngState),
-                           InstanceMethod("forward", &NativeModel::Forward),
-                           InstanceMethod("train", &NativeModel::Train),
-                           InstanceMethod("score", &NativeModel::Score),
-                           InstanceMethod("trainScore", &NativeModel::TrainScore),
-                           InstanceMethod("cancel", &NativeModel::Cancel),
-                           InstanceMethod("dispose", &NativeModel::Dispose),
+                           InstanceMethod("tensors", &NativeModel::G<&NativeModel::Tensors>, kMethodAttrs),
+                           InstanceMethod("numParams", &NativeModel::G<&NativeModel::NumParams>, kMethodAttrs),
+                           InstanceMethod("readTensor", &NativeModel::G<&NativeModel::ReadTensor>, kMethodAttrs),
+                           InstanceMethod("writeTensor", &NativeModel::G<&NativeModel::WriteTensor>, kMethodAttrs),
+                           InstanceMethod("getStep", &NativeModel::G<&NativeModel::GetStep>, kMethodAttrs),
+                           InstanceMethod("setStep", &NativeModel::G<&NativeModel::SetStep>, kMethodAttrs),
+                           InstanceMethod("getRngState", &NativeModel::G<&NativeModel::GetRngState>, kMethodAttrs),
+                           InstanceMethod("setRngState", &NativeModel::G<&NativeModel::SetRngState>, kMethodAttrs),
+                           InstanceMethod("forward", &NativeModel::G<&NativeModel::Forward>, kMethodAttrs),
+                           InstanceMethod("train", &NativeModel::G<&NativeModel::Train>, kMethodAttrs),
+                           InstanceMethod("score", &NativeModel::G<&NativeModel::Score>, kMethodAttrs),
+                           InstanceMethod("trainScore", &NativeModel::G<&NativeModel::TrainScore>, kMethodAttrs),
+                           InstanceMethod("cancel", &NativeModel::G<&NativeModel::Cancel>, kMethodAttrs),
+                           InstanceMethod("dispose", &NativeModel::G<&NativeModel::Dispose>, kMethodAttrs),
                        });
   }
 
   explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
+    guard(info.Env(), [&] {
+      construct(info);
+      return info.Env().Undefined();
+    });
+  }
+
+  void construct(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() >= 1 && info[0].IsExternal()) {
       model_.reset(info[0].As<Napi::External<Model>>().Data());
@@ -223,11 +331,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (info.Length() < 1 || !info[0].IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "new NativeModel(config, seed): config must be an object");
     Config c = parse_config(info[0].As<Napi::Object>());
     double seed = info.Length() >= 2 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
-    try {
-      model_ = std::make_unique<Model>(c, static_cast<uint64_t>(seed));
-    } catch (const minielm::Error& e) {
-      throw_js(env, e.code(), e.what());
-    }
+    minielm::JobScope job;
+    model_ = std::make_unique<Model>(c, static_cast<uint64_t>(seed));
   }
 
   Model& model(Napi::Env env) {
@@ -241,6 +346,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       throw_js(env, "MINIELM_BUSY", "the model is running another job; await it before starting the next");
   }
   void release() { busy_.store(false); }
+  // A job clears the cancel flag when it is submitted, on the JS thread, so a cancel() issued after
+  // submission is never lost (clearing it when the job starts running would drop an early cancel).
+  void arm_cancel() { cancel_.store(false); }
   std::atomic<bool>& cancel_flag() { return cancel_; }
   Model* raw() { return model_.get(); }
 
@@ -286,7 +394,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Env env = info.Env();
     if (busy_.load()) throw_js(env, "MINIELM_BUSY", "the model is running a job; await it before reading tensors");
     int64_t size = 0;
-    float* p = tensor_ptr(env, info[0].As<Napi::String>(), info[1].As<Napi::String>(), &size);
+    float* p = tensor_ptr(env, string_arg(env, info[0], "readTensor: kind"), string_arg(env, info[1], "readTensor: name"), &size);
     Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(size));
     std::copy(p, p + size, out.Data());
     return out;
@@ -296,11 +404,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Env env = info.Env();
     if (busy_.load()) throw_js(env, "MINIELM_BUSY", "the model is running a job; await it before writing tensors");
     int64_t size = 0;
-    std::string name = info[1].As<Napi::String>();
-    float* p = tensor_ptr(env, info[0].As<Napi::String>(), name, &size);
-    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-      throw_js(env, "MINIELM_INVALID_ARGUMENT", "writeTensor needs a Float32Array for '" + name + "'");
-    Napi::Float32Array src = info[2].As<Napi::Float32Array>();
+    std::string name = string_arg(env, info[1], "writeTensor: name");
+    float* p = tensor_ptr(env, string_arg(env, info[0], "writeTensor: kind"), name, &size);
+    Napi::Float32Array src = float32_arg(env, info[2], "writeTensor: data for '" + name + "'");
     if (static_cast<int64_t>(src.ElementLength()) != size)
       throw_js(env, "MINIELM_INVALID_ARGUMENT", "tensor '" + name + "' has " + std::to_string(size) + " elements, got " + std::to_string(src.ElementLength()));
     std::copy(src.Data(), src.Data() + size, p);
@@ -309,7 +415,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   Napi::Value GetStep(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(model(info.Env()).step())); }
   Napi::Value SetStep(const Napi::CallbackInfo& info) {
-    model(info.Env()).set_step(static_cast<int64_t>(info[0].As<Napi::Number>().DoubleValue()));
+    Napi::Env env = info.Env();
+    if (busy_.load()) throw_js(env, "MINIELM_BUSY", "the model is running a job; await it before setting the step");
+    model(env).set_step(int_arg(env, info[0], "setStep: step", 0, int64_t{1} << 53));
     return info.Env().Undefined();
   }
   Napi::Value GetRngState(const Napi::CallbackInfo& info) {
@@ -321,11 +429,17 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   }
   Napi::Value SetRngState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    if (busy_.load()) throw_js(env, "MINIELM_BUSY", "the model is running a job; await it before setting the RNG state");
+    if (!info[0].IsArray() || info[0].As<Napi::Array>().Length() != 4)
+      throw_js(env, "MINIELM_INVALID_ARGUMENT", "setRngState needs an array of 4 BigInts");
     Napi::Array arr = info[0].As<Napi::Array>();
     std::array<uint64_t, 4> s{};
     for (uint32_t i = 0; i < 4; ++i) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsBigInt()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "setRngState needs an array of 4 BigInts");
       bool lossless = false;
-      s[i] = arr.Get(i).As<Napi::BigInt>().Uint64Value(&lossless);
+      s[i] = v.As<Napi::BigInt>().Uint64Value(&lossless);
+      if (!lossless) throw_js(env, "MINIELM_INVALID_ARGUMENT", "setRngState: each word must be an unsigned 64-bit BigInt");
     }
     model(env).rng().set_state(s);
     return env.Undefined();
@@ -434,7 +548,6 @@ class TrainWorker : public ModelWorker {
 
  protected:
   void Run() override {
-    owner_->cancel_flag().store(false);
     for (auto& step : steps_) {
       if (owner_->cancel_flag().load()) {
         aborted_ = true;
@@ -471,6 +584,7 @@ inline Napi::Value NativeModel::Train(const Napi::CallbackInfo& info) {
   }
   OptimConfig opt = parse_optim(info[1].As<Napi::Object>());
   acquire(env);
+  arm_cancel();
   auto* w = new TrainWorker(env, this, info.This().As<Napi::Object>(), model_.get(), std::move(owned), opt);
   Napi::Promise p = w->promise();
   w->Queue();
@@ -522,7 +636,6 @@ class TrainScoreWorker : public ModelWorker {
 
  protected:
   void Run() override {
-    owner_->cancel_flag().store(false);
     for (size_t i = 0; i < batches_.size(); ++i) {
       if (owner_->cancel_flag().load()) {
         aborted_ = true;
@@ -561,6 +674,7 @@ inline Napi::Value NativeModel::TrainScore(const Napi::CallbackInfo& info) {
   }
   OptimConfig opt = parse_optim(info[1].As<Napi::Object>());
   acquire(env);
+  arm_cancel();
   auto* w = new TrainScoreWorker(env, this, info.This().As<Napi::Object>(), model_.get(), std::move(batches),
                                  std::move(labels), std::move(weights), opt);
   Napi::Promise p = w->promise();

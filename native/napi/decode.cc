@@ -84,14 +84,14 @@ Napi::Value Generate(const Napi::CallbackInfo& info) {
   else if (strategy == "sample") opt.strategy = Strategy::Sample;
   else if (strategy == "beam") opt.strategy = Strategy::Beam;
   else throw_js(env, "MINIELM_INVALID_ARGUMENT", "strategy must be 'greedy', 'sample' or 'beam', got '" + strategy + "'");
-  opt.max_new_tokens = static_cast<int64_t>(get_number(o, "maxNewTokens", 16));
-  opt.eos_token_id = static_cast<int64_t>(get_number(o, "eosTokenId", -1));
+  opt.max_new_tokens = get_int(o, "maxNewTokens", 16);
+  opt.eos_token_id = get_int(o, "eosTokenId", -1);
   opt.temperature = get_number(o, "temperature", 1.0);
-  opt.top_k = static_cast<int64_t>(get_number(o, "topK", 0));
+  opt.top_k = get_int(o, "topK", 0);
   opt.top_p = get_number(o, "topP", 1.0);
-  opt.seed = static_cast<uint64_t>(get_number(o, "seed", 0));
-  opt.num_beams = static_cast<int64_t>(get_number(o, "numBeams", 1));
-  opt.num_return_sequences = static_cast<int64_t>(get_number(o, "numReturnSequences", 1));
+  opt.seed = static_cast<uint64_t>(get_int(o, "seed", 0, 0));
+  opt.num_beams = get_int(o, "numBeams", 1);
+  opt.num_return_sequences = get_int(o, "numReturnSequences", 1);
   opt.length_penalty = get_number(o, "lengthPenalty", 1.0);
   opt.token_logprobs = get_bool(o, "tokenLogprobs");
   opt.logits = get_bool(o, "logits");
@@ -102,25 +102,26 @@ Napi::Value Generate(const Napi::CallbackInfo& info) {
   }
   if (!info[0].IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "generate: model must be a model");
   NativeModel* unwrapped = NativeModel::Unwrap(info[0].As<Napi::Object>());
-  try {
-    minielm::decode::validate_generate(unwrapped->model(env).config(), prompts, opt);
-  } catch (const minielm::Error& e) {
-    throw_js(env, e.code(), e.what());
-  }
+  minielm::decode::validate_generate(unwrapped->model(env).config(), prompts, opt);
   NativeModel* m = acquire_model(env, info[0], "generate: model");
+  // model.cancel() stops the decode between steps (MINIELM_ABORTED).
+  m->arm_cancel();
+  opt.cancel = &m->cancel_flag();
   auto* w = new GenerateWorker(env, m, info[0].As<Napi::Object>(), std::move(prompts), opt);
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
 }
 
+Napi::Value DecodeIsa(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), minielm::decode::using_avx512() ? "avx512" : "generic");
+}
+
 }  // namespace
 
 void InitDecode(Napi::Env env, Napi::Object exports) {
-  exports.Set("generate", Napi::Function::New(env, Generate));
-  exports.Set("decodeIsa", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
-                return Napi::String::New(i.Env(), minielm::decode::using_avx512() ? "avx512" : "generic");
-              }));
+  exports.Set("generate", Napi::Function::New(env, guarded<Generate>));
+  exports.Set("decodeIsa", Napi::Function::New(env, guarded<DecodeIsa>));
 }
 
 }  // namespace minielm_napi

@@ -2,7 +2,11 @@
 // Usage: gemm_test [--no-bench] [--bench-only] [--quick] [--threads N]
 // --threads N runs the throughput part on N threads (default: all cores); on a shared machine the
 // single-thread table (N = 1) is the one least disturbed by other processes.
-// Exit status is non-zero on any correctness failure; timings are informational.
+// MINIELM_GEMM_ISA=avx2|generic forces a lower built-in kernel; the test first prints
+//   gemm isa: kernel=<the kernel sgemm dispatches to> requested=<MINIELM_GEMM_ISA or (none)> cpu=<best kernel this CPU runs>
+// and fails when the kernel is not the one asked for (or, unforced, not the best the CPU supports).
+// Exit status is non-zero on any correctness failure (77 when the requested kernel cannot run on this
+// CPU: nothing was tested); timings are informational.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -312,9 +316,56 @@ void bench(bool quick) {
   }
 }
 
+// The best built-in kernel this CPU can run, from the kernels' own requirements (the target pragma of
+// gemm_kernels_avx512.cc; the AVX2 kernel needs AVX2 and FMA), checked here independently of gemm.cc.
+const char* best_kernel_for_cpu() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
+    return "avx512";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
+#endif
+  return "generic";
+}
+
+// Checks that sgemm dispatches to the kernel MINIELM_GEMM_ISA asks for. Returns an exit status to stop
+// with (1: another kernel runs; 77: the requested kernel cannot run on this CPU; 2: an unknown request),
+// or 0 to go on.
+int check_isa() {
+  const char* env = std::getenv("MINIELM_GEMM_ISA");
+  const std::string requested = env != nullptr ? env : "";
+  const std::string best = best_kernel_for_cpu();
+  const std::string kernel = builtin_gemm_isa();
+  std::printf("gemm isa: kernel=%s requested=%s cpu=%s\n", kernel.c_str(), requested.empty() ? "(none)" : requested.c_str(),
+              best.c_str());
+  std::string expected;
+  if (requested.empty()) {
+    expected = best;
+  } else if (requested == "generic") {
+    expected = "generic";
+  } else if (requested == "avx2") {
+    if (best == "generic") {
+      std::printf("SKIP: MINIELM_GEMM_ISA=avx2 but this CPU has no AVX2+FMA: the AVX2 kernel cannot be tested here\n");
+      return 77;
+    }
+    expected = "avx2";
+  } else {
+    std::printf("FAIL MINIELM_GEMM_ISA=%s: only avx2 and generic can be forced\n", requested.c_str());
+    return 2;
+  }
+  if (kernel != expected) {
+    std::printf("FAIL the built-in GEMM runs the %s kernel, expected %s: nothing else was tested\n", kernel.c_str(),
+                expected.c_str());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (const int status = check_isa()) return status;
   bool do_bench = true, do_check = true, quick = false;
   int bench_threads = 0;
   for (int i = 1; i < argc; ++i) {
