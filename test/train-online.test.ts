@@ -13,8 +13,9 @@ import { Bm25Retriever } from '../lib/retrieval/index.ts';
 import { EmbeddedJudge, generateProfiles } from '../lib/users/index.ts';
 import { SyntheticTruthScorer } from '../lib/rewards/index.ts';
 import { trainSft } from '../lib/train/sft.ts';
-import { trainOnline, evaluatePolicy } from '../lib/train/online.ts';
-import { scoreRewrites, type RewardEnvironment } from '../lib/train/environment.ts';
+import { trainOnline } from '../lib/train/online.ts';
+import { evaluatePolicy } from '../lib/rewrite/evaluate.ts';
+import { scoreRewrites, type RewardEnvironment } from '../lib/rewrite/environment.ts';
 import { Model } from '../lib/model/model.ts';
 import { preferenceLogProbs, type PreferencePair } from '../lib/model/align.ts';
 

@@ -7,11 +7,11 @@ import { Model } from '../model/model.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { evaluateOffline } from '../eval/offline.ts';
 import { coverageAtN } from '../eval/coverage.ts';
-import { evaluatePolicy } from '../train/online.ts';
+import { evaluatePolicy } from '../rewrite/evaluate.ts';
 import { syntheticWorld, tableWorld, PIPELINE_PRESETS, type PipelineWorld } from '../pipeline.ts';
 import { Bm25Retriever } from '../retrieval/index.ts';
 import { EmbeddedJudge, generateProfiles } from '../users/index.ts';
-import type { RewardEnvironment } from '../train/environment.ts';
+import type { RewardEnvironment } from '../rewrite/environment.ts';
 import { invalidArgument } from '../errors.ts';
 import { readPairs } from './train.ts';
 

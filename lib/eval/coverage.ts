@@ -4,8 +4,8 @@
 import { Model } from '../model/model.ts';
 import { generate, type GenerateOptions } from '../model/generate.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
-import { rewriteText } from '../train/online.ts';
-import type { RewardEnvironment } from '../train/environment.ts';
+import { rewriteText } from '../rewrite/format.ts';
+import type { RewardEnvironment } from '../rewrite/environment.ts';
 
 export interface CoverageResult {
   /** Mean distinct relevant products per query. */

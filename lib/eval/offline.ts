@@ -6,7 +6,7 @@ import { generate } from '../model/generate.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { encodePairs } from '../train/batches.ts';
 import { evalLoss, type RewritePair } from '../train/sft.ts';
-import { rewriteText } from '../train/online.ts';
+import { rewriteText } from '../rewrite/format.ts';
 import { bestOver, exactMatch, normaliseTokens, rougeL } from './text-metrics.ts';
 
 export interface OfflineMetrics {

@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OfflineMetrics } from './offline.ts';
 import type { CoverageResult } from './coverage.ts';
-import type { PolicyEvaluation } from '../train/online.ts';
+import type { PolicyEvaluation } from '../rewrite/evaluate.ts';
 
 export interface PipelineReport {
   title: string;

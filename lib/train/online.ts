@@ -7,8 +7,10 @@ import { Model, type OptimizerOptions } from '../model/model.ts';
 import { generate } from '../model/generate.ts';
 import { dpoStep, sequenceLogProbs, type DpoLossType, type DpoStepResult, type PreferencePair } from '../model/align.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
-import { preferPair, type RewardComponents } from '../rewards/metrics.ts';
-import { scoreRewrites, type RewardEnvironment } from './environment.ts';
+import { preferPair } from '../rewards/metrics.ts';
+import { scoreRewrites, type RewardEnvironment } from '../rewrite/environment.ts';
+import { promptIds, rewriteText } from '../rewrite/format.ts';
+import { evaluatePolicy, type PolicyEvaluation } from '../rewrite/evaluate.ts';
 import { JsonlLog, saveCheckpoint, loadTrainerState, exists, isNonFinite } from './run-state.ts';
 import { Progress } from './progress.ts';
 import { xorshift32 } from './batches.ts';
@@ -44,13 +46,6 @@ export interface OnlineOptions {
   onUpdate?: (iteration: number, pairs: readonly PreferencePair[], result: DpoStepResult) => void;
 }
 
-export interface PolicyEvaluation extends RewardComponents {
-  reward: number;
-  queries: number;
-  /** Greedy rewrites of the first evaluated queries, for inspection. */
-  examples: { query: string; rewrite: string; reward: number }[];
-}
-
 export interface OnlineResult {
   iterations: number;
   updates: number;
@@ -58,36 +53,6 @@ export interface OnlineResult {
   stoppedOnNonFinite: boolean;
   lastEval?: PolicyEvaluation;
   policy: Model;
-}
-
-function promptIds(tokenizer: Tokenizer, query: string, maxLen: number): number[] {
-  const ids = tokenizer.encode(query).slice(0, Math.max(1, maxLen - 1));
-  return [...ids, tokenizer.sepId];
-}
-
-export function rewriteText(tokenizer: Tokenizer, tokens: readonly number[]): string {
-  return tokenizer.decode(tokens.filter((t) => t !== tokenizer.eosId), { skipSpecialTokens: true }).trim();
-}
-
-/** Greedy-rewrites `queries` and averages their rewards (the online metrics of the paper's Table 3). */
-export async function evaluatePolicy(policy: Model, tokenizer: Tokenizer, env: RewardEnvironment, queries: readonly string[], maxNewTokens = 16, salt = 0): Promise<PolicyEvaluation> {
-  const sum: PolicyEvaluation = { reward: 0, relevance: 0, diversity: 0, click: 0, addToCart: 0, purchase: 0, queries: queries.length, examples: [] };
-  if (queries.length === 0) return sum;
-  const maxPrompt = policy.config.n_ctx - maxNewTokens;
-  for (let i = 0; i < queries.length; i += 64) {
-    const chunk = queries.slice(i, i + 64);
-    const gens = await generate(policy, chunk.map((q) => promptIds(tokenizer, q, maxPrompt)), { strategy: 'greedy', maxNewTokens, eosTokenId: tokenizer.eosId });
-    const rewrites = gens.map((g) => [rewriteText(tokenizer, g[0].tokens)]);
-    const scored = await scoreRewrites(env, chunk, rewrites, salt);
-    scored.forEach((row, j) => {
-      const s = row[0];
-      sum.reward += s.reward;
-      for (const k of ['relevance', 'diversity', 'click', 'addToCart', 'purchase'] as const) sum[k] += s.components[k];
-      if (sum.examples.length < 8) sum.examples.push({ query: chunk[j], rewrite: s.rewrite, reward: s.reward });
-    });
-  }
-  for (const k of ['reward', 'relevance', 'diversity', 'click', 'addToCart', 'purchase'] as const) sum[k] /= queries.length;
-  return sum;
 }
 
 /** A seeded pick of `n` distinct indices out of `size` for iteration `it` (a pure function: exact resume). */
