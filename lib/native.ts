@@ -19,8 +19,8 @@ export type NativeDistillStats = DistillStepResult;
 export type NativeDpoStats = DpoStepResult;
 /** DPO options as the addon takes them: the reference travels as separate arguments. */
 export type NativeDpoOptions = Omit<DpoOptions, 'reference'>;
-/** The addon always receives a resolved strategy. */
-export type NativeGenerateOptions = Omit<GenerateOptions, 'strategy'> & { strategy: DecodingStrategy };
+/** The addon always receives a resolved strategy and the native constraint object. */
+export type NativeGenerateOptions = Omit<GenerateOptions, 'strategy' | 'wordConstraint' | 'signal'> & { strategy: DecodingStrategy; wordConstraint?: NativeWordConstraint };
 
 export interface NativeBatch {
   tokens: Int32Array;
@@ -88,6 +88,14 @@ export interface NativeGeneration {
   logits?: Float32Array;
 }
 
+export interface NativeWordConstraint {
+  vocabSize(): number;
+  numWords(): number;
+  /** The state after `token` from `state`, or -1 when the token would leave the word list. */
+  step(state: number, token: number): number;
+  allowed(state: number): { tokens: Int32Array; canEnd: boolean };
+}
+
 export interface NativeAddon {
   createModel(config: NativeConfig, seed: number): Promise<NativeModel>;
   numThreads(): number;
@@ -103,6 +111,7 @@ export interface NativeAddon {
   cpuIsa(): string;
   generate(model: NativeModel, prompts: Int32Array[], options: NativeGenerateOptions): Promise<NativeGeneration[][]>;
   decodeIsa(): 'avx512' | 'generic';
+  createWordConstraint(tokenBytes: Uint8Array, tokenOffsets: Int32Array, special: Uint8Array, wordBytes: Uint8Array, wordOffsets: Int32Array): Promise<NativeWordConstraint>;
   distillStep(student: NativeModel, teacher: NativeModel, batch: NativeBatch, options: NativeDistillOptions, optim: NativeOptim): Promise<NativeDistillStats>;
   dpoStep(policy: NativeModel, reference: NativeModel | null, batch: NativeBatch, refLogps: Float64Array | null, options: NativeDpoOptions, optim: NativeOptim): Promise<NativeDpoStats>;
   sequenceLogProbs(model: NativeModel, batch: NativeBatch): Promise<Float64Array>;

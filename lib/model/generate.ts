@@ -1,8 +1,8 @@
 // Batched generation with a KV cache: greedy, sampling (temperature / top-k / top-p, seeded) and beam
 // search (n-best, length penalty, EOS). Inputs are checked here and name the prompt or option at fault;
 // the work runs in C++ off the main thread and never overlaps another job on the same model.
-import { MinielmError, invalidArgument } from '../errors.ts';
-import { native, type NativeGenerateOptions } from '../native.ts';
+import { MinielmError, fromNative, invalidArgument } from '../errors.ts';
+import { native, type NativeGenerateOptions, type NativeWordConstraint } from '../native.ts';
 import { cancelNativeJob, withNativeHandle, type Model } from './model.ts';
 
 export type DecodingStrategy = 'greedy' | 'sample' | 'beam';
@@ -39,6 +39,98 @@ export interface GenerateOptions {
   weights?: 'fp32' | 'bf16';
   /** Stops the decode between two steps; the call rejects with MINIELM_ABORTED. */
   signal?: AbortSignal;
+  // Rewrite hygiene (off by default here; lib/rewrite turns it on for rewriting). Each looks at the new
+  // tokens only, never the prompt, so a rewrite may repeat the query's words. Sampling draws from and beam
+  // search ranks by the processed distribution; logprob and tokenLogprobs stay the raw model's.
+  /** Ban a token that would complete an n-gram already among the new tokens (0 = off). */
+  noRepeatNgramSize?: number;
+  /** CTRL penalty on tokens already generated: logit / p when positive, logit * p otherwise (1 = off). */
+  repetitionPenalty?: number;
+  /** The EOS token is masked until this many tokens have been generated (0 = off). */
+  minNewTokens?: number;
+  /** Every generated word must be a word of this list (see createWordConstraint). */
+  wordConstraint?: WordConstraint;
+}
+
+/**
+ * A word list compiled against a tokenizer's tokens: with it, decoding can only spell words of the list
+ * (partial words included: a token that starts a word no listed word starts is masked).
+ */
+export class WordConstraint {
+  readonly #native: NativeWordConstraint;
+  private constructor(n: NativeWordConstraint) {
+    this.#native = n;
+  }
+
+  /**
+   * tokenBytes[t]: the bytes token t stands for (special tokens: anything); special: ids of special tokens
+   * (never generated under the constraint, except the end-of-sequence token after a whole word).
+   */
+  static async create(tokenBytes: readonly Uint8Array[], special: Iterable<number>, words: Iterable<string>): Promise<WordConstraint> {
+    if (!Array.isArray(tokenBytes) || tokenBytes.length === 0) throw invalidArgument('createWordConstraint needs the byte string of every token');
+    const tokens = packBytes(tokenBytes);
+    const flags = new Uint8Array(tokenBytes.length);
+    for (const id of special) {
+      if (!isInt(id) || id < 0 || id >= tokenBytes.length) throw invalidArgument(`special token id ${String(id)} is outside [0, ${tokenBytes.length})`);
+      flags[id] = 1;
+    }
+    const enc = new TextEncoder();
+    const list: Uint8Array[] = [];
+    for (const w of words) {
+      if (typeof w !== 'string') throw invalidArgument('words must be strings');
+      if (/\s/.test(w)) throw invalidArgument(`the word "${w}" contains whitespace: pass single words`);
+      if (w.length) list.push(enc.encode(w));
+    }
+    if (list.length === 0) throw invalidArgument('createWordConstraint needs at least one word');
+    const wordsPacked = packBytes(list);
+    return new WordConstraint(await native.createWordConstraint(tokens.bytes, tokens.offsets, flags, wordsPacked.bytes, wordsPacked.offsets));
+  }
+
+  get vocabSize(): number {
+    return this.#native.vocabSize();
+  }
+  /** Distinct words in the list. */
+  get words(): number {
+    return this.#native.numWords();
+  }
+  /** The decoding state after `token` from `state` (0 = between words), or -1 when it leaves the list. */
+  step(state: number, token: number): number {
+    try {
+      return this.#native.step(state, token);
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+  /** The tokens allowed from `state`, and whether the text may end there. */
+  allowed(state: number): { tokens: number[]; canEnd: boolean } {
+    try {
+      const a = this.#native.allowed(state);
+      return { tokens: Array.from(a.tokens), canEnd: a.canEnd };
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+  /** @internal */
+  get handle(): NativeWordConstraint {
+    return this.#native;
+  }
+}
+
+function packBytes(list: readonly Uint8Array[]): { bytes: Uint8Array; offsets: Int32Array } {
+  let total = 0;
+  for (const b of list) {
+    if (!(b instanceof Uint8Array)) throw invalidArgument('token and word byte strings must be Uint8Arrays');
+    total += b.length;
+  }
+  const bytes = new Uint8Array(total);
+  const offsets = new Int32Array(list.length + 1);
+  let at = 0;
+  list.forEach((b, i) => {
+    bytes.set(b, at);
+    at += b.length;
+    offsets[i + 1] = at;
+  });
+  return { bytes, offsets };
 }
 
 /** Bounds shared with the native layer (native/decode/decoder.h). */
@@ -100,6 +192,15 @@ export function validateGenerate(config: Model['config'], prompts: number[][], o
   if (strategy === 'beam' && o.logits) throw invalidArgument('logits: true is available for greedy decoding and sampling only');
   if (strategy !== 'beam' && numBeams > 1) throw invalidArgument(`numBeams = ${numBeams} needs strategy 'beam'`);
   if (o.weights !== undefined && o.weights !== 'fp32' && o.weights !== 'bf16') throw invalidArgument(`weights must be 'fp32' or 'bf16', got ${String(o.weights)}`);
+  if (o.noRepeatNgramSize !== undefined && (!isInt(o.noRepeatNgramSize) || o.noRepeatNgramSize < 0 || o.noRepeatNgramSize > config.n_ctx))
+    throw invalidArgument(`noRepeatNgramSize must be an integer in [0, n_ctx = ${config.n_ctx}], got ${String(o.noRepeatNgramSize)}`);
+  if (o.repetitionPenalty !== undefined && (typeof o.repetitionPenalty !== 'number' || !Number.isFinite(o.repetitionPenalty) || !(o.repetitionPenalty > 0)))
+    throw invalidArgument(`repetitionPenalty must be a finite number > 0 (1 = off), got ${String(o.repetitionPenalty)}`);
+  if (o.minNewTokens !== undefined && (!isInt(o.minNewTokens) || o.minNewTokens < 0 || o.minNewTokens > o.maxNewTokens))
+    throw invalidArgument(`minNewTokens must be an integer in [0, maxNewTokens = ${o.maxNewTokens}], got ${String(o.minNewTokens)}`);
+  if (o.wordConstraint !== undefined && !(o.wordConstraint instanceof WordConstraint)) throw invalidArgument('wordConstraint must be made by WordConstraint.create');
+  if (o.wordConstraint && o.wordConstraint.vocabSize !== V)
+    throw invalidArgument(`the word constraint was built for ${o.wordConstraint.vocabSize} tokens but the model's vocabulary has ${V}: build it from this model's tokenizer`);
   return {
     strategy,
     maxNewTokens: o.maxNewTokens,
@@ -114,6 +215,10 @@ export function validateGenerate(config: Model['config'], prompts: number[][], o
     tokenLogprobs: o.tokenLogprobs === true,
     logits: o.logits === true,
     weights: o.weights ?? 'fp32',
+    noRepeatNgramSize: o.noRepeatNgramSize ?? 0,
+    repetitionPenalty: o.repetitionPenalty ?? 1,
+    minNewTokens: o.minNewTokens ?? 0,
+    ...(o.wordConstraint ? { wordConstraint: o.wordConstraint.handle } : {}),
   };
 }
 

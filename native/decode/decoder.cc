@@ -372,6 +372,7 @@ class KvForward {
 struct SampleScratch {
   std::vector<float> val;
   std::vector<int32_t> idx;
+  std::vector<float> proc;  // the processed logits row (rewrite hygiene)
 };
 
 // One draw from softmax(logits / T) restricted by top-k then top-p (HF's warper order). u in [0, 1).
@@ -441,6 +442,66 @@ uint64_t mix_seed(uint64_t seed, uint64_t stream) {
   return z ^ (z >> 31);
 }
 
+bool hygiene_on(const GenerateOptions& o) {
+  return o.no_repeat_ngram_size > 0 || o.repetition_penalty != 1.0 || o.min_new_tokens > 0 || o.word_constraint != nullptr;
+}
+
+// Allowed-token lists of the vocabulary constraint per state, filled single-threaded before a step so the
+// parallel phases only read it.
+class AllowedCache {
+ public:
+  explicit AllowedCache(const WordConstraint* c) : c_(c) {}
+  const std::vector<int32_t>* get(int32_t state) {
+    if (c_ == nullptr) return nullptr;
+    if (state == WordConstraint::kRoot) return &c_->root_allowed();
+    auto it = cache_.find(state);
+    if (it == cache_.end()) it = cache_.emplace(state, c_->allowed(state)).first;
+    return &it->second;
+  }
+
+ private:
+  const WordConstraint* c_;
+  std::map<int32_t, std::vector<int32_t>> cache_;
+};
+
+// The processed logits of one sequence: vocabulary mask, repetition penalty, no-repeat n-grams, minimum
+// length, in that order. `gen` is the sequence's new tokens so far; `allowed`/`can_end` its constraint
+// state. Never leaves a row with nothing to pick (then only EOS stays, or the raw row without EOS).
+void process_row(const GenerateOptions& o, const float* raw, int64_t V, const std::vector<int32_t>& gen,
+                 const std::vector<int32_t>* allowed, bool can_end, float* out) {
+  const float neg = -INFINITY;
+  const int64_t eos = o.eos_token_id;
+  if (o.word_constraint) {
+    std::fill(out, out + V, neg);
+    for (int32_t t : *allowed) out[t] = raw[t];
+    if (eos >= 0 && can_end) out[eos] = raw[eos];
+  } else {
+    std::copy(raw, raw + V, out);
+  }
+  if (o.repetition_penalty != 1.0) {
+    const float p = static_cast<float>(o.repetition_penalty);
+    for (size_t i = 0; i < gen.size(); ++i) {
+      const int32_t t = gen[i];
+      if (t == eos || std::find(gen.begin(), gen.begin() + static_cast<std::ptrdiff_t>(i), t) != gen.begin() + static_cast<std::ptrdiff_t>(i)) continue;
+      float& v = out[t];
+      if (std::isfinite(v)) v = v > 0 ? v / p : v * p;
+    }
+  }
+  const int64_t n = o.no_repeat_ngram_size, L = static_cast<int64_t>(gen.size());
+  if (n > 0 && L >= n - 1) {
+    for (int64_t i = 0; i + n <= L; ++i) {
+      bool same = true;
+      for (int64_t k = 0; k < n - 1 && same; ++k) same = gen[i + k] == gen[L - (n - 1) + k];
+      if (same) out[gen[i + n - 1]] = neg;
+    }
+  }
+  if (o.min_new_tokens > 0 && eos >= 0 && L < o.min_new_tokens) out[eos] = neg;
+  for (int64_t t = 0; t < V; ++t)
+    if (out[t] > neg) return;
+  if (eos >= 0) out[eos] = raw[eos];
+  else std::copy(raw, raw + V, out);
+}
+
 void check_cancel(const GenerateOptions& o) {
   if (o.cancel != nullptr && o.cancel->load(std::memory_order_relaxed))
     throw Error("MINIELM_ABORTED", "generation was aborted");
@@ -470,6 +531,8 @@ std::vector<std::vector<Generated>> run_sampling(Gpt2<float>& model, const std::
     Rng rng;
     int64_t head = 0;  // logits row this sequence reads at the current step
     bool done = false;
+    int32_t wstate = WordConstraint::kRoot;  // vocabulary-constraint state
+    const std::vector<int32_t>* allowed = nullptr;
   };
   std::vector<Seq> all(static_cast<size_t>(seqs));
   std::vector<Row> rows;
@@ -501,10 +564,14 @@ std::vector<std::vector<Generated>> run_sampling(Gpt2<float>& model, const std::
     }
 
   std::vector<float> logits(static_cast<size_t>(std::max(np, seqs) * V));
+  const bool hygiene = hygiene_on(o);
+  const WordConstraint* wc = o.word_constraint.get();
+  AllowedCache allowed(wc);
   std::vector<SampleScratch> scratch(static_cast<size_t>(num_threads()));
   for (auto& s : scratch) {
     s.val.resize(static_cast<size_t>(V));
     s.idx.resize(static_cast<size_t>(V));
+    if (hygiene) s.proc.resize(static_cast<size_t>(V));
   }
   std::vector<int64_t> active;  // sequences consuming logits this step
   for (int64_t s = 0; s < seqs; ++s) active.push_back(s);
@@ -517,11 +584,17 @@ std::vector<std::vector<Generated>> run_sampling(Gpt2<float>& model, const std::
                            const float* row = logits.data() + q.head * V;
                            float mx;
                            const float lse = log_sum_exp(row, V, &mx);
+                           const float* use = row;
+                           if (hygiene) {
+                             float* p = scratch[tid].proc.data();
+                             process_row(o, row, V, q.out.tokens, q.allowed, wc == nullptr || wc->can_end(q.wstate), p);
+                             use = p;
+                           }
                            int32_t tok;
                            if (o.strategy == Strategy::Greedy) {
-                             tok = static_cast<int32_t>(arg_max(row, V));
+                             tok = static_cast<int32_t>(arg_max(use, V));
                            } else {
-                             tok = sample_token(row, V, o, q.rng.uniform(), scratch[tid]);
+                             tok = sample_token(use, V, o, q.rng.uniform(), scratch[tid]);
                            }
                            picked[active[a]] = tok;
                            picked_lp[active[a]] = row[tok] - lse;
@@ -529,6 +602,8 @@ std::vector<std::vector<Generated>> run_sampling(Gpt2<float>& model, const std::
 
   for (int64_t step = 0;; ++step) {
     check_cancel(o);
+    if (wc != nullptr)
+      for (int64_t s : active) all[s].allowed = allowed.get(all[s].wstate);
     phases[0].count = static_cast<int64_t>(active.size());
     fw.run(rows.data(), static_cast<int64_t>(rows.size()), head.data(), static_cast<int64_t>(head.size()),
            logits.data(), phases, step > 0);
@@ -540,6 +615,7 @@ std::vector<std::vector<Generated>> run_sampling(Gpt2<float>& model, const std::
       const int32_t tok = picked[s];
       q.out.tokens.push_back(tok);
       q.out.logprob += picked_lp[s];
+      if (wc != nullptr) q.wstate = std::max(WordConstraint::kRoot, wc->step(q.wstate, tok));
       if (o.token_logprobs) q.out.token_logprobs.push_back(picked_lp[s]);
       if (o.logits) {
         const float* row = logits.data() + q.head * V;
@@ -571,12 +647,15 @@ std::vector<std::vector<Generated>> run_sampling(Gpt2<float>& model, const std::
 }
 
 // ---- beam search ----
+// Beam sums rank by the processed log-probs (equal to the raw ones without hygiene); raw_sum and lps are
+// the raw model's.
 struct Hyp {
   double score;
   double sum;
   std::vector<int32_t> tokens;
   std::vector<float> lps;
   bool eos;
+  double raw_sum;
 };
 
 struct Beam {
@@ -584,6 +663,9 @@ struct Beam {
   std::vector<float> lps;
   double sum = 0;
   std::vector<int32_t> table;
+  double raw_sum = 0;
+  int32_t wstate = WordConstraint::kRoot;
+  const std::vector<int32_t>* allowed = nullptr;
 };
 
 struct Cand {
@@ -591,6 +673,7 @@ struct Cand {
   float lp;
   int32_t beam;
   int32_t token;
+  float raw_lp;
 };
 
 std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vector<std::vector<int32_t>>& prompts,
@@ -632,17 +715,47 @@ std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vect
   std::vector<float> logits(static_cast<size_t>(np * B * V));
   std::vector<int32_t> cidx(static_cast<size_t>(np * B * w));
   std::vector<float> cval(static_cast<size_t>(np * B * w));
+  std::vector<float> craw(static_cast<size_t>(np * B * w));
   std::vector<int64_t> ccount(static_cast<size_t>(np * B));
+  const bool hygiene = hygiene_on(o);
+  const WordConstraint* wc = o.word_constraint.get();
+  AllowedCache allowed(wc);
+  std::vector<const Beam*> row_beam(static_cast<size_t>(np * B), nullptr);  // the beam each logits row belongs to
+  std::vector<std::vector<float>> proc(hygiene ? static_cast<size_t>(num_threads()) : 0, std::vector<float>(static_cast<size_t>(V)));
   std::vector<Phase> phases;
-  phases.push_back(Phase{0, [&](int64_t r, int) {
+  phases.push_back(Phase{0, [&](int64_t r, int tid) {
                            const float* row = logits.data() + r * V;
                            float mx;
                            const float lse = log_sum_exp(row, V, &mx);
+                           const float* use = row;
+                           float plse = lse;
+                           if (hygiene) {
+                             const Beam& b = *row_beam[static_cast<size_t>(r)];
+                             float* p = proc[static_cast<size_t>(tid)].data();
+                             process_row(o, row, V, b.tokens, b.allowed, wc == nullptr || wc->can_end(b.wstate), p);
+                             use = p;
+                             plse = log_sum_exp(p, V, &mx);
+                           }
                            int32_t* idx = cidx.data() + r * w;
                            float* val = cval.data() + r * w;
-                           ccount[r] = top_m(row, V, w, idx, val);
-                           for (int64_t k = 0; k < ccount[r]; ++k) val[k] -= lse;
+                           ccount[r] = top_m(use, V, w, idx, val);
+                           for (int64_t k = 0; k < ccount[r]; ++k) {
+                             val[k] -= plse;
+                             craw[r * w + k] = row[idx[k]] - lse;
+                           }
                          }});
+  // Points each head row at its beam (and the beam at its allowed tokens) before a step.
+  auto bind_rows = [&] {
+    for (int64_t i = 0; i < np; ++i) {
+      PromptState& s = st[i];
+      if (s.done) continue;
+      for (int64_t b = 0; b < static_cast<int64_t>(s.live.size()); ++b) {
+        Beam& beam = s.live[b];
+        if (wc != nullptr) beam.allowed = allowed.get(beam.wstate);
+        row_beam[static_cast<size_t>(s.first_head + b)] = &beam;
+      }
+    }
+  };
 
   auto add_hyp = [&](PromptState& s, Hyp h) {
     s.hyps.push_back(std::move(h));
@@ -656,6 +769,7 @@ std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vect
   std::vector<Cand> cands;
   for (int64_t g = 0;; ++g) {  // g tokens generated so far by every live beam
     check_cancel(o);
+    if (hygiene) bind_rows();
     phases[0].count = static_cast<int64_t>(head.size());
     fw.run(rows.data(), static_cast<int64_t>(rows.size()), head.data(), static_cast<int64_t>(head.size()),
            logits.data(), phases, g > 0);
@@ -670,7 +784,8 @@ std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vect
         const int64_t r = s.first_head + b;
         for (int64_t k = 0; k < ccount[r]; ++k) {
           const float lp = cval[r * w + k];
-          cands.push_back(Cand{s.live[b].sum + lp, lp, static_cast<int32_t>(b), cidx[r * w + k]});
+          if (!(lp > -INFINITY)) continue;  // masked by the hygiene
+          cands.push_back(Cand{s.live[b].sum + lp, lp, static_cast<int32_t>(b), cidx[r * w + k], craw[r * w + k]});
         }
       }
       const int64_t take = std::min<int64_t>(width, static_cast<int64_t>(cands.size()));
@@ -687,9 +802,9 @@ std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vect
         if (o.eos_token_id >= 0 && c.token == o.eos_token_id) {
           // As HF: an EOS candidate counts only when it ranks among the best num_beams.
           if (rank >= B) continue;
-          Hyp h{len_score(c.total, len), c.total, parent.tokens, parent.lps, true};
+          Hyp h{len_score(c.total, len), c.total, parent.tokens, parent.lps, true, parent.raw_sum + c.raw_lp};
           h.tokens.push_back(c.token);
-          h.lps.push_back(c.lp);
+          h.lps.push_back(c.raw_lp);
           add_hyp(s, std::move(h));
           continue;
         }
@@ -697,14 +812,16 @@ std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vect
         nb.tokens = parent.tokens;
         nb.tokens.push_back(c.token);
         nb.lps = parent.lps;
-        nb.lps.push_back(c.lp);
+        nb.lps.push_back(c.raw_lp);
         nb.sum = c.total;
+        nb.raw_sum = parent.raw_sum + c.raw_lp;
+        if (wc != nullptr) nb.wstate = std::max(WordConstraint::kRoot, wc->step(parent.wstate, c.token));
         nb.table.reserve(prompts[i].size() + o.max_new_tokens);
         nb.table = parent.table;
         next.push_back(std::move(nb));
       }
       if (len >= o.max_new_tokens) {
-        for (Beam& b : next) add_hyp(s, Hyp{len_score(b.sum, len), b.sum, std::move(b.tokens), std::move(b.lps), false});
+        for (Beam& b : next) add_hyp(s, Hyp{len_score(b.sum, len), b.sum, std::move(b.tokens), std::move(b.lps), false, b.raw_sum});
         s.live.clear();
         s.done = true;
         continue;
@@ -749,7 +866,7 @@ std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vect
     for (int64_t j = 0; j < k; ++j) {
       Generated gen;
       gen.tokens = std::move(hyps[j].tokens);
-      gen.logprob = hyps[j].sum;
+      gen.logprob = hyps[j].raw_sum;
       gen.score = hyps[j].score;
       gen.eos = hyps[j].eos;
       if (o.token_logprobs) gen.token_logprobs = std::move(hyps[j].lps);
@@ -785,6 +902,15 @@ void validate_generate(const Config& c, const std::vector<std::vector<int32_t>>&
     bad("num_return_sequences must be in [1, " + std::to_string(kMaxReturnSequences) + "], got " + std::to_string(o.num_return_sequences));
   if (o.max_new_tokens > c.n_ctx) bad("max_new_tokens must be <= n_ctx");
   if (!std::isfinite(o.length_penalty)) bad("length_penalty must be finite");
+  if (o.no_repeat_ngram_size < 0 || o.no_repeat_ngram_size > c.n_ctx)
+    bad("no_repeat_ngram_size must be in [0, n_ctx], got " + std::to_string(o.no_repeat_ngram_size));
+  if (!(o.repetition_penalty > 0) || !std::isfinite(o.repetition_penalty))
+    bad("repetition_penalty must be a finite number > 0 (1 = off)");
+  if (o.min_new_tokens < 0 || o.min_new_tokens > o.max_new_tokens)
+    bad("min_new_tokens must be in [0, max_new_tokens], got " + std::to_string(o.min_new_tokens));
+  if (o.word_constraint && o.word_constraint->vocab_size() != c.vocab_size)
+    bad("the word constraint was built for " + std::to_string(o.word_constraint->vocab_size()) +
+        " tokens but the model's vocabulary has " + std::to_string(c.vocab_size));
   if (o.strategy == Strategy::Greedy && o.num_return_sequences != 1)
     bad("greedy decoding returns one sequence per prompt; use sampling or beam search for num_return_sequences > 1");
   if (o.strategy == Strategy::Beam) {

@@ -8,9 +8,11 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "../model/gpt2.h"
+#include "constraint.h"
 
 namespace minielm {
 namespace decode {
@@ -36,6 +38,19 @@ struct GenerateOptions {
   // Inference-only: run the matrices from a bf16 copy made for this call (fp32 arithmetic, half the weight
   // traffic per step; logits move by about 1e-2 relative, so results are close to, not equal to, fp32).
   bool bf16_weights = false;
+  // Rewrite hygiene, applied to each step's logits before the pick (all off by default). The history they
+  // look at is the new tokens only, never the prompt: a rewrite may and usually should repeat query words.
+  // Ban a token that would complete an n-gram already among the new tokens (HF's no_repeat_ngram_size).
+  int64_t no_repeat_ngram_size = 0;
+  // CTRL penalty on tokens already generated: logit / p when positive, logit * p otherwise (1 = off).
+  double repetition_penalty = 1.0;
+  // The EOS token is masked until this many tokens have been generated.
+  int64_t min_new_tokens = 0;
+  // Every generated word must be a word of this list (null = unconstrained).
+  std::shared_ptr<const WordConstraint> word_constraint;
+  // Sequence log-probabilities (logprob, token_logprobs) stay those of the raw model; sampling draws from
+  // and beam search ranks by the processed distribution (renormalised over what the hygiene allows).
+
   // Checked between decoding steps: when it becomes true, generate throws Error(MINIELM_ABORTED).
   const std::atomic<bool>* cancel = nullptr;
 };

@@ -74,6 +74,7 @@ Napi::Value guarded_job(const Napi::CallbackInfo& info) {
 // Per-environment state (the main thread and every Worker that loads the addon get their own).
 struct AddonData {
   Napi::FunctionReference model_constructor;
+  Napi::FunctionReference word_constraint_constructor;
 };
 
 inline AddonData& addon_data(Napi::Env env) {

@@ -1,0 +1,67 @@
+// Rewriters as plain functions from queries to ranked rewrites, so that judged recall and the probe table
+// can score any rewriter the same way: a trained model, copying the query, a rule list, a remote service.
+import type { Model } from '../model/model.ts';
+import { generate, type GenerateOptions } from '../model/generate.ts';
+import type { Tokenizer } from '../tokenizer/tokenizer.ts';
+import { promptIds, rewriteText } from '../rewrite/format.ts';
+import { invalidArgument } from '../errors.ts';
+
+/**
+ * Ranked rewrites (best first) of each query, one list per query in input order. A list may be empty
+ * (no rewrite); callers take the first n they need.
+ */
+export type RewritesFor = (queries: readonly string[]) => Promise<string[][]>;
+
+/** The baseline rewriter: the rewrite is the query itself, so nothing new is retrieved or learned. */
+export const copyQuery: RewritesFor = async (queries) => queries.map((q) => [q]);
+
+export interface ModelRewriterOptions {
+  /** Rewrites per query. Default 10. */
+  n?: number;
+  /** 'beam' (default): the n best beams; 'sample': n samples at temperature 1 (seeded). */
+  strategy?: 'beam' | 'sample';
+  maxNewTokens?: number;
+  /** Sampling seed. Default 1. */
+  seed?: number;
+  /** Prompts per native decode. Default 16. */
+  batch?: number;
+}
+
+/**
+ * The rewrites of a trained model under the shared prompt format, empty texts dropped and duplicates
+ * collapsed (first, i.e. best, kept): a beam list often holds the same words twice after detokenising.
+ */
+export function modelRewriter(model: Model, tokenizer: Tokenizer, options: ModelRewriterOptions = {}): RewritesFor {
+  const n = options.n ?? 10;
+  const maxNewTokens = options.maxNewTokens ?? 16;
+  const batch = options.batch ?? 16;
+  if (!Number.isInteger(n) || n < 1) throw invalidArgument(`modelRewriter option n must be an integer >= 1, got ${n}`);
+  if (!Number.isInteger(batch) || batch < 1) throw invalidArgument(`modelRewriter option batch must be an integer >= 1, got ${batch}`);
+  const strategy = options.strategy ?? 'beam';
+  if (strategy !== 'beam' && strategy !== 'sample') throw invalidArgument(`modelRewriter option strategy must be 'beam' or 'sample', got ${String(strategy)}`);
+  const gen: GenerateOptions = strategy === 'sample'
+    ? { strategy: 'sample', numReturnSequences: n, temperature: 1, maxNewTokens, eosTokenId: tokenizer.eosId, seed: options.seed ?? 1 }
+    : { strategy: 'beam', numBeams: n, numReturnSequences: n, maxNewTokens, eosTokenId: tokenizer.eosId };
+  const maxPrompt = model.config.n_ctx - maxNewTokens;
+  if (maxPrompt < 2) throw invalidArgument(`modelRewriter option maxNewTokens (${maxNewTokens}) leaves no room for a prompt in n_ctx ${model.config.n_ctx}: lower it`);
+  return async (queries) => {
+    const out: string[][] = [];
+    for (let i = 0; i < queries.length; i += batch) {
+      const chunk = queries.slice(i, i + batch);
+      const gens = await generate(model, chunk.map((q) => promptIds(tokenizer, q, maxPrompt)), gen);
+      for (const list of gens) out.push([...new Set(list.map((g) => rewriteText(tokenizer, g.tokens)).filter((t) => t.length > 0))]);
+    }
+    return out;
+  };
+}
+
+/** Checks a provider's answer so a wrong shape fails with the rewriter named instead of a wrong number. */
+export function checkRewrites(rewrites: unknown, queries: readonly string[], who = 'the rewriter'): string[][] {
+  if (!Array.isArray(rewrites) || rewrites.length !== queries.length) {
+    throw invalidArgument(`${who} returned ${Array.isArray(rewrites) ? `${rewrites.length} lists` : typeof rewrites} for ${queries.length} queries; it must return one list of rewrite strings per query, in order`);
+  }
+  rewrites.forEach((list, i) => {
+    if (!Array.isArray(list) || list.some((r) => typeof r !== 'string')) throw invalidArgument(`${who} returned a non-list-of-strings for query ${i} ("${queries[i]}"); each entry must be a string[]`);
+  });
+  return rewrites as string[][];
+}
