@@ -464,20 +464,32 @@ class AllowedCache {
   std::map<int32_t, std::vector<int32_t>> cache_;
 };
 
+// The vocabulary mask alone (or a plain copy without a constraint).
+void mask_row(const GenerateOptions& o, const float* raw, int64_t V, const std::vector<int32_t>* allowed, bool can_end, float* out) {
+  if (o.word_constraint) {
+    std::fill(out, out + V, -INFINITY);
+    for (int32_t t : *allowed) out[t] = raw[t];
+    if (o.eos_token_id >= 0 && can_end) out[o.eos_token_id] = raw[o.eos_token_id];
+  } else {
+    std::copy(raw, raw + V, out);
+  }
+}
+
+bool any_finite(const float* x, int64_t V) {
+  for (int64_t t = 0; t < V; ++t)
+    if (x[t] > -INFINITY) return true;
+  return false;
+}
+
 // The processed logits of one sequence: vocabulary mask, repetition penalty, no-repeat n-grams, minimum
 // length, in that order. `gen` is the sequence's new tokens so far; `allowed`/`can_end` its constraint
-// state. Never leaves a row with nothing to pick (then only EOS stays, or the raw row without EOS).
+// state. The vocabulary mask is hard, the rest soft: when they leave nothing to pick (a banned n-gram was
+// the only way to finish a word), they are dropped for this step; with nothing at all, only EOS remains.
 void process_row(const GenerateOptions& o, const float* raw, int64_t V, const std::vector<int32_t>& gen,
                  const std::vector<int32_t>* allowed, bool can_end, float* out) {
   const float neg = -INFINITY;
   const int64_t eos = o.eos_token_id;
-  if (o.word_constraint) {
-    std::fill(out, out + V, neg);
-    for (int32_t t : *allowed) out[t] = raw[t];
-    if (eos >= 0 && can_end) out[eos] = raw[eos];
-  } else {
-    std::copy(raw, raw + V, out);
-  }
+  mask_row(o, raw, V, allowed, can_end, out);
   if (o.repetition_penalty != 1.0) {
     const float p = static_cast<float>(o.repetition_penalty);
     for (size_t i = 0; i < gen.size(); ++i) {
@@ -496,8 +508,9 @@ void process_row(const GenerateOptions& o, const float* raw, int64_t V, const st
     }
   }
   if (o.min_new_tokens > 0 && eos >= 0 && L < o.min_new_tokens) out[eos] = neg;
-  for (int64_t t = 0; t < V; ++t)
-    if (out[t] > neg) return;
+  if (any_finite(out, V)) return;
+  mask_row(o, raw, V, allowed, can_end, out);
+  if (any_finite(out, V)) return;
   if (eos >= 0) out[eos] = raw[eos];
   else std::copy(raw, raw + V, out);
 }
