@@ -116,4 +116,25 @@ test('evaluatePolicy averages the rewards of greedy rewrites', async () => {
   assert.ok(e.examples.length === 6);
 });
 
+test('the kept checkpoint is the one selectBy scores best; the KL penalty enters the reward and is logged', async () => {
+  const common = { init: student, reference: student, tokenizer, env, trainQueries, testQueries, queriesPerIteration: 8, evalEvery: 2, beta: 0.1, optimizer: { lr: 1e-3 }, seed: 5, progress: false };
+  // A score that peaks at the second evaluation (iteration 2): best/ must hold that policy, not the last.
+  const scores = [0.1, 0.9, 0.3];
+  let calls = 0;
+  const snapshots: Float32Array[] = [];
+  const out = join(root, 'select');
+  const r = await trainOnline({ ...common, out, iterations: 4, klPenalty: 0.5, selectBy: async (policy) => {
+    snapshots.push(policy.readTensor('wte.weight'));
+    return scores[calls++];
+  } });
+  assert.is(calls, 3, 'scored at the start and at each evaluation');
+  assert.equal(r.best, { score: 0.9, iteration: 2, dir: join(out, 'best') });
+  const kept = await Model.load(join(out, 'best'));
+  assert.equal(kept.readTensor('wte.weight'), snapshots[1]);
+  assert.not.equal(kept.readTensor('wte.weight'), r.policy.readTensor('wte.weight'));
+  const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(log.some((l) => l.kl_penalty === 0.5 && typeof l.kl === 'number'));
+  assert.ok(log.some((l) => l['select/best'] === 0.9));
+});
+
 test.run();

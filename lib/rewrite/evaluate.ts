@@ -1,7 +1,7 @@
 // Greedy rewrites of queries scored in the reward environment: the online metrics of the paper's Table 3,
 // shared by the online trainer (periodic evaluation), `minielm eval online` and the pipeline report.
 import type { Model } from '../model/model.ts';
-import { generate } from '../model/generate.ts';
+import { generate, type GenerateOptions } from '../model/generate.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import type { RewardComponents } from '../rewards/metrics.ts';
 import { scoreRewrites, type RewardEnvironment } from './environment.ts';
@@ -15,13 +15,13 @@ export interface PolicyEvaluation extends RewardComponents {
 }
 
 /** Greedy-rewrites `queries` and averages their rewards (the online metrics of the paper's Table 3). */
-export async function evaluatePolicy(policy: Model, tokenizer: Tokenizer, env: RewardEnvironment, queries: readonly string[], maxNewTokens = 16, salt = 0): Promise<PolicyEvaluation> {
+export async function evaluatePolicy(policy: Model, tokenizer: Tokenizer, env: RewardEnvironment, queries: readonly string[], maxNewTokens = 16, salt = 0, decoding: Partial<GenerateOptions> = {}): Promise<PolicyEvaluation> {
   const sum: PolicyEvaluation = { reward: 0, relevance: 0, diversity: 0, click: 0, addToCart: 0, purchase: 0, queries: queries.length, examples: [] };
   if (queries.length === 0) return sum;
   const maxPrompt = policy.config.n_ctx - maxNewTokens;
   for (let i = 0; i < queries.length; i += 64) {
     const chunk = queries.slice(i, i + 64);
-    const gens = await generate(policy, chunk.map((q) => promptIds(tokenizer, q, maxPrompt)), { strategy: 'greedy', maxNewTokens, eosTokenId: tokenizer.eosId });
+    const gens = await generate(policy, chunk.map((q) => promptIds(tokenizer, q, maxPrompt)), { ...decoding, strategy: 'greedy', maxNewTokens, eosTokenId: tokenizer.eosId });
     const rewrites = gens.map((g) => [rewriteText(tokenizer, g[0].tokens)]);
     const scored = await scoreRewrites(env, chunk, rewrites, salt);
     scored.forEach((row, j) => {

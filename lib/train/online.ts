@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Model, type OptimizerOptions } from '../model/model.ts';
-import { generate } from '../model/generate.ts';
+import { generate, type GenerateOptions } from '../model/generate.ts';
 import { dpoStep, sequenceLogProbs, type DpoLossType, type DpoStepResult, type PreferencePair } from '../model/align.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { preferPair } from '../rewards/metrics.ts';
@@ -42,6 +42,19 @@ export interface OnlineOptions {
   progress?: boolean;
   /** Called after each periodic evaluation (the report collects reward curves and probe rewrites). */
   onEval?: (iteration: number, result: PolicyEvaluation) => void;
+  /**
+   * KL penalty in the reward: each sampled rewrite's reward becomes reward - klPenalty * (log pi(y) -
+   * log ref(y)) before the pair is ranked, so drifting away from the reference to please a weak M1 costs
+   * reward (needs a reference). Default 0.05.
+   */
+  klPenalty?: number;
+  /** Decoding hygiene and vocabulary constraint for the sampled rewrites (lib/rewrite/hygiene.ts). */
+  decoding?: Partial<GenerateOptions>;
+  /**
+   * The score that picks the kept checkpoint (higher is better), e.g. human-judged recall on the dev
+   * split. Called at every evaluation (and at the start); the best policy is saved to <out>/best.
+   */
+  selectBy?: (policy: Model) => Promise<number>;
   /** Called after each DPO update with its iteration (1-based), the pairs it learned from and its metrics. */
   onUpdate?: (iteration: number, pairs: readonly PreferencePair[], result: DpoStepResult) => void;
 }
@@ -53,6 +66,8 @@ export interface OnlineResult {
   stoppedOnNonFinite: boolean;
   lastEval?: PolicyEvaluation;
   policy: Model;
+  /** With selectBy: the best score, its iteration and the folder holding that policy. */
+  best?: { score: number; iteration: number; dir: string };
 }
 
 /** A seeded pick of `n` distinct indices out of `size` for iteration `it` (a pure function: exact resume). */
@@ -97,11 +112,32 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
   let stoppedOnNonFinite = false;
   let lastEval: PolicyEvaluation | undefined;
   const evalSet = o.testQueries.slice(0, o.evalQueries ?? o.testQueries.length);
-  const save = (): Promise<void> => saveCheckpoint(ckptDir, policy, { step: iteration, iteration }, (dir) => o.tokenizer.save(dir));
+  const klPenalty = o.klPenalty ?? 0.05;
+  if (!(klPenalty >= 0) || !Number.isFinite(klPenalty)) throw invalidArgument(`klPenalty must be a finite number >= 0, got ${klPenalty}`);
+  const bestDir = join(o.out, 'best');
+  let best: OnlineResult['best'];
+  if (o.selectBy && (await exists(join(bestDir, 'trainer_state.json')))) {
+    const s = await loadTrainerState(bestDir);
+    best = { score: Number(s.selectScore), iteration: Number(s.iteration ?? 0), dir: bestDir };
+  }
+  const save = (): Promise<void> => saveCheckpoint(ckptDir, policy, { step: iteration, iteration, ...(best ? { bestScore: best.score, bestIteration: best.iteration } : {}) }, (dir) => o.tokenizer.save(dir));
+  // Scores the policy with selectBy and keeps it in <out>/best when it beats the best so far.
+  const select = async (rec: Record<string, unknown>): Promise<void> => {
+    if (!o.selectBy) return;
+    const score = await o.selectBy(policy);
+    rec['select/score'] = score;
+    if (!best || score > best.score) {
+      best = { score, iteration, dir: bestDir };
+      await saveCheckpoint(bestDir, policy, { step: iteration, iteration, selectScore: score }, (dir) => o.tokenizer.save(dir));
+    }
+    rec['select/best'] = best.score;
+  };
 
   if (iteration === 0) {
-    lastEval = await evaluatePolicy(policy, o.tokenizer, o.env, evalSet, maxNewTokens);
-    await log.write({ step: 0, ...evalRecord(lastEval) });
+    lastEval = await evaluatePolicy(policy, o.tokenizer, o.env, evalSet, maxNewTokens, 0, o.decoding);
+    const rec: Record<string, unknown> = { step: 0, ...evalRecord(lastEval) };
+    await select(rec);
+    await log.write(rec);
     o.onEval?.(0, lastEval);
   }
   while (iteration < iterations) {
@@ -112,11 +148,25 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     const queries = pickQueries(o.trainQueries.length, perIteration, seed, iteration).map((i) => o.trainQueries[i]);
     const prompts = queries.map((q) => promptIds(o.tokenizer, q, maxPrompt));
     const gens = await generate(policy, prompts, {
-      strategy: 'sample', numReturnSequences: 2, temperature: o.temperature ?? 1, topP: o.topP ?? 1, maxNewTokens,
+      ...o.decoding, strategy: 'sample', numReturnSequences: 2, temperature: o.temperature ?? 1, topP: o.topP ?? 1, maxNewTokens,
       eosTokenId: o.tokenizer.eosId, seed: seed * 1_000_003 + iteration,
     });
     const rewrites = gens.map((pair) => pair.map((g) => rewriteText(o.tokenizer, g.tokens)));
     const scored = await scoreRewrites(o.env, queries, rewrites, iteration);
+    // Reference log-probs of every sample: the KL estimate, the KL penalty in the reward, and DPO's
+    // reference terms (one reference forward pass serves all three).
+    let refLogps: Float64Array | number[] | undefined;
+    if (reference) {
+      const seqs = gens.flatMap((pair, i) => pair.map((g) => [...prompts[i], ...g.tokens]));
+      const masks = gens.flatMap((pair, i) => pair.map((g) => [...prompts[i].map(() => 0), ...g.tokens.map(() => 1)]));
+      refLogps = await sequenceLogProbs(reference, seqs, masks);
+      if (klPenalty > 0)
+        scored.forEach((row, i) =>
+          row.forEach((s, j) => {
+            s.reward -= klPenalty * (gens[i][j].logprob - refLogps![2 * i + j]);
+          }),
+        );
+    }
     const pairs: PreferencePair[] = [];
     const picked: { query: number; chosen: number; rejected: number }[] = [];
     let ties = 0;
@@ -135,16 +185,13 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     });
     const rec: Record<string, unknown> = { step: iteration + 1, ties, pairs: pairs.length };
     let referenceLogps: { chosen: number[]; rejected: number[] } | undefined;
-    if (reference) {
+    if (refLogps) {
+      const ref = refLogps;
       // KL(policy || reference) estimated on the policy's own samples: mean of log pi - log ref.
-      const seqs = gens.flatMap((pair, i) => pair.map((g) => [...prompts[i], ...g.tokens]));
-      const masks = gens.flatMap((pair, i) => pair.map((g) => [...prompts[i].map(() => 0), ...g.tokens.map(() => 1)]));
-      const refLogps = await sequenceLogProbs(reference, seqs, masks);
       const polLogps = gens.flatMap((pair) => pair.map((g) => g.logprob));
-      rec.kl = polLogps.reduce((a, lp, i) => a + lp - refLogps[i], 0) / polLogps.length;
-      // The preference pairs are among these samples: DPO reuses their reference log-probs instead of a
-      // second reference forward pass.
-      referenceLogps = { chosen: picked.map((p) => refLogps[2 * p.query + p.chosen]), rejected: picked.map((p) => refLogps[2 * p.query + p.rejected]) };
+      rec.kl = polLogps.reduce((a, lp, i) => a + lp - ref[i], 0) / polLogps.length;
+      rec.kl_penalty = klPenalty;
+      referenceLogps = { chosen: picked.map((p) => ref[2 * p.query + p.chosen]), rejected: picked.map((p) => ref[2 * p.query + p.rejected]) };
     }
     if (pairs.length > 0) {
       try {
@@ -163,8 +210,9 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     }
     iteration++;
     if (iteration % evalEvery === 0 || iteration === iterations) {
-      lastEval = await evaluatePolicy(policy, o.tokenizer, o.env, evalSet, maxNewTokens);
+      lastEval = await evaluatePolicy(policy, o.tokenizer, o.env, evalSet, maxNewTokens, 0, o.decoding);
       Object.assign(rec, evalRecord(lastEval));
+      await select(rec);
       o.onEval?.(iteration, lastEval);
     }
     await log.write(rec);
@@ -176,7 +224,7 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     await log.write({ event: 'interrupted', step: iteration });
     progress?.finish(`interrupted at iteration ${iteration}; checkpoint saved to ${ckptDir} (run the same command to resume)`);
   }
-  return { iterations: iteration, updates: policy.step, aborted, stoppedOnNonFinite, lastEval, policy };
+  return { iterations: iteration, updates: policy.step, aborted, stoppedOnNonFinite, lastEval, policy, ...(best ? { best } : {}) };
 }
 
 function evalRecord(e: PolicyEvaluation): Record<string, number> {
