@@ -11,6 +11,13 @@ export { Bm25Retriever, MeilisearchRetriever, analyze, minimalStem, ndcgAt, read
 export type { Bm25Options, ScoredHit, MeilisearchRetrieverOptions, AnalyzerOptions, StemMode, HomeDepotSet, JudgedQuery } from './retrieval/index.ts';
 export * from './rewards/index.ts';
 export * from './users/index.ts';
+// Evaluation that no model takes part in: copy-the-query, judged recall on human labels, the probe table, the dev split.
+export { evaluateCopyQuery, type CopyQueryMetrics } from './eval/offline.ts';
+export { judgedRecall, judgedRecallOfModel, judgedLabels, gainThreshold, relevantProducts, normaliseQuery, DEFAULT_MIN_GAIN, HOMEDEPOT_RELEVANT_RATING } from './eval/judged.ts';
+export type { JudgedLabels, JudgedRecallOptions, JudgedRecallResult, JudgedQueryResult } from './eval/judged.ts';
+export { evaluateProbes, containsRequired, HOMEDEPOT_PROBES, type Probe, type ProbeKind, type ProbeResult, type ProbeSummary } from './eval/probes.ts';
+export { copyQuery, dropOneWord, modelRewriter, type RewritesFor, type ModelRewriterOptions } from './eval/rewriters.ts';
+export { splitDev, devSide, judgedQueriesBySide, loadEvaluationTable, type DevSplit, type DevSplitOptions, type EvaluationTable } from './eval/splits.ts';
 
 import { native } from './native.ts';
 

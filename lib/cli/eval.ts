@@ -1,11 +1,16 @@
-// `minielm eval offline|online|coverage`: the paper's evaluations on trained models, outside the pipeline.
+// `minielm eval offline|online|coverage|judged|probes`: the paper's evaluations on trained models, outside the
+// pipeline, and the two that need no model in the metric (judged recall on human labels, the probe table).
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFile } from 'node:fs/promises';
 import { Model } from '../model/model.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { evaluateOffline } from '../eval/offline.ts';
+import { evaluateCopyQuery, evaluateOffline } from '../eval/offline.ts';
+import { DEFAULT_MIN_GAIN, HOMEDEPOT_RELEVANT_RATING, gainThreshold, judgedRecall } from '../eval/judged.ts';
+import { evaluateProbes, HOMEDEPOT_PROBES } from '../eval/probes.ts';
+import { copyQuery, dropOneWord, modelRewriter, type RewritesFor } from '../eval/rewriters.ts';
+import { judgedQueriesBySide, loadEvaluationTable } from '../eval/splits.ts';
 import { coverageAtN } from '../eval/coverage.ts';
 import { evaluatePolicy } from '../rewrite/evaluate.ts';
 import { syntheticWorld, tableWorld, PIPELINE_PRESETS, type PipelineWorld } from '../pipeline.ts';
@@ -13,28 +18,46 @@ import { Bm25Retriever } from '../retrieval/index.ts';
 import { EmbeddedJudge, generateProfiles } from '../users/index.ts';
 import type { RewardEnvironment } from '../rewrite/environment.ts';
 import { invalidArgument } from '../errors.ts';
+import { LABEL_PRESETS } from '../data/labels.ts';
 import { readPairs } from './train.ts';
 
 const SHARED = resolve(fileURLToPath(new URL('../../../shared/data/', import.meta.url)));
 
-export const help = `Usage: minielm eval <offline|online|coverage> --model DIR[,DIR...] [options]
+export const help = `Usage: minielm eval <offline|online|coverage|judged|probes> --model DIR[,DIR...] [options]
 
   offline    ExactMatch, ROUGE-L, cross-entropy and mean length on a Q2Q test split (Table 2)
   online     combined reward, relevance, diversity, click / add-to-cart / purchase rates of greedy
              rewrites of test queries, under BM25 + M1 + the embedded simulated users (Table 3)
   coverage   distinct relevant products per query reached by the query and its n rewrites (Table 4)
+  judged     judged recall@k: the share of each query's human-judged relevant products that the top k
+             of the query and of its n rewrites reach, against the query alone (human labels only)
+  probes     pass@1 / pass@n on the probe table (misspelled, abbreviated, vague queries with the words a
+             good rewrite must hold)
 
 Each model folder needs config.json, model.safetensors and tokenizer.json (trainer checkpoints have them).
+--model copy (offline, judged, probes) is the baseline without a model: the rewrite is the query itself,
+so judged recall "with rewrites" equals the query alone. --model drop-word (judged, probes) is a rule
+baseline: the query with one word left out, once per word.
 
 Options:
-  --model DIR[,DIR]     one or more model folders
+  --model DIR[,DIR]     one or more model folders, or copy, or drop-word
   --pairs DIR           offline: folder with test.jsonl
   --data NAME|FILE      online/coverage: synthetic (default) | homedepot | a CSV file (Home Depot columns)
+                        judged: homedepot (default) | a CSV file in Home Depot columns
   --relevance-model DIR M1 for unjudged pairs of a table (default: lexical-overlap proxy)
-  --seed N              the synthetic catalog / split seed the model was trained with (default 1)
-  --queries N           test queries evaluated (default 300)
-  --n N                 coverage: rewrites per query (default 10)
-  --strategy S          coverage: beam (default) | sample
+  --seed N              the synthetic catalog / split seed the model was trained with (default 1); judged:
+                        the Q2Q split seed, also the seed of the dev/test hash
+  --queries N           test queries evaluated (default 300; judged: all of the split)
+  --n N                 coverage, judged, probes: rewrites per query (default 10)
+  --strategy S          coverage, judged, probes: beam (default) | sample
+  --split S             judged: dev (default) | test — halves of the Q2Q test side (docs/evaluation.md);
+                        tune on dev, read test once
+  --pool P              judged: q2q (default: Q2Q test-side queries) | unseen (also the judged queries in
+                        no Q2Q pair, split by the same hash)
+  --threshold R         judged: relevant when the judged rating >= R (default ${HOMEDEPOT_RELEVANT_RATING} on Home Depot's 1..3)
+  --k N                 judged: results per query and per rewrite (default 10)
+  --shared N            judged: minimum shared relevant products of a Q2Q pair, as in "minielm run --k"
+                        (default 2); it must match the run the model came from
   --out FILE            also write the results as JSON`;
 
 async function world(data: string, seed: number, relevanceModel?: string): Promise<PipelineWorld> {
@@ -42,47 +65,118 @@ async function world(data: string, seed: number, relevanceModel?: string): Promi
   return tableWorld({ path: data === 'homedepot' ? join(SHARED, 'homedepot', 'train.csv') : data, seed, relevanceModel });
 }
 
+type Loaded = { name: string; rewriter: (n: number, strategy: 'beam' | 'sample', seed: number) => RewritesFor };
+
+/** `copy`, `drop-word` or a model folder, as a rewriter factory (a model is loaded once, whatever n). */
+async function loadRewriter(dir: string): Promise<Loaded> {
+  if (dir === 'copy') return { name: 'copy', rewriter: () => copyQuery };
+  if (dir === 'drop-word') return { name: 'drop-word', rewriter: () => dropOneWord };
+  const model = await Model.load(dir);
+  const tokenizer = await Tokenizer.load(dir);
+  return { name: dir, rewriter: (n, strategy, seed) => modelRewriter(model, tokenizer, { n, strategy, seed }) };
+}
+
+function intFlag(flag: string, raw: string, min: number): number {
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < min) throw invalidArgument(`--${flag} must be an integer >= ${min}, got "${raw}"`);
+  return v;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const [mode, ...rest] = argv;
-  if (!['offline', 'online', 'coverage'].includes(mode ?? '')) {
-    console.error(`minielm eval: expected offline, online or coverage\n\n${help}`);
+  if (!['offline', 'online', 'coverage', 'judged', 'probes'].includes(mode ?? '')) {
+    console.error(`minielm eval: expected offline, online, coverage, judged or probes\n\n${help}`);
     return 2;
   }
   const { values } = parseArgs({ args: rest, options: {
-    model: { type: 'string' }, pairs: { type: 'string' }, data: { type: 'string', default: 'synthetic' }, 'relevance-model': { type: 'string' },
-    seed: { type: 'string', default: '1' }, queries: { type: 'string', default: '300' }, n: { type: 'string', default: '10' },
+    model: { type: 'string' }, pairs: { type: 'string' }, data: { type: 'string' }, 'relevance-model': { type: 'string' },
+    seed: { type: 'string', default: '1' }, queries: { type: 'string' }, n: { type: 'string', default: '10' },
     strategy: { type: 'string', default: 'beam' }, out: { type: 'string' },
+    split: { type: 'string', default: 'dev' }, pool: { type: 'string', default: 'q2q' }, threshold: { type: 'string' }, k: { type: 'string', default: '10' }, shared: { type: 'string', default: '2' },
   } });
-  if (!values.model) throw invalidArgument('--model DIR is required');
-  const seed = Number(values.seed), maxQueries = Number(values.queries), n = Number(values.n);
+  if (!values.model) throw invalidArgument('--model DIR is required (or --model copy for the copy-the-query baseline)');
+  const seed = Number(values.seed), n = Number(values.n);
+  const maxQueries = values.queries === undefined ? (mode === 'judged' ? Infinity : 300) : Number(values.queries);
   for (const [flag, v] of [['seed', seed], ['queries', maxQueries], ['n', n]] as const)
-    if (!Number.isInteger(v) || v < 0) throw invalidArgument(`--${flag} must be a non-negative integer`);
+    if (v !== Infinity && (!Number.isInteger(v) || v < 0)) throw invalidArgument(`--${flag} must be a non-negative integer`);
+  if (values.strategy !== 'beam' && values.strategy !== 'sample') throw invalidArgument(`--strategy must be beam or sample, got "${values.strategy}"`);
+  const strategy = values.strategy;
   const dirs = values.model.split(',');
+  if (dirs.includes('copy') && (mode === 'online' || mode === 'coverage')) throw invalidArgument(`--model copy works with offline, judged and probes, not ${mode}: pass a model folder`);
+  if (dirs.includes('drop-word') && mode !== 'judged' && mode !== 'probes') throw invalidArgument(`--model drop-word works with judged and probes, not ${mode}: pass a model folder`);
+  if (mode === 'judged') return runJudged(values, dirs, { seed, n, maxQueries, strategy });
+  if (mode === 'probes') {
+    if (n < 1) throw invalidArgument('--n must be >= 1 for probes (pass@n needs at least one rewrite)');
+    const results: Record<string, unknown>[] = [];
+    for (const dir of dirs) {
+      const r = await loadRewriter(dir);
+      const summary = await evaluateProbes(r.rewriter(n, strategy, seed), HOMEDEPOT_PROBES, { n });
+      results.push({ model: r.name, ...summary });
+      console.log(JSON.stringify({ model: r.name, probes: summary.probes, passAt1: summary.passAt1, passAtN: summary.passAtN, n, byKind: summary.byKind }));
+    }
+    if (values.out) await writeFile(values.out, `${JSON.stringify({ mode, results }, null, 2)}\n`);
+    return 0;
+  }
+  const data = values.data ?? 'synthetic';
   const results: Record<string, unknown>[] = [];
   let env: RewardEnvironment | undefined;
   let testQueries: string[] = [];
   if (mode !== 'offline') {
-    const w = await world(values.data!, seed, values['relevance-model']);
+    const w = await world(data, seed, values['relevance-model']);
     const retriever = new Bm25Retriever();
     await retriever.index([...w.products.values()]);
     env = { retriever, products: w.products, relevance: w.relevance, judge: new EmbeddedJudge({ seed }), profiles: generateProfiles(200, seed) };
     testQueries = [...new Set(w.test.map((p) => p.query))].slice(0, maxQueries);
   }
   for (const dir of dirs) {
-    const model = await Model.load(dir);
-    const tokenizer = await Tokenizer.load(dir);
     let metrics: unknown;
     if (mode === 'offline') {
       if (!values.pairs) throw invalidArgument('--pairs DIR (with test.jsonl) is required for offline evaluation');
-      metrics = await evaluateOffline(model, tokenizer, await readPairs(join(values.pairs, 'test.jsonl')), { maxQueries });
-    } else if (mode === 'online') metrics = await evaluatePolicy(model, tokenizer, env!, testQueries);
-    else {
-      if (values.strategy !== 'beam' && values.strategy !== 'sample') throw invalidArgument('--strategy must be beam or sample');
-      metrics = await coverageAtN(model, tokenizer, env!, testQueries, { n, strategy: values.strategy, seed });
+      const pairs = await readPairs(join(values.pairs, 'test.jsonl'));
+      metrics = dir === 'copy' ? evaluateCopyQuery(pairs, { maxQueries }) : await evaluateOffline(await Model.load(dir), await Tokenizer.load(dir), pairs, { maxQueries });
+    } else {
+      const model = await Model.load(dir);
+      const tokenizer = await Tokenizer.load(dir);
+      if (mode === 'online') metrics = await evaluatePolicy(model, tokenizer, env!, testQueries);
+      else metrics = await coverageAtN(model, tokenizer, env!, testQueries, { n, strategy, seed });
     }
     results.push({ model: dir, ...(metrics as Record<string, unknown>) });
     console.log(JSON.stringify({ model: dir, ...(metrics as Record<string, unknown>), examples: undefined }));
   }
-  if (values.out) await writeFile(values.out, `${JSON.stringify({ mode, data: values.data, results }, null, 2)}\n`);
+  if (values.out) await writeFile(values.out, `${JSON.stringify({ mode, data, results }, null, 2)}\n`);
+  return 0;
+}
+
+/** `minielm eval judged`: judged recall@k on the dev or test half of a table's Q2Q test side. */
+async function runJudged(values: Record<string, string | boolean | undefined>, dirs: string[], o: { seed: number; n: number; maxQueries: number; strategy: 'beam' | 'sample' }): Promise<number> {
+  const str = (name: string): string | undefined => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
+  const split = str('split')!, pool = str('pool')!;
+  if (split !== 'dev' && split !== 'test') throw invalidArgument(`--split must be dev or test, got "${split}"`);
+  if (pool !== 'q2q' && pool !== 'unseen') throw invalidArgument(`--pool must be q2q or unseen, got "${pool}"`);
+  const k = intFlag('k', str('k')!, 1);
+  const shared = intFlag('shared', str('shared')!, 1);
+  const thresholdText = str('threshold');
+  const threshold = thresholdText === undefined ? HOMEDEPOT_RELEVANT_RATING : thresholdText.trim() === '' ? NaN : Number(thresholdText);
+  if (!Number.isFinite(threshold)) throw invalidArgument(`--threshold must be a number, a rating on Home Depot's 1..3 scale (default ${HOMEDEPOT_RELEVANT_RATING}), got "${thresholdText}"`);
+  const data = str('data') ?? 'homedepot';
+  if (data === 'synthetic') throw invalidArgument('--data synthetic has no human labels: judged recall needs homedepot or a CSV file in Home Depot columns');
+  const path = data === 'homedepot' ? join(SHARED, 'homedepot', 'train.csv') : data;
+  // Checked before the table is read: the threshold is on the preset's rating scale, known up front.
+  const minGain = thresholdText === undefined ? DEFAULT_MIN_GAIN : gainThreshold(LABEL_PRESETS.homedepot, threshold, '--threshold');
+  const table = await loadEvaluationTable({ path, seed: o.seed, k: shared });
+  const sides = judgedQueriesBySide(table.judged, table.split, { minGain, unseen: pool === 'unseen' ? { queries: table.queries, train: table.train } : undefined });
+  const queries = sides[split];
+  if (queries.length === 0) console.error(`minielm eval judged: no ${split} query of ${path} has a judged product rated >= ${threshold}; the numbers below are over 0 queries`);
+  const retriever = new Bm25Retriever();
+  await retriever.index(table.products);
+  const results: Record<string, unknown>[] = [];
+  for (const dir of dirs) {
+    const r = await loadRewriter(dir);
+    const result = await judgedRecall(queries, r.rewriter(Math.max(1, o.n), o.strategy, o.seed), retriever, table.judged, { minGain, n: o.n, k, maxQueries: o.maxQueries });
+    const row = { model: r.name, data, split, pool, threshold, ...result };
+    results.push(row);
+    console.log(JSON.stringify({ ...row, examples: undefined }));
+  }
+  if (values.out) await writeFile(values.out as string, `${JSON.stringify({ mode: 'judged', data, split, pool, threshold, k, n: o.n, seed: o.seed, shared, products: table.products.length, results }, null, 2)}\n`);
   return 0;
 }

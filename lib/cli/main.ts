@@ -12,8 +12,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   data: { summary: 'load ESCI / relevance tables, generate a synthetic catalog, build Q2Q pairs', load: () => import('./data.ts') },
   tokenizer: { summary: 'train a byte-level BPE tokenizer', load: () => import('./tokenizer.ts') },
   relevance: { summary: 'train and evaluate the learned relevance scorer (M1)', load: () => import('./relevance.ts') },
-  train: { summary: 'train models: sft (teacher/student on Q2Q pairs), distill (teacher -> student, reverse KL)', load: () => import('./train.ts') },
-  eval: { summary: 'evaluate models: offline (Table 2), online (Table 3), coverage (Table 4)', load: () => import('./eval.ts') },
+  train: { summary: 'train models: pretrain (catalog LM), sft (teacher/student on Q2Q pairs), distill (reverse KL), online (DPO)', load: () => import('./train.ts') },
+  eval: { summary: 'evaluate models: offline (Table 2), online (Table 3), coverage (Table 4), judged recall, probe table', load: () => import('./eval.ts') },
   report: { summary: 're-render a run report (Markdown + SVG) from its report.json', load: () => import('./report.ts') },
   judge: { summary: 'score a product list for a query under a simulated-user judge', load: () => import('./judge.ts') },
 };

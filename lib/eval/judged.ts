@@ -252,9 +252,9 @@ export async function judgedRecall(queries: readonly string[], rewritesFor: Rewr
 }
 
 /** Judged recall of a trained model's rewrites (beam search by default, see modelRewriter). */
-export async function judgedRecallOfModel(model: Model, tokenizer: Tokenizer, queries: readonly string[], retriever: Retriever, judged: JudgedLabels, options: JudgedRecallOptions & Omit<ModelRewriterOptions, 'n'> = {}): Promise<JudgedRecallResult> {
+export async function judgedRecallOfModel(model: Model, tokenizer: Tokenizer, queries: readonly string[], retriever: Retriever, judged: JudgedLabels, options: JudgedRecallOptions & Omit<ModelRewriterOptions, 'n' | 'batch'> = {}): Promise<JudgedRecallResult> {
   const n = options.n ?? 10;
   // n = 0 asks for the query alone; no model call is needed.
-  const rewritesFor: RewritesFor = n > 0 ? modelRewriter(model, tokenizer, { n, strategy: options.strategy, maxNewTokens: options.maxNewTokens, seed: options.seed, batch: options.batch }) : async (qs) => qs.map(() => []);
+  const rewritesFor: RewritesFor = n > 0 ? modelRewriter(model, tokenizer, { n, strategy: options.strategy, maxNewTokens: options.maxNewTokens, seed: options.seed }) : async (qs) => qs.map(() => []);
   return judgedRecall(queries, rewritesFor, retriever, judged, options);
 }

@@ -15,6 +15,15 @@ export type RewritesFor = (queries: readonly string[]) => Promise<string[][]>;
 /** The baseline rewriter: the rewrite is the query itself, so nothing new is retrieved or learned. */
 export const copyQuery: RewritesFor = async (queries) => queries.map((q) => [q]);
 
+/**
+ * A rule baseline with no model: the query with one word left out, once per word (left to right). More
+ * result lists alone raise recall of the union; a learned rewriter has to beat this, not just the query.
+ */
+export const dropOneWord: RewritesFor = async (queries) => queries.map((q) => {
+  const words = q.trim().split(/\s+/).filter(Boolean);
+  return words.length < 2 ? [] : words.map((_, i) => words.filter((__, j) => j !== i).join(' '));
+});
+
 export interface ModelRewriterOptions {
   /** Rewrites per query. Default 10. */
   n?: number;
