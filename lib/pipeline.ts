@@ -25,12 +25,24 @@ import { evaluateOffline } from './eval/offline.ts';
 import { coverageAtN } from './eval/coverage.ts';
 import { writeReport, type PipelineReport } from './eval/report.ts';
 import { exists } from './train/run-state.ts';
+import { trainPretrain, pretrainTexts } from './train/pretrain.ts';
+import { denoisingPairs, mixPairs, DEFAULT_DENOISE_RATIO } from './data/noise.ts';
+import { evaluateCopyQuery } from './eval/offline.ts';
+import { judgedLabels, judgedRecall, type JudgedLabels } from './eval/judged.ts';
+import { copyQuery, modelRewriter } from './eval/rewriters.ts';
+import { evaluateProbes, HOMEDEPOT_PROBES } from './eval/probes.ts';
+import { splitDev, type DevSplit } from './eval/splits.ts';
+import { COPY_ROW } from './eval/report.ts';
+import { catalogWordConstraint, hygieneOptions, DEFAULT_HYGIENE } from './rewrite/hygiene.ts';
+import type { GenerateOptions } from './model/generate.ts';
 
 export interface PipelinePreset {
   catalog: { products: number; queries: number };
   vocab: number;
   teacher: Omit<ModelConfig, 'vocab_size'>;
   student: Omit<ModelConfig, 'vocab_size'>;
+  /** Causal-LM steps on the catalog text and training queries, per model, before SFT (0 = none). */
+  pretrainSteps: number;
   sftSteps: number;
   distillSteps: number;
   onlineIterations: number;
@@ -44,19 +56,19 @@ export const PIPELINE_PRESETS: Record<'demo' | 'ci' | 'homedepot', PipelinePrese
     catalog: { products: 0, queries: 0 }, vocab: 4096,
     teacher: { n_ctx: 48, n_layer: 4, n_head: 4, n_embd: 256 },
     student: { n_ctx: 48, n_layer: 2, n_head: 4, n_embd: 128 },
-    sftSteps: 1500, distillSteps: 600, onlineIterations: 300, evalEvery: 50, batchSize: 32, evalQueries: 300,
+    pretrainSteps: 600, sftSteps: 1500, distillSteps: 600, onlineIterations: 300, evalEvery: 50, batchSize: 32, evalQueries: 300,
   },
   demo: {
     catalog: { products: 2000, queries: 1500 }, vocab: 1024,
     teacher: { n_ctx: 48, n_layer: 3, n_head: 4, n_embd: 192 },
     student: { n_ctx: 48, n_layer: 2, n_head: 4, n_embd: 96 },
-    sftSteps: 600, distillSteps: 300, onlineIterations: 200, evalEvery: 25, batchSize: 32, evalQueries: 120,
+    pretrainSteps: 300, sftSteps: 600, distillSteps: 300, onlineIterations: 200, evalEvery: 25, batchSize: 32, evalQueries: 120,
   },
   ci: {
     catalog: { products: 300, queries: 300 }, vocab: 400,
     teacher: { n_ctx: 40, n_layer: 1, n_head: 2, n_embd: 48 },
     student: { n_ctx: 40, n_layer: 1, n_head: 2, n_embd: 32 },
-    sftSteps: 40, distillSteps: 20, onlineIterations: 6, evalEvery: 3, batchSize: 16, evalQueries: 12,
+    pretrainSteps: 20, sftSteps: 40, distillSteps: 20, onlineIterations: 6, evalEvery: 3, batchSize: 16, evalQueries: 12,
   },
 };
 
@@ -80,6 +92,10 @@ export interface PipelineWorld {
   relevance: RelevanceScorer;
   /** Extra texts for the tokenizer besides the training queries (product titles). */
   tokenizerTexts: string[];
+  /** Human (or ground-truth) labels per query, for judged recall; never seen by a model. */
+  judged: JudgedLabels;
+  /** Whether the Home Depot probe table applies to this catalog. */
+  probes: boolean;
   notes: string[];
 }
 
@@ -95,6 +111,8 @@ export async function syntheticWorld(preset: PipelinePreset, seed: number): Prom
     products: catalog.products,
     relevance: new SyntheticTruthScorer(catalog),
     tokenizerTexts: [...catalog.products.values()].map((x) => x.title),
+    judged: judgedLabels(catalog.judgements),
+    probes: false,
     notes: ["Relevance (M1) is the synthetic catalog's own ground truth (SyntheticTruthScorer); the simulated user is the embedded behavioural model; retrieval is the embedded BM25."],
   };
 }
@@ -122,6 +140,8 @@ export async function tableWorld(options: { path: string; preset?: string; seed:
     products: data.products as Map<string, ProductLike & Product>,
     relevance,
     tokenizerTexts: [...data.products.values()].map((x) => x.title),
+    judged: judgedLabels(data.judgements),
+    probes: presetName === 'homedepot',
     notes: [
       `M1 relevance: the human label where the (query, product) pair is judged, else ${options.relevanceModel ? `the learned scorer in ${options.relevanceModel}` : 'the lexical-overlap proxy (no learned scorer given)'}.`,
       'Retrieval is the embedded BM25 over product titles; simulated users are the embedded behavioural model with 200 seeded profiles.',
@@ -148,10 +168,14 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
   };
   await mkdir(o.out, { recursive: true });
   if (world.synthetic) log(SYNTHETIC_NOTICE);
-  const { train, test } = await timed('data: Q2Q pairs', async () => {
-    log(`${world.products.size} products -> ${world.train.length} train / ${world.test.length} test rewrite pairs`);
-    return { train: world.train, test: world.test };
+  // Train / dev / test: the Q2Q test side is split by query groups into dev (every choice is made there)
+  // and test (read once, by the final evaluation).
+  const { train, split } = await timed('data: Q2Q pairs', async () => {
+    const split: DevSplit<RewritePair> = splitDev(world.test, { seed: o.seed });
+    log(`${world.products.size} products -> ${world.train.length} train / ${split.dev.length} dev / ${split.test.length} test rewrite pairs`);
+    return { train: world.train, split };
   });
+  const dev = split.dev, test = split.test;
   const tokDir = join(o.out, 'tokenizer');
   const tokenizer = await timed('tokenizer: byte-level BPE', async () => {
     if (await exists(join(tokDir, 'tokenizer.json'))) return Tokenizer.load(tokDir);
@@ -159,42 +183,76 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
     await t.save(tokDir);
     return t;
   });
-  const common = { train, test, tokenizer, batchSize: p.batchSize, evalEvery: Math.max(1, Math.floor(p.sftSteps / 6)), seed: o.seed, signal: o.signal, progress: o.progress };
+  const trainQueries = [...new Set(train.map((x) => x.query))];
+  // Self-supervised denoising pairs (noisy query or title phrase -> clean text), mixed into SFT and
+  // distillation at DEFAULT_DENOISE_RATIO of the training set.
+  const denoise = denoisingPairs({ queries: trainQueries, titles: world.tokenizerTexts, count: Math.round((train.length * DEFAULT_DENOISE_RATIO) / (1 - DEFAULT_DENOISE_RATIO)), seed: o.seed });
+  const mixed = mixPairs(train, denoise, DEFAULT_DENOISE_RATIO, o.seed);
+  log(`denoising pairs: ${denoise.length} mixed into ${mixed.length} SFT pairs (ratio ${DEFAULT_DENOISE_RATIO})`);
+  const common = { train: mixed, test: dev, tokenizer, batchSize: p.batchSize, evalEvery: Math.max(1, Math.floor(p.sftSteps / 6)), seed: o.seed, signal: o.signal, progress: o.progress };
   const teacherCfg = { ...p.teacher, vocab_size: tokenizer.vocabSize };
   const studentCfg = { ...p.student, vocab_size: tokenizer.vocabSize };
-  const teacher = await timed('sft: teacher', () => trainSft({ ...common, out: join(o.out, 'teacher'), config: teacherCfg, steps: p.sftSteps, optimizer: { lr: 2e-3, warmupSteps: Math.ceil(p.sftSteps / 20), weightDecay: 0.1 }, label: 'sft teacher' }));
-  const student = await timed('sft: student', () => trainSft({ ...common, out: join(o.out, 'student'), config: studentCfg, steps: p.sftSteps, optimizer: { lr: 3e-3, warmupSteps: Math.ceil(p.sftSteps / 20), weightDecay: 0.1 }, label: 'sft student' }));
+  // Catalog pretraining: both models first learn the catalog's language (titles + training queries).
+  const texts = pretrainTexts({ products: world.products.values(), queries: trainQueries, heldOutQueries: [...split.devQueries, ...split.testQueries] });
+  let teacherInit: string | undefined, studentInit: string | undefined;
+  if (p.pretrainSteps > 0) {
+    const pre = { tokenizer, texts, steps: p.pretrainSteps, batchSize: p.batchSize, evalEvery: Math.max(1, Math.floor(p.pretrainSteps / 4)), seed: o.seed, signal: o.signal, progress: o.progress };
+    await timed('pretrain: teacher (catalog LM)', () => trainPretrain({ ...pre, out: join(o.out, 'pretrain-teacher'), config: teacherCfg, optimizer: { lr: 2e-3, warmupSteps: Math.ceil(p.pretrainSteps / 20), weightDecay: 0.1 }, label: 'pretrain teacher' }));
+    await timed('pretrain: student (catalog LM)', () => trainPretrain({ ...pre, out: join(o.out, 'pretrain-student'), config: studentCfg, optimizer: { lr: 3e-3, warmupSteps: Math.ceil(p.pretrainSteps / 20), weightDecay: 0.1 }, label: 'pretrain student' }));
+    teacherInit = join(o.out, 'pretrain-teacher', 'best');
+    studentInit = join(o.out, 'pretrain-student', 'best');
+  }
+  const teacher = await timed('sft: teacher', () => trainSft({ ...common, out: join(o.out, 'teacher'), config: teacherCfg, init: teacherInit, steps: p.sftSteps, optimizer: { lr: 2e-3, warmupSteps: Math.ceil(p.sftSteps / 20), weightDecay: 0.1 }, label: 'sft teacher' }));
+  const student = await timed('sft: student', () => trainSft({ ...common, out: join(o.out, 'student'), config: studentCfg, init: studentInit, steps: p.sftSteps, optimizer: { lr: 3e-3, warmupSteps: Math.ceil(p.sftSteps / 20), weightDecay: 0.1 }, label: 'sft student' }));
   const teacherBest = await Model.load(join(o.out, 'teacher', 'best'));
   await timed('distill: teacher -> student (reverse KL)', () => trainDistill({ ...common, out: join(o.out, 'distilled'), init: join(o.out, 'student', 'best'), teacher: teacherBest, steps: p.distillSteps, evalEvery: Math.max(1, Math.floor(p.distillSteps / 4)), optimizer: { lr: 1e-3, warmupSteps: 0, weightDecay: 0.1 }, distill: { loss: 'reverse_kl', ceWeight: 0.5 }, label: 'distill' }));
 
   const retriever = new Bm25Retriever();
   await retriever.index([...world.products.values()]);
   const env: RewardEnvironment = { retriever, products: world.products, relevance: world.relevance, judge: new EmbeddedJudge({ seed: o.seed }), profiles: generateProfiles(200, o.seed) };
-  const trainQueries = [...new Set(train.map((x) => x.query))];
-  const testQueries = [...new Set(test.map((x) => x.query))].slice(0, p.evalQueries);
+  // Rewrite decoding everywhere below: hygiene plus the catalog's (and query log's) words only.
+  const constraint = await catalogWordConstraint(tokenizer, [...world.tokenizerTexts, ...trainQueries]);
+  const decoding: Partial<GenerateOptions> = hygieneOptions(DEFAULT_HYGIENE, constraint);
+  const devQueries = split.devQueries.slice(0, p.evalQueries);
+  const testQueries = split.testQueries.slice(0, p.evalQueries);
+  const judgedOn = (queries: readonly string[], rewriter: Parameters<typeof judgedRecall>[1]) => judgedRecall(queries, rewriter, retriever, world.judged, { n: 10, k: 10 });
+  const rewriterOf = (m: Model) => modelRewriter(m, tokenizer, { n: 10, strategy: 'beam', decoding });
   const distilledDir = join(o.out, 'distilled', 'best');
   const probes: PipelineReport['probes'] = [];
   const online = await timed('online: DPO with simulated users', () => trainOnline({
-    out: join(o.out, 'online'), init: distilledDir, reference: distilledDir, tokenizer, env, trainQueries, testQueries,
+    out: join(o.out, 'online'), init: distilledDir, reference: distilledDir, tokenizer, env, trainQueries, testQueries: devQueries,
     iterations: p.onlineIterations, queriesPerIteration: 16, evalEvery: p.evalEvery, beta: 0.1, optimizer: { lr: 1e-4 }, seed: o.seed, signal: o.signal, progress: o.progress,
+    decoding, klPenalty: 0.05,
+    // The kept policy is the one with the best human-judged recall on dev, never the reward's favourite.
+    selectBy: async (policy) => (await judgedOn(devQueries, rewriterOf(policy))).recall,
     onEval: (iteration, e) => probes.push({ iteration, examples: e.examples.slice(0, 4) }),
   }));
+  const onlineBest = online.best ? await Model.load(online.best.dir) : online.policy;
 
-  const report: PipelineReport = { title: world.title, synthetic: world.synthetic, command: o.command, seed: o.seed, stages, offline: [], online: [], coverage: [], rewardCurve: [], probes, notes: [] };
-  await timed('evaluation', async () => {
+  const report: PipelineReport = { title: world.title, synthetic: world.synthetic, command: o.command, seed: o.seed, stages, offline: [], online: [], coverage: [], rewardCurve: [], probes, notes: [], offlineBaselines: [], judged: [], probeTable: [] };
+  await timed('evaluation (test split, read once)', async () => {
     const vanillaT = await Model.create(teacherCfg, { seed: o.seed });
     const vanillaS = await Model.create(studentCfg, { seed: o.seed });
     const distilled = await Model.load(distilledDir);
     const studentBest = await Model.load(join(o.out, 'student', 'best'));
-    const rows: [string, Model][] = [['teacher (vanilla)', vanillaT], ['teacher (SFT)', teacherBest], ['student (vanilla)', vanillaS], ['student (SFT)', studentBest], ['student (distilled)', distilled], ['student (distilled + online DPO)', online.policy]];
-    for (const [name, m] of rows) report.offline.push({ model: name, metrics: await evaluateOffline(m, tokenizer, test, { maxQueries: p.evalQueries }) });
-    const before: PolicyEvaluation = await evaluatePolicy(distilled, tokenizer, env, testQueries);
-    // trainOnline already evaluated the final policy on the same queries (unless it only resumed a finished run).
-    const after: PolicyEvaluation = online.lastEval ?? (await evaluatePolicy(online.policy, tokenizer, env, testQueries));
-    report.online.push({ model: 'distilled student (before RL)', metrics: before }, { model: 'after online DPO', metrics: after });
+    const rows: [string, Model][] = [['teacher (vanilla)', vanillaT], ['teacher (SFT)', teacherBest], ['student (vanilla)', vanillaS], ['student (SFT)', studentBest], ['student (distilled)', distilled], ['student (distilled + online DPO)', onlineBest]];
+    for (const [name, m] of rows) report.offline.push({ model: name, metrics: await evaluateOffline(m, tokenizer, test, { maxQueries: p.evalQueries, decoding }) });
+    report.offlineBaselines!.push({ model: COPY_ROW, metrics: evaluateCopyQuery(test, { maxQueries: p.evalQueries }) });
+    const before: PolicyEvaluation = await evaluatePolicy(distilled, tokenizer, env, testQueries, 16, 0, decoding);
+    const after: PolicyEvaluation = await evaluatePolicy(onlineBest, tokenizer, env, testQueries, 16, 0, decoding);
+    report.online.push({ model: 'distilled student (before RL)', metrics: before }, { model: 'after online DPO (checkpoint kept by dev judged recall)', metrics: after });
+    // Judged recall@10 on the test split: human labels only.
+    report.judged!.push({ model: 'query alone (copy)', split: 'test', result: await judgedOn(testQueries, copyQuery) });
+    for (const [name, m] of [['student (SFT)', studentBest], ['student (distilled)', distilled], ['student (distilled + online DPO)', onlineBest]] as [string, Model][])
+      report.judged!.push({ model: name, split: 'test', result: await judgedOn(testQueries, rewriterOf(m)) });
+    if (world.probes) {
+      report.probeTable!.push({ model: 'copy the query', result: await evaluateProbes(copyQuery, HOMEDEPOT_PROBES, { n: 10 }) });
+      for (const [name, m] of [['student (distilled)', distilled], ['student (distilled + online DPO)', onlineBest]] as [string, Model][])
+        report.probeTable!.push({ model: name, result: await evaluateProbes(rewriterOf(m), HOMEDEPOT_PROBES, { n: 10 }) });
+    }
     const covQueries = testQueries.slice(0, Math.min(60, testQueries.length));
     report.coverage.push({ model: 'student (SFT), beam search', result: await coverageAtN(studentBest, tokenizer, env, covQueries, { n: 10, strategy: 'beam' }) });
-    report.coverage.push({ model: 'student (distilled + online DPO), beam search', result: await coverageAtN(online.policy, tokenizer, env, covQueries, { n: 10, strategy: 'beam' }) });
+    report.coverage.push({ model: 'student (distilled + online DPO), beam search', result: await coverageAtN(onlineBest, tokenizer, env, covQueries, { n: 10, strategy: 'beam' }) });
     log(`teacher best eval loss ${teacher.bestEvalLoss.toFixed(3)}, student ${student.bestEvalLoss.toFixed(3)}`);
   });
   const logText = await import('node:fs/promises').then((fs) => fs.readFile(join(o.out, 'online', 'log.jsonl'), 'utf8'));
@@ -204,6 +262,9 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
     if (typeof rec['env/reward_chosen'] === 'number') report.rewardCurve.push({ iteration: rec.step, chosen: rec['env/reward_chosen'], rejected: rec['env/reward_rejected'] });
   }
   report.notes.push(...world.notes);
+  report.notes.push(`Splits: ${train.length} train pairs (+ ${denoise.length} denoising pairs), ${split.devQueries.length} dev and ${split.testQueries.length} test queries (dev chose the online checkpoint; test was read once, here).`);
+  report.notes.push(`Rewrites are decoded with no-repeat bigrams, repetition penalty ${DEFAULT_HYGIENE.repetitionPenalty}, at least ${DEFAULT_HYGIENE.minNewTokens} token, and only words of the catalog and the query log (${constraint.words} words).`);
+  if (online.best) report.notes.push(`Online DPO: the kept checkpoint is iteration ${online.best.iteration} (dev judged recall ${online.best.score.toFixed(4)}).`);
   report.notes.push('Vanilla models are randomly initialised (no pretrained weights are available offline), so their scores are near zero by construction.');
   const files = await writeReport(join(o.out, 'report'), report);
   if (world.synthetic) await writeFile(join(o.out, 'SYNTHETIC.txt'), `${SYNTHETIC_NOTICE}\n`);

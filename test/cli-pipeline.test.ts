@@ -30,7 +30,7 @@ test('bad input gives a coded, named error and a non-zero exit', async () => {
       [['train', 'sft', '--out', dir], /MINIELM_INVALID_ARGUMENT.*--pairs/],
       [['train', 'sft', '--pairs', join(dir, 'nope'), '--out', dir], /MINIELM_NOT_FOUND.*train\.jsonl/],
       [['train', 'online', '--out', dir], /--init/],
-      [['train', 'bogus'], /expected "sft", "distill" or "online"/],
+      [['train', 'bogus'], /expected "pretrain", "sft", "distill" or "online"/],
       [['eval', 'offline'], /--model/],
       [['report', '--run', dir], /MINIELM_NOT_FOUND.*report\.json/],
       [['run', '--preset', 'huge'], /--preset must be one of/],

@@ -6,27 +6,24 @@ import * as assert from 'uvu/assert';
 import { mkdtemp, rm, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateSyntheticCatalog, buildQ2Q, syntheticIntentFilter } from '../lib/data/index.ts';
-import { trainTokenizer, type Tokenizer } from '../lib/tokenizer/index.ts';
+import type { Tokenizer } from '../lib/tokenizer/index.ts';
 import { trainSft, evalLoss, type RewritePair, type SftResult } from '../lib/train/sft.ts';
 import { encodePairs } from '../lib/train/batches.ts';
-import { Model } from '../lib/model/model.ts';
+import { Model, type ModelConfig } from '../lib/model/model.ts';
 import { trainDistill } from '../lib/train/distill.ts';
+import { abortAfterLoggedSteps, assertSameWeights, saveDivergingModel, trainedSteps, trainerFixture } from './helpers/train-runs.ts';
 
 let root = '';
 let tokenizer: Tokenizer;
 let train: RewritePair[] = [];
 let testPairs: RewritePair[] = [];
-const config = (): { vocab_size: number; n_ctx: number; n_layer: number; n_head: number; n_embd: number } => ({ vocab_size: tokenizer.vocabSize, n_ctx: 32, n_layer: 1, n_head: 2, n_embd: 32 });
+let tiny: ModelConfig;
+const config = (): ModelConfig => ({ ...tiny });
 const base = { batchSize: 16, optimizer: { lr: 3e-3, warmupSteps: 2 }, evalEvery: 5, seed: 3, progress: false };
 
 test.before(async () => {
   root = await mkdtemp(join(tmpdir(), 'minielm-sft-'));
-  const catalog = generateSyntheticCatalog({ seed: 2, products: 300, queries: 300 });
-  const q2q = await buildQ2Q(catalog.judgements, { k: 2, seed: 2, filter: syntheticIntentFilter(catalog) });
-  train = q2q.train;
-  testPairs = q2q.test.slice(0, 64);
-  tokenizer = await trainTokenizer([...train.map((p) => p.query), ...[...catalog.products.values()].map((p) => p.title)], { vocabSize: 400 });
+  ({ train, test: testPairs, tokenizer, config: tiny } = await trainerFixture());
 });
 test.after(async () => {
   await rm(root, { recursive: true, force: true });
@@ -85,18 +82,9 @@ test('interrupt (AbortSignal) -> checkpoint -> resume equals an uninterrupted ru
   const straight = await trainSft({ ...base, out: join(root, 'straight'), train, test: testPairs, tokenizer, config: config(), steps: 12 });
   const out = join(root, 'resumed');
   const controller = new AbortController();
-  let seen = 0;
   const first = trainSft({ ...base, out, train, test: testPairs, tokenizer, config: config(), steps: 12, checkpointEvery: 100, signal: controller.signal });
-  // Abort after the model has taken a few steps: poll the log.
-  while (seen < 4) {
-    await new Promise((r) => setTimeout(r, 5));
-    try {
-      seen = (await readFile(join(out, 'log.jsonl'), 'utf8')).split('\n').filter((l) => l.includes('"loss"')).length;
-    } catch {
-      seen = 0;
-    }
-  }
-  controller.abort();
+  // Abort after the model has taken a few steps.
+  await abortAfterLoggedSteps(out, controller, 4);
   const part = await first;
   assert.ok(part.aborted);
   assert.ok(part.steps < 12, `stopped at ${part.steps}`);
@@ -104,21 +92,13 @@ test('interrupt (AbortSignal) -> checkpoint -> resume equals an uninterrupted ru
   assert.is(loadable.step, part.steps);
   const done = await trainSft({ ...base, out, train, test: testPairs, tokenizer, config: config(), steps: 12 });
   assert.is(done.steps, 12);
-  for (const { name } of straight.model.tensors()) {
-    const a = straight.model.readTensor(name), b = done.model.readTensor(name);
-    assert.ok(a.every((v, i) => Object.is(v, b[i])), `tensor ${name} differs after resume`);
-  }
-  const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step?: number; loss?: number });
-  const steps = log.filter((l) => l.loss !== undefined).map((l) => l.step);
-  assert.equal(steps, Array.from({ length: 12 }, (_, i) => i + 1), 'each step logged once across the resume');
+  assertSameWeights(straight.model, done.model);
+  assert.equal(await trainedSteps(out), Array.from({ length: 12 }, (_, i) => i + 1), 'each step logged once across the resume');
 });
 
 test('a diverging model stops with a clear message and saves nothing from the bad step', async () => {
   const init = join(root, 'overflow-init');
-  const m = await Model.create(config(), { seed: 1 });
-  // LayerNorm would cancel any scale on the embeddings; a huge final gain makes the logits overflow.
-  m.writeTensor('ln_f.weight', m.readTensor('ln_f.weight').fill(3e38));
-  await m.save(init);
+  await saveDivergingModel(config(), init);
   const out = join(root, 'overflow');
   const r = await trainSft({ ...base, out, train, test: testPairs, tokenizer, init, steps: 5 });
   assert.ok(r.stoppedOnNonFinite);

@@ -11,3 +11,5 @@ export type { SyntheticAttribute, SyntheticCatalog, SyntheticIntent, SyntheticOp
 export { buildQ2Q, keepAllFilter, writeQ2Q } from './q2q.ts';
 export type { CandidatePair, EquivalenceFilter, Q2QOptions, Q2QResult, Q2QStats } from './q2q.ts';
 export { createRng, hashString } from './random.ts';
+export { DEFAULT_DENOISE_RATIO, DEFAULT_NOISE_WEIGHTS, NOISE_KINDS, addQueryNoise, applyNoise, denoisingCount, denoisingPairs, mixPairs, titlePhrase } from './noise.ts';
+export type { DenoisingOptions, DenoisingPair, NoiseKind, NoiseOptions, NoisyText } from './noise.ts';

@@ -47,7 +47,7 @@ export interface NoisyText {
 }
 
 // QWERTY neighbours of each letter (same row and the rows above and below), the keys a finger slips to.
-const QWERTY_NEIGHBOURS: Readonly<Record<string, string>> = {
+export const QWERTY_NEIGHBOURS: Readonly<Record<string, string>> = {
   q: 'wa', w: 'qeas', e: 'wrsd', r: 'etdf', t: 'ryfg', y: 'tugh', u: 'yihj', i: 'uojk', o: 'ipkl', p: 'ol',
   a: 'qwsz', s: 'weadzx', d: 'erfsxc', f: 'rtdgcv', g: 'tyfhvb', h: 'yugjbn', j: 'uihknm', k: 'iojlm', l: 'opk',
   z: 'asx', x: 'zsdc', c: 'xdfv', v: 'cfgb', b: 'vghn', n: 'bhjm', m: 'njk',
@@ -169,9 +169,10 @@ function swapLetters(words: readonly string[], rng: () => number): string[] | nu
 }
 
 function dropWord(words: readonly string[], rng: () => number): string[] | null {
-  // At least two words must remain, and numbers stay (a dropped size is a different request).
+  // At least two words must remain; numbers and the unit after one stay (without them "8 ft" is another
+  // request), and so does the last word, the head noun: shoppers leave out modifiers, not the product.
   if (words.length < 3) return null;
-  const i = pickWord(words, rng, (w) => !hasDigit(w));
+  const i = pickWord(words, rng, (w, k) => !hasDigit(w) && !hasDigit(words[k - 1] ?? '') && k < words.length - 1);
   return i < 0 ? null : replaceWord(words, i);
 }
 
@@ -318,9 +319,10 @@ export function decodeEntities(text: string): string {
   return text.replace(/&(amp|quot|#39|apos|lt|gt);/g, (_, e: string) => ({ amp: '&', quot: '"', '#39': "'", apos: "'", lt: '<', gt: '>' })[e] ?? _);
 }
 
-/** A title as a shopper would type part of it: lowercase, no brackets, trademark signs or trailing dots. */
+/** A title as a shopper would type part of it: lowercase, no brackets, commas, trademark signs or trailing dots. */
 export function titleWords(title: string): string[] {
-  return normaliseSpaces(decodeEntities(title).toLowerCase().replace(/[()[\]{},;:!?®™©*|]/g, ' '))
+  // Thousands separators go first ("12,000 btu" is typed "12000 btu"), so no window starts with "000".
+  return normaliseSpaces(decodeEntities(title).toLowerCase().replace(/(\d),(\d)/g, '$1$2').replace(/[()[\]{},;:!?®™©*|]/g, ' '))
     .split(' ')
     .map((w) => w.replace(/\.+$/, ''))
     .filter((w) => w.length > 0 && w !== '-');

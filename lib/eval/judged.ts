@@ -255,6 +255,6 @@ export async function judgedRecall(queries: readonly string[], rewritesFor: Rewr
 export async function judgedRecallOfModel(model: Model, tokenizer: Tokenizer, queries: readonly string[], retriever: Retriever, judged: JudgedLabels, options: JudgedRecallOptions & Omit<ModelRewriterOptions, 'n' | 'batch'> = {}): Promise<JudgedRecallResult> {
   const n = options.n ?? 10;
   // n = 0 asks for the query alone; no model call is needed.
-  const rewritesFor: RewritesFor = n > 0 ? modelRewriter(model, tokenizer, { n, strategy: options.strategy, maxNewTokens: options.maxNewTokens, seed: options.seed }) : async (qs) => qs.map(() => []);
+  const rewritesFor: RewritesFor = n > 0 ? modelRewriter(model, tokenizer, { n, strategy: options.strategy, maxNewTokens: options.maxNewTokens, seed: options.seed, decoding: options.decoding }) : async (qs) => qs.map(() => []);
   return judgedRecall(queries, rewritesFor, retriever, judged, options);
 }

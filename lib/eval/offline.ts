@@ -3,7 +3,7 @@
 // references under the model (rewrite tokens only), and mean rewrite length in words. The copy-the-query
 // row scores the query itself as its rewrite: a model that does not beat it has learned nothing useful.
 import { Model } from '../model/model.ts';
-import { generate } from '../model/generate.ts';
+import { generate, type GenerateOptions } from '../model/generate.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { encodePairs } from '../train/batches.ts';
 import { evalLoss, type RewritePair } from '../train/sft.ts';
@@ -34,7 +34,7 @@ export function referencesByQuery(pairs: readonly RewritePair[]): Map<string, st
   return refs;
 }
 
-export async function evaluateOffline(model: Model, tokenizer: Tokenizer, test: readonly RewritePair[], options: { maxNewTokens?: number; maxQueries?: number } = {}): Promise<OfflineMetrics> {
+export async function evaluateOffline(model: Model, tokenizer: Tokenizer, test: readonly RewritePair[], options: { maxNewTokens?: number; maxQueries?: number; decoding?: Partial<GenerateOptions> } = {}): Promise<OfflineMetrics> {
   const maxNewTokens = options.maxNewTokens ?? 16;
   const refs = referencesByQuery(test);
   const queries = [...refs.keys()].slice(0, options.maxQueries ?? Infinity);
@@ -44,7 +44,7 @@ export async function evaluateOffline(model: Model, tokenizer: Tokenizer, test: 
   for (let i = 0; i < queries.length; i += 64) {
     const chunk = queries.slice(i, i + 64);
     const prompts = chunk.map((q) => [...tokenizer.encode(q).slice(0, maxPrompt - 1), tokenizer.sepId]);
-    const gens = await generate(model, prompts, { strategy: 'greedy', maxNewTokens, eosTokenId: tokenizer.eosId });
+    const gens = await generate(model, prompts, { ...options.decoding, strategy: 'greedy', maxNewTokens, eosTokenId: tokenizer.eosId });
     gens.forEach((g, j) => {
       const text = rewriteText(tokenizer, g[0].tokens);
       const references = refs.get(chunk[j])!;

@@ -34,6 +34,8 @@ export interface ModelRewriterOptions {
   seed?: number;
   /** Prompts per native decode. Default 16. */
   batch?: number;
+  /** Decoding hygiene and vocabulary constraint (lib/rewrite/hygiene.ts). Default: none. */
+  decoding?: Partial<GenerateOptions>;
 }
 
 /**
@@ -49,8 +51,8 @@ export function modelRewriter(model: Model, tokenizer: Tokenizer, options: Model
   const strategy = options.strategy ?? 'beam';
   if (strategy !== 'beam' && strategy !== 'sample') throw invalidArgument(`modelRewriter option strategy must be 'beam' or 'sample', got ${String(strategy)}`);
   const gen: GenerateOptions = strategy === 'sample'
-    ? { strategy: 'sample', numReturnSequences: n, temperature: 1, maxNewTokens, eosTokenId: tokenizer.eosId, seed: options.seed ?? 1 }
-    : { strategy: 'beam', numBeams: n, numReturnSequences: n, maxNewTokens, eosTokenId: tokenizer.eosId };
+    ? { ...options.decoding, strategy: 'sample', numReturnSequences: n, temperature: 1, maxNewTokens, eosTokenId: tokenizer.eosId, seed: options.seed ?? 1 }
+    : { ...options.decoding, strategy: 'beam', numBeams: n, numReturnSequences: n, maxNewTokens, eosTokenId: tokenizer.eosId };
   const maxPrompt = model.config.n_ctx - maxNewTokens;
   if (maxPrompt < 2) throw invalidArgument(`modelRewriter option maxNewTokens (${maxNewTokens}) leaves no room for a prompt in n_ctx ${model.config.n_ctx}: lower it`);
   return async (queries) => {
