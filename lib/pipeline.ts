@@ -15,7 +15,7 @@ import { invalidArgument, MinielmError } from './errors.ts';
 import type { RelevanceScorer } from './rewards/relevance.ts';
 import type { ProductLike } from './rewards/types.ts';
 import type { Product } from './data/types.ts';
-import { Model, type ModelConfig } from './model/model.ts';
+import { Model, readHfConfig, type ModelConfig } from './model/model.ts';
 import { trainSft, type RewritePair } from './train/sft.ts';
 import { trainDistill } from './train/distill.ts';
 import { trainOnline } from './train/online.ts';
@@ -80,6 +80,12 @@ export interface PipelineOptions {
   signal?: AbortSignal;
   progress?: boolean;
   log?: (line: string) => void;
+  /**
+   * Start from a user's pretrained GPT-2 (a Hugging Face folder with config.json, model.safetensors and
+   * its tokenizer) instead of training a tokenizer and pretraining: the teacher starts from `teacher`,
+   * the student from `student` (default: the same folder).
+   */
+  base?: { teacher: string; student?: string };
 }
 
 /** Everything the pipeline needs from a data source: rewrite pairs, a catalog and an M1 scorer. */
@@ -177,7 +183,8 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
   });
   const dev = split.dev, test = split.test;
   const tokDir = join(o.out, 'tokenizer');
-  const tokenizer = await timed('tokenizer: byte-level BPE', async () => {
+  const tokenizer = await timed(o.base ? 'tokenizer: the base model\'s' : 'tokenizer: byte-level BPE', async () => {
+    if (o.base) return Tokenizer.load(o.base.teacher);
     if (await exists(join(tokDir, 'tokenizer.json'))) return Tokenizer.load(tokDir);
     const t = await trainTokenizer([...train.map((x) => x.query), ...world.tokenizerTexts], { vocabSize: p.vocab });
     await t.save(tokDir);
@@ -190,12 +197,22 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
   const mixed = mixPairs(train, denoise, DEFAULT_DENOISE_RATIO, o.seed);
   log(`denoising pairs: ${denoise.length} mixed into ${mixed.length} SFT pairs (ratio ${DEFAULT_DENOISE_RATIO})`);
   const common = { train: mixed, test: dev, tokenizer, batchSize: p.batchSize, evalEvery: Math.max(1, Math.floor(p.sftSteps / 6)), seed: o.seed, signal: o.signal, progress: o.progress };
-  const teacherCfg = { ...p.teacher, vocab_size: tokenizer.vocabSize };
-  const studentCfg = { ...p.student, vocab_size: tokenizer.vocabSize };
+  let teacherCfg: ModelConfig = { ...p.teacher, vocab_size: tokenizer.vocabSize };
+  let studentCfg: ModelConfig = { ...p.student, vocab_size: tokenizer.vocabSize };
+  if (o.base) {
+    teacherCfg = await readHfConfig(join(o.base.teacher, 'config.json'));
+    studentCfg = await readHfConfig(join(o.base.student ?? o.base.teacher, 'config.json'));
+    for (const [who, c] of [['teacher', teacherCfg], ['student', studentCfg]] as const)
+      if (c.vocab_size !== tokenizer.vocabSize)
+        throw invalidArgument(`--base: the ${who} folder's vocab_size (${c.vocab_size}) differs from the tokenizer in ${o.base.teacher} (${tokenizer.vocabSize}); teacher and student must share a tokenizer`);
+  }
   // Catalog pretraining: both models first learn the catalog's language (titles + training queries).
   const texts = pretrainTexts({ products: world.products.values(), queries: trainQueries, heldOutQueries: [...split.devQueries, ...split.testQueries] });
   let teacherInit: string | undefined, studentInit: string | undefined;
-  if (p.pretrainSteps > 0) {
+  if (o.base) {
+    teacherInit = o.base.teacher;
+    studentInit = o.base.student ?? o.base.teacher;
+  } else if (p.pretrainSteps > 0) {
     const pre = { tokenizer, texts, steps: p.pretrainSteps, batchSize: p.batchSize, evalEvery: Math.max(1, Math.floor(p.pretrainSteps / 4)), seed: o.seed, signal: o.signal, progress: o.progress };
     await timed('pretrain: teacher (catalog LM)', () => trainPretrain({ ...pre, out: join(o.out, 'pretrain-teacher'), config: teacherCfg, optimizer: { lr: 2e-3, warmupSteps: Math.ceil(p.pretrainSteps / 20), weightDecay: 0.1 }, label: 'pretrain teacher' }));
     await timed('pretrain: student (catalog LM)', () => trainPretrain({ ...pre, out: join(o.out, 'pretrain-student'), config: studentCfg, optimizer: { lr: 3e-3, warmupSteps: Math.ceil(p.pretrainSteps / 20), weightDecay: 0.1 }, label: 'pretrain student' }));

@@ -34,7 +34,7 @@ test('the demo pipeline runs end to end on the ci preset and writes its report',
     assert.is(report.offline.length, 6);
     assert.is(report.online.length, 2);
     assert.is(report.coverage.length, 2);
-    assert.equal(report.stages.map((s) => s.name.split(':')[0]), ['data', 'tokenizer', 'sft', 'sft', 'distill', 'online', 'evaluation']);
+    assert.equal(report.stages.map((s) => s.name.split(':')[0]), ['data', 'tokenizer', 'pretrain', 'pretrain', 'sft', 'sft', 'distill', 'online', 'evaluation (test split, read once)'.split(':')[0]]);
     const sft = report.offline.find((o) => o.model === 'student (SFT)')!.metrics;
     const vanilla = report.offline.find((o) => o.model === 'student (vanilla)')!.metrics;
     assert.ok(sft.crossEntropy < vanilla.crossEntropy, `SFT lowers the test cross-entropy (${vanilla.crossEntropy} -> ${sft.crossEntropy})`);

@@ -26,13 +26,16 @@ Options:
   --out DIR                run folder (default runs/homedepot)
   --seed N                 (default 1)
   --threads N              native threads (default: all cores)
+  --base DIR               start from a pretrained Hugging Face GPT-2 folder (with its tokenizer): no BPE
+                           training, no pretraining; teacher and student start from it
+  --base-student DIR       a second, smaller GPT-2 folder for the student (same tokenizer)
 `;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: {
     data: { type: 'string', default: 'homedepot' }, 'table-preset': { type: 'string', default: 'homedepot' }, 'relevance-model': { type: 'string' },
     preset: { type: 'string', default: 'homedepot' }, k: { type: 'string', default: '2' }, out: { type: 'string', default: join('runs', 'homedepot') },
-    seed: { type: 'string', default: '1' }, threads: { type: 'string' },
+    seed: { type: 'string', default: '1' }, threads: { type: 'string' }, base: { type: 'string' }, 'base-student': { type: 'string' },
   } });
   const preset = PIPELINE_PRESETS[values.preset as keyof typeof PIPELINE_PRESETS];
   if (!preset) throw invalidArgument(`--preset must be one of ${Object.keys(PIPELINE_PRESETS).join(', ')}, got "${values.preset}"`);
@@ -47,6 +50,8 @@ export async function run(argv: string[]): Promise<number> {
   const path = values.data === 'homedepot' ? join(SHARED, 'homedepot', 'train.csv') : values.data!;
   return runPipelineCommand(async (signal) => {
     const world = await tableWorld({ path, preset: values['table-preset'], seed, relevanceModel: values['relevance-model'], k, log: (l) => console.log(l) });
-    return runPipeline({ out: values.out!, preset, seed, command: `minielm run ${argv.join(' ')}`.trim(), signal }, world);
+    const base = values.base ? { teacher: values.base, ...(values['base-student'] ? { student: values['base-student'] } : {}) } : undefined;
+    if (!base && values['base-student']) throw invalidArgument('--base-student needs --base (the teacher folder, whose tokenizer both share)');
+    return runPipeline({ out: values.out!, preset, seed, command: `minielm run ${argv.join(' ')}`.trim(), signal, base }, world);
   });
 }

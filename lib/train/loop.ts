@@ -116,7 +116,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainRunResult> {
   const optimizer: OptimizerOptions = { totalSteps: o.steps, ...o.optimizer };
   const progress = o.progress === false ? null : new Progress({ total: o.steps, label: o.label }, model.step);
   if (!resumedState) {
-    await log.write({ event: 'start', step: 0, config: model.config, parameters: model.parameterCount(), ...data.info });
+    await log.write({ event: 'start', step: 0, config: model.config, parameters: model.parameterCount(), init: o.init ?? null, ...data.info });
     await log.write({ step: 0, eval_loss: await evalLoss(model, data.test, o.tokenizer.padId) });
   } else await log.write({ event: 'resume', step: model.step });
 
