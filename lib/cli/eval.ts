@@ -20,6 +20,8 @@ import type { RewardEnvironment } from '../rewrite/environment.ts';
 import { invalidArgument } from '../errors.ts';
 import { LABEL_PRESETS } from '../data/labels.ts';
 import { readPairs } from './train.ts';
+import { catalogWordConstraint, hygieneOptions, DEFAULT_HYGIENE } from '../rewrite/hygiene.ts';
+import type { GenerateOptions } from '../model/generate.ts';
 
 const SHARED = resolve(fileURLToPath(new URL('../../../shared/data/', import.meta.url)));
 
@@ -58,6 +60,8 @@ Options:
   --k N                 judged: results per query and per rewrite (default 10)
   --shared N            judged: minimum shared relevant products of a Q2Q pair, as in "minielm run --k"
                         (default 2); it must match the run the model came from
+  --decoding D          judged, probes: catalog (default: what the pipeline uses — rewrite hygiene and only
+                        words of the catalog's titles and training queries) | hygiene (no word list) | raw
   --out FILE            also write the results as JSON`;
 
 async function world(data: string, seed: number, relevanceModel?: string): Promise<PipelineWorld> {
@@ -67,13 +71,30 @@ async function world(data: string, seed: number, relevanceModel?: string): Promi
 
 type Loaded = { name: string; rewriter: (n: number, strategy: 'beam' | 'sample', seed: number) => RewritesFor };
 
-/** `copy`, `drop-word` or a model folder, as a rewriter factory (a model is loaded once, whatever n). */
-async function loadRewriter(dir: string): Promise<Loaded> {
+/** How a model's rewrites are decoded: the pipeline's default (catalog), hygiene without the word list, or raw. */
+type DecodingMode = 'catalog' | 'hygiene' | 'raw';
+
+/**
+ * `copy`, `drop-word` or a model folder, as a rewriter factory (a model is loaded once, whatever n).
+ * `words()` gives the texts whose words the catalog constraint allows (titles and training queries).
+ */
+async function loadRewriter(dir: string, mode: DecodingMode = 'raw', words?: () => Promise<string[]>): Promise<Loaded> {
   if (dir === 'copy') return { name: 'copy', rewriter: () => copyQuery };
   if (dir === 'drop-word') return { name: 'drop-word', rewriter: () => dropOneWord };
   const model = await Model.load(dir);
   const tokenizer = await Tokenizer.load(dir);
-  return { name: dir, rewriter: (n, strategy, seed) => modelRewriter(model, tokenizer, { n, strategy, seed }) };
+  let decoding: Partial<GenerateOptions> = {};
+  if (mode === 'hygiene') decoding = hygieneOptions(DEFAULT_HYGIENE);
+  if (mode === 'catalog') {
+    if (!words) throw invalidArgument('--decoding catalog needs a catalog: pass --data homedepot or a table file');
+    decoding = hygieneOptions(DEFAULT_HYGIENE, await catalogWordConstraint(tokenizer, await words()));
+  }
+  return { name: mode === 'raw' ? dir : `${dir} (${mode})`, rewriter: (n, strategy, seed) => modelRewriter(model, tokenizer, { n, strategy, seed, decoding }) };
+}
+
+function decodingMode(raw: unknown): DecodingMode {
+  if (raw !== 'catalog' && raw !== 'hygiene' && raw !== 'raw') throw invalidArgument(`--decoding must be catalog, hygiene or raw, got "${String(raw)}"`);
+  return raw;
 }
 
 function intFlag(flag: string, raw: string, min: number): number {
@@ -93,7 +114,9 @@ export async function run(argv: string[]): Promise<number> {
     seed: { type: 'string', default: '1' }, queries: { type: 'string' }, n: { type: 'string', default: '10' },
     strategy: { type: 'string', default: 'beam' }, out: { type: 'string' },
     split: { type: 'string', default: 'dev' }, pool: { type: 'string', default: 'q2q' }, threshold: { type: 'string' }, k: { type: 'string', default: '10' }, shared: { type: 'string', default: '2' },
+    decoding: { type: 'string', default: 'catalog' },
   } });
+  const decoding = decodingMode(values.decoding);
   if (!values.model) throw invalidArgument('--model DIR is required (or --model copy for the copy-the-query baseline)');
   const seed = Number(values.seed), n = Number(values.n);
   const maxQueries = values.queries === undefined ? (mode === 'judged' ? Infinity : 300) : Number(values.queries);
@@ -104,12 +127,17 @@ export async function run(argv: string[]): Promise<number> {
   const dirs = values.model.split(',');
   if (dirs.includes('copy') && (mode === 'online' || mode === 'coverage')) throw invalidArgument(`--model copy works with offline, judged and probes, not ${mode}: pass a model folder`);
   if (dirs.includes('drop-word') && mode !== 'judged' && mode !== 'probes') throw invalidArgument(`--model drop-word works with judged and probes, not ${mode}: pass a model folder`);
-  if (mode === 'judged') return runJudged(values, dirs, { seed, n, maxQueries, strategy });
+  if (mode === 'judged') return runJudged(values, dirs, { seed, n, maxQueries, strategy, decoding });
   if (mode === 'probes') {
     if (n < 1) throw invalidArgument('--n must be >= 1 for probes (pass@n needs at least one rewrite)');
     const results: Record<string, unknown>[] = [];
+    const probeData = values.data ?? 'homedepot';
+    const words = async (): Promise<string[]> => {
+      const t = await loadEvaluationTable({ path: probeData === 'homedepot' ? join(SHARED, 'homedepot', 'train.csv') : probeData, seed });
+      return [...t.products.map((p) => p.title), ...t.train.map((p) => p.query)];
+    };
     for (const dir of dirs) {
-      const r = await loadRewriter(dir);
+      const r = await loadRewriter(dir, decoding, words);
       const summary = await evaluateProbes(r.rewriter(n, strategy, seed), HOMEDEPOT_PROBES, { n });
       results.push({ model: r.name, ...summary });
       console.log(JSON.stringify({ model: r.name, probes: summary.probes, passAt1: summary.passAt1, passAtN: summary.passAtN, n, byKind: summary.byKind }));
@@ -148,7 +176,7 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** `minielm eval judged`: judged recall@k on the dev or test half of a table's Q2Q test side. */
-async function runJudged(values: Record<string, string | boolean | undefined>, dirs: string[], o: { seed: number; n: number; maxQueries: number; strategy: 'beam' | 'sample' }): Promise<number> {
+async function runJudged(values: Record<string, string | boolean | undefined>, dirs: string[], o: { seed: number; n: number; maxQueries: number; strategy: 'beam' | 'sample'; decoding: DecodingMode }): Promise<number> {
   const str = (name: string): string | undefined => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
   const split = str('split')!, pool = str('pool')!;
   if (split !== 'dev' && split !== 'test') throw invalidArgument(`--split must be dev or test, got "${split}"`);
@@ -171,7 +199,7 @@ async function runJudged(values: Record<string, string | boolean | undefined>, d
   await retriever.index(table.products);
   const results: Record<string, unknown>[] = [];
   for (const dir of dirs) {
-    const r = await loadRewriter(dir);
+    const r = await loadRewriter(dir, o.decoding, async () => [...table.products.map((p) => p.title), ...table.train.map((p) => p.query)]);
     const result = await judgedRecall(queries, r.rewriter(Math.max(1, o.n), o.strategy, o.seed), retriever, table.judged, { minGain, n: o.n, k, maxQueries: o.maxQueries });
     const row = { model: r.name, data, split, pool, threshold, ...result };
     results.push(row);
