@@ -1,11 +1,11 @@
 // Dev-split experiment: decoding variants (raw, hygiene, catalog words) of one trained rewriter. Usage:
 // node --import tsx scripts/experiments/homedepot-decoding.ts runs/homedepot/online/best
 import { join } from 'node:path';
-import { Model } from '../lib/model/model.ts';
-import { Tokenizer } from '../lib/tokenizer/index.ts';
-import { evaluateOffline, evaluateCopyQuery } from '../lib/eval/offline.ts';
-import { loadEvaluationTable } from '../lib/eval/splits.ts';
-import { catalogWordConstraint, hygieneOptions, DEFAULT_HYGIENE, NO_HYGIENE } from '../lib/rewrite/hygiene.ts';
+import { Model } from '../../lib/model/model.ts';
+import { Tokenizer } from '../../lib/tokenizer/index.ts';
+import { evaluateOffline, evaluateCopyQuery } from '../../lib/eval/offline.ts';
+import { loadEvaluationTable } from '../../lib/eval/splits.ts';
+import { catalogWordConstraint, hygieneOptions, DEFAULT_HYGIENE, NO_HYGIENE } from '../../lib/rewrite/hygiene.ts';
 const dir = process.argv[2];
 const table = await loadEvaluationTable({ path: join('..', 'shared', 'data', 'homedepot', 'train.csv'), seed: 1, k: 2 });
 const dev = table.split.dev;

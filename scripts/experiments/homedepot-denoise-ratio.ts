@@ -2,18 +2,18 @@
 // student at several ratios, scored on the dev split only (ROUGE-L and judged recall@10 with 10 rewrites).
 // Usage: node --import tsx scripts/experiments/homedepot-denoise-ratio.ts 0.5,0.75,0.9 (after `minielm run`).
 import { join } from 'node:path';
-import { Tokenizer } from '../lib/tokenizer/index.ts';
-import { evaluateOffline, evaluateCopyQuery } from '../lib/eval/offline.ts';
-import { loadEvaluationTable } from '../lib/eval/splits.ts';
-import { catalogWordConstraint, hygieneOptions, DEFAULT_HYGIENE } from '../lib/rewrite/hygiene.ts';
-import { denoisingPairs, mixPairs } from '../lib/data/noise.ts';
-import { trainSft } from '../lib/train/sft.ts';
-import { Model } from '../lib/model/model.ts';
+import { Tokenizer } from '../../lib/tokenizer/index.ts';
+import { evaluateOffline, evaluateCopyQuery } from '../../lib/eval/offline.ts';
+import { loadEvaluationTable } from '../../lib/eval/splits.ts';
+import { catalogWordConstraint, hygieneOptions, DEFAULT_HYGIENE } from '../../lib/rewrite/hygiene.ts';
+import { denoisingPairs, mixPairs } from '../../lib/data/noise.ts';
+import { trainSft } from '../../lib/train/sft.ts';
+import { Model } from '../../lib/model/model.ts';
 import { existsSync } from 'node:fs';
-import { judgedRecall } from '../lib/eval/judged.ts';
-import { judgedQueriesBySide } from '../lib/eval/splits.ts';
-import { modelRewriter } from '../lib/eval/rewriters.ts';
-import { Bm25Retriever } from '../lib/retrieval/index.ts';
+import { judgedRecall } from '../../lib/eval/judged.ts';
+import { judgedQueriesBySide } from '../../lib/eval/splits.ts';
+import { modelRewriter } from '../../lib/eval/rewriters.ts';
+import { Bm25Retriever } from '../../lib/retrieval/index.ts';
 const table = await loadEvaluationTable({ path: join('..', 'shared', 'data', 'homedepot', 'train.csv'), seed: 1, k: 2 });
 const dev = table.split.dev as never as { query: string; rewrite: string }[];
 const train = table.train as never as { query: string; rewrite: string }[];
