@@ -24,7 +24,7 @@ export interface BenchModule {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-const moduleFiles = ['machine.ts', 'gemm.ts', 'train.ts', 'decode.ts', 'kernels.ts', 'retrieval.ts', 'judge.ts', 'relevance.ts'];
+const moduleFiles = ['machine.ts', 'gemm.ts', 'train.ts', 'decode.ts', 'kernels.ts', 'retrieval.ts', 'judge.ts', 'relevance.ts', 'serve.ts'];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { only: { type: 'string', multiple: true }, out: { type: 'string' } } });

@@ -18,6 +18,24 @@ export type { JudgedLabels, JudgedRecallOptions, JudgedRecallResult, JudgedQuery
 export { evaluateProbes, containsRequired, HOMEDEPOT_PROBES, type Probe, type ProbeKind, type ProbeResult, type ProbeSummary } from './eval/probes.ts';
 export { copyQuery, dropOneWord, modelRewriter, type RewritesFor, type ModelRewriterOptions } from './eval/rewriters.ts';
 export { splitDev, devSide, judgedQueriesBySide, loadEvaluationTable, type DevSplit, type DevSplitOptions, type EvaluationTable } from './eval/splits.ts';
+// Evaluation of a trained model: Table 2 (offline) and Table 4 (coverage with n rewrites).
+export { evaluateOffline, referencesByQuery, type OfflineMetrics } from './eval/offline.ts';
+export { coverageAtN, type CoverageResult } from './eval/coverage.ts';
+export { scoreRewrites, type RewardEnvironment, type ScoredRewrite } from './rewrite/environment.ts';
+// Decoding: batched generation and the rewrite format, hygiene and vocabulary constraint every stage shares.
+export { generate, WordConstraint, MAX_BEAMS, MAX_RETURN_SEQUENCES, type GenerateOptions, type Generation, type DecodingStrategy } from './model/generate.ts';
+export { promptIds, rewriteText } from './rewrite/format.ts';
+export { DEFAULT_HYGIENE, NO_HYGIENE, hygieneOptions, catalogWords, catalogWordConstraint, type RewriteHygiene } from './rewrite/hygiene.ts';
+// The trainers: catalog pretraining, SFT on Q2Q pairs, reverse-KL distillation, online DPO.
+export { trainPretrain, pretrainTexts, packTexts, type PretrainOptions, type PretrainResult, type PackedCorpus, type ProductText } from './train/pretrain.ts';
+export { trainSft, evalLoss, type SftOptions, type SftResult, type RewritePair } from './train/sft.ts';
+export { trainDistill, type DistillTrainOptions } from './train/distill.ts';
+export { trainOnline, type OnlineOptions, type OnlineResult } from './train/online.ts';
+export type { TrainRunOptions, TrainRunResult } from './train/loop.ts';
+// Serving: the embeddable rewriter (micro-batching, cache) and its HTTP endpoints.
+export { Rewriter, InvalidOptionError } from './serve/rewriter.ts';
+export type { RewriterOptions, RewriteOptions, Rewrite, ExpandOptions, Expansion, ExpandedProduct, ProductSource, RewriterStats, RewriterSettings, BatchInfo } from './serve/rewriter.ts';
+export { createRewriteHandler, startRewriteServer, type RewriteHandler, type RewriteHandlerOptions, type RewriteServer, type RewriteServerOptions } from './serve/http.ts';
 
 import { native } from './native.ts';
 

@@ -15,6 +15,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   train: { summary: 'train models: pretrain (catalog LM), sft (teacher/student on Q2Q pairs), distill (reverse KL), online (DPO)', load: () => import('./train.ts') },
   eval: { summary: 'evaluate models: offline (Table 2), online (Table 3), coverage (Table 4), judged recall, probe table', load: () => import('./eval.ts') },
   report: { summary: 're-render a run report (Markdown + SVG) from its report.json', load: () => import('./report.ts') },
+  serve: { summary: 'serve a trained rewriter over HTTP: /v1/rewrite, /v1/expand, /healthz, /metrics and a playground page', load: () => import('./serve.ts') },
   judge: { summary: 'score a product list for a query under a simulated-user judge', load: () => import('./judge.ts') },
 };
 
