@@ -1,15 +1,28 @@
 #!/usr/bin/env node
-// Runs the compiled CLI when it exists (published package), the TypeScript sources otherwise (a checkout).
+// Runs the TypeScript sources in a checkout (lib/ is there and tsx, a devDependency, is installed), the
+// compiled CLI otherwise (the published package ships dist/lib, not lib/). A checkout prefers its sources
+// so that a dist/ left behind by `npm pack` never runs older code than lib/.
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const compiled = join(root, 'dist', 'lib', 'cli', 'main.js');
-if (existsSync(compiled)) {
-  await import(pathToFileURL(compiled).href);
+const source = join(root, 'lib', 'cli', 'main.ts');
+
+async function loadTsx() {
+  try {
+    return await import('tsx/esm/api');
+  } catch (err) {
+    if (existsSync(compiled)) return null;
+    throw err;
+  }
+}
+
+const tsx = existsSync(source) ? await loadTsx() : null;
+if (tsx) {
+  tsx.register();
+  await import(pathToFileURL(source).href);
 } else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import(pathToFileURL(join(root, 'lib', 'cli', 'main.ts')).href);
+  await import(pathToFileURL(compiled).href);
 }

@@ -35,3 +35,20 @@ export function fromNative(err: unknown): unknown {
 export function invalidArgument(message: string): MinielmError {
   return new MinielmError('MINIELM_INVALID_ARGUMENT', message);
 }
+
+/**
+ * For a failed `import()` / `require.resolve` of an optional peer dependency: when `err` says `pkg` itself is
+ * not installed, a MINIELM_NOT_FOUND MinielmError saying which feature needs it and how to add it; any other
+ * error (the package is there but fails to load, or one of its own dependencies is missing) comes back as is.
+ */
+export function missingOptionalDependency(err: unknown, pkg: string, feature: string): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  const notFound = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+  if (!notFound || !(err instanceof Error) || !err.message.includes(`'${pkg}'`)) return err;
+  return new MinielmError(
+    'MINIELM_NOT_FOUND',
+    `${feature} needs the optional package "${pkg}", which is not installed. Add it to your project with ` +
+      `\`npm install ${pkg}\` (a peer dependency of minielm, left out of a plain install to keep it small).`,
+    { cause: err },
+  );
+}

@@ -5,8 +5,10 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import iconv from 'iconv-lite';
-import { CROWDFLOWER_LABELS, HOMEDEPOT_LABELS, TABLE_PRESETS, applyLabelMap, loadRelevanceTable } from '../lib/data/index.ts';
+import { CROWDFLOWER_LABELS, HOMEDEPOT_LABELS, TABLE_PRESETS, applyLabelMap, judgedQueries, loadRelevanceTable } from '../lib/data/index.ts';
+import type { Judgement } from '../lib/data/index.ts';
 import { MinielmError } from '../lib/errors.ts';
+import { readHomeDepot } from '../lib/retrieval/homedepot.ts';
 import { testIf } from './helpers/skip.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'minielm-table-'));
@@ -96,6 +98,57 @@ test('a missing column names the file, the column and the flag', async () => {
     assert.match((err as Error).message, path);
     assert.match((err as Error).message, '"product_id"');
     assert.match((err as Error).message, '--product-id-column');
+  }
+});
+
+test('judgedQueries groups by query in first-seen order, on the source scale, averaging a repeated pair', () => {
+  const j = (query: string, productId: string, r: number): Judgement => ({ query, productId, label: 'E', gain: (r - 1) / 2 });
+  const judgements = [j('b', 'p1', 3), j('a', 'p2', 2.33), j('b', 'p3', 1), j('b', 'p1', 2), j('b', 'p1', 2.5), j('a', 'p1', 1.67)];
+  const grouped = judgedQueries(judgements, HOMEDEPOT_LABELS);
+  assert.equal(grouped.map((q) => [q.query, [...q.judgements]]), [
+    ['b', [['p1', 2.5], ['p3', 1]]],
+    ['a', [['p2', 2.33], ['p1', 1.67]]],
+  ]);
+  // No graded map: the gains themselves.
+  assert.equal([...judgedQueries(judgements)[1].judgements], [['p2', (2.33 - 1) / 2], ['p1', (1.67 - 1) / 2]]);
+});
+
+test('readHomeDepot is the table loader with the homedepot preset: latin-1, quoted commas, rows in file order', async () => {
+  const csv = [
+    '"id","product_uid","product_title","search_term","relevance"',
+    '1,100,"Café table, 30° tilt","cafe table",3',
+    '2,101,"Plain chair","chair",1.33',
+    '3,100,"Café table, 30° tilt","bistro table",2.33',
+    '4,102,"Lamp","cafe table",2.67',
+  ].join('\r\n');
+  const path = join(dir, 'hd-reader.csv');
+  writeFileSync(path, iconv.encode(csv, 'latin1'));
+  const hd = await readHomeDepot(path);
+  assert.equal(hd.products, [{ id: '100', title: 'Café table, 30° tilt' }, { id: '101', title: 'Plain chair' }, { id: '102', title: 'Lamp' }]);
+  assert.equal(hd.queries.map((q) => [q.query, [...q.judgements]]), [
+    ['cafe table', [['100', 3], ['102', 2.67]]],
+    ['chair', [['101', 1.33]]],
+    ['bistro table', [['100', 2.33]]],
+  ]);
+});
+
+test('readHomeDepot refuses a file with an unusable row (line, reason) and a missing file', async () => {
+  const path = join(dir, 'hd-bad.csv');
+  writeFileSync(path, 'id,product_uid,product_title,search_term,relevance\n1,100,Lamp,lamp,3\n2,101,Mug,mug,4\n');
+  try {
+    await readHomeDepot(path);
+    assert.unreachable('should have thrown');
+  } catch (err) {
+    assert.instance(err, MinielmError);
+    assert.equal((err as MinielmError).code, 'MINIELM_BAD_FILE');
+    assert.match((err as Error).message, `${path} line 3`);
+    assert.match((err as Error).message, 'outside [1, 3]');
+  }
+  try {
+    await readHomeDepot(join(dir, 'absent.csv'));
+    assert.unreachable('should have thrown');
+  } catch (err) {
+    assert.equal((err as MinielmError).code, 'MINIELM_NOT_FOUND');
   }
 });
 

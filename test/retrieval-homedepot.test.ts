@@ -11,6 +11,9 @@ if (!homeDepotAvailable()) {
     const hd = await readHomeDepot();
     assert.is(hd.products.length, 54667);
     assert.is(hd.queries.length, 11795);
+    assert.is(hd.queries.reduce((n, q) => n + q.judgements.size, 0), 74067, 'every row one judgement: no pair repeats');
+    const ratings = new Set(['1', '1.25', '1.33', '1.5', '1.67', '1.75', '2', '2.25', '2.33', '2.5', '2.67', '2.75', '3'].map(Number));
+    for (const q of hd.queries) for (const r of q.judgements.values()) assert.ok(ratings.has(r), `"${q.query}": rating ${r} is not one of the file's 13 values`);
     const bm25 = new Bm25Retriever();
     await bm25.index(hd.products);
     const queries = hd.queries.map((q) => q.query);

@@ -8,10 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { averageRanks, pearson, rocAuc, spearman } from '../lib/rewards/spearman.ts';
 import { Bm25PairScorer } from '../lib/rewards/bm25-pairs.ts';
-import { LearnedRelevanceScorer, encodeRelevanceInput, normalizeRelevanceText, splitByQuery, trainRelevanceScorer, type LabelledPair } from '../lib/rewards/learned.ts';
+import { LearnedRelevanceScorer, encodeRelevanceInput, normalizeRelevanceText, scoreModelFromTrunk, splitByQuery, trainRelevanceScorer, type LabelledPair } from '../lib/rewards/learned.ts';
+import { Model } from '../lib/model/model.ts';
 import { Bm25Retriever } from '../lib/retrieval/bm25.ts';
 import { generateSyntheticCatalog } from '../lib/data/synthetic.ts';
-import { trainTokenizer } from '../lib/tokenizer/index.ts';
+import { Tokenizer, trainTokenizer } from '../lib/tokenizer/index.ts';
 
 const close = (a: number, b: number, tol = 1e-9): boolean => Math.abs(a - b) <= tol;
 
@@ -176,6 +177,64 @@ test('the language-model warm-up runs first and lowers its next-token loss', asy
   assert.ok(pre[pre.length - 1].loss < pre[0].loss - 1, `LM loss ${pre[0].loss.toFixed(2)} -> ${pre[pre.length - 1].loss.toFixed(2)}`);
   assert.ok(Number.isFinite(result.best.spearman));
   await result.scorer.dispose();
+});
+
+/** A causal-LM checkpoint folder as "minielm train pretrain" writes one: config, weights (no score.weight), tokenizer. */
+async function writeTrunk(dir: string, texts: string[], config: { n_ctx: number; n_layer: number; n_head: number; n_embd: number }): Promise<Model> {
+  const tokenizer = await trainTokenizer(texts, { vocabSize: 400 });
+  const trunk = await Model.create({ vocab_size: tokenizer.vocabSize, ...config }, { seed: 11 });
+  await trunk.save(dir);
+  await tokenizer.save(dir);
+  return trunk;
+}
+
+test('--init: the score model carries every trunk tensor unchanged plus a new small score head', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'minielm-trunk-'));
+  try {
+    const trunk = await writeTrunk(dir, ['red shoes', 'blue running shoes for men', 'steel hammer'], { n_ctx: 24, n_layer: 1, n_head: 2, n_embd: 32 });
+    const { model, tokenizer } = await scoreModelFromTrunk(dir, { seed: 5 });
+    assert.equal(model.config, { ...trunk.config, score_head: true });
+    assert.is(tokenizer.vocabSize, trunk.config.vocab_size);
+    const names = model.tensors().map((t) => t.name);
+    assert.equal(names.filter((n) => n !== 'score.weight').sort(), trunk.tensors().map((t) => t.name).sort());
+    for (const t of trunk.tensors()) assert.equal(Array.from(model.readTensor(t.name)), Array.from(trunk.readTensor(t.name)), t.name);
+    const head = model.readTensor('score.weight');
+    assert.is(head.length, 32);
+    assert.ok(head.some((v) => v !== 0) && head.every((v) => Math.abs(v) < 0.2), 'score.weight is small and random');
+    // A scorer folder (it has score.weight) is not a trunk.
+    const scorerDir = join(dir, 'scorer');
+    await new LearnedRelevanceScorer(model, tokenizer, { nCtx: 24, maxQueryTokens: 8 }).save(scorerDir);
+    await rejects(() => scoreModelFromTrunk(scorerDir), /already has a score head/);
+    await rejects(() => scoreModelFromTrunk(join(dir, 'absent')), /no config\.json and model\.safetensors/);
+    await model.dispose();
+    await trunk.dispose();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('trainRelevanceScorer with init trains on the trunk: its tokenizer and sizes, nCtx capped by its n_ctx', async () => {
+  const catalog = generateSyntheticCatalog({ seed: 6, products: 150, queries: 200 });
+  const pairs: LabelledPair[] = catalog.judgements.map((j) => ({ query: j.query, title: catalog.products.get(j.productId)?.title as string, gain: j.gain }));
+  const sides = splitByQuery(pairs, { seed: 1, dev: 0.2, test: 0 });
+  const dir = await mkdtemp(join(tmpdir(), 'minielm-trunk-'));
+  try {
+    const texts = [...catalog.products.values()].map((p) => normalizeRelevanceText(p.title)).concat(catalog.queries.map((q) => normalizeRelevanceText(q.text)));
+    const trunk = await writeTrunk(dir, texts, { n_ctx: 40, n_layer: 1, n_head: 2, n_embd: 32 });
+    const trunkTokenizer = await Tokenizer.load(dir);
+    const result = await trainRelevanceScorer(sides.train, sides.dev, { init: dir, maxQueryTokens: 12, pretrainEpochs: 1, epochs: 1, batchSize: 32, lr: 3e-3, warmupSteps: 5, evalEvery: 1000, seed: 3 });
+    assert.equal(result.config, { ...trunk.config, score_head: true });
+    assert.is(result.scorer.format.nCtx, 40, 'nCtx defaults to min(48, the trunk n_ctx)');
+    for (const text of [' red lamp', ' blue steel hammer']) assert.equal(result.scorer.tokenizer.encode(text), trunkTokenizer.encode(text), 'the trunk tokenizer is used, none is trained');
+    assert.is(result.scorer.tokenizer.vocabSize, trunkTokenizer.vocabSize);
+    assert.ok(result.steps > 0 && Number.isFinite(result.best.spearman));
+    await result.scorer.dispose();
+    await rejects(() => trainRelevanceScorer(sides.train, sides.dev, { init: dir, vocabSize: 500, nEmbd: 64 }), /brings its own tokenizer and sizes; drop vocabSize, nEmbd/);
+    await rejects(() => trainRelevanceScorer(sides.train, sides.dev, { init: dir, nCtx: 64 }), /nCtx 64 exceeds the n_ctx 40/);
+    await trunk.dispose();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('bad inputs fail with clear errors', async () => {

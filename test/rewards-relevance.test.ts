@@ -9,7 +9,7 @@ import {
   lexicalOverlap,
   type RelevanceScorer,
 } from '../lib/rewards/relevance.ts';
-import type { ProductLike } from '../lib/rewards/types.ts';
+import type { Product } from '../lib/data/types.ts';
 import { MinielmError } from '../lib/errors.ts';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -80,7 +80,7 @@ function writeToyCrossEncoder(dir: string): void {
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'bert', architectures: ['BertForSequenceClassification'], num_labels: 1, id2label: { '0': 'LABEL_0' }, label2id: { LABEL_0: 0 } }));
 }
 
-const product = (id: string, title: string, extra: Partial<ProductLike> = {}): ProductLike => ({ id, title, ...extra });
+const product = (id: string, title: string, extra: Partial<Product> = {}): Product => ({ id, title, ...extra });
 
 const labels = [
   { query: 'red shoes', productId: 'p1', gain: 1 },

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EmbeddedJudge } from '../lib/users/embedded-judge.ts';
 import { generateProfiles, type UserProfile } from '../lib/users/profiles.ts';
-import type { ProductLike } from '../lib/rewards/types.ts';
+import type { Product } from '../lib/data/types.ts';
 import type { RelevanceScorer } from '../lib/rewards/relevance.ts';
 
 const base: UserProfile = {
@@ -19,7 +19,7 @@ const base: UserProfile = {
   materials: [],
 };
 
-const list = (n: number, title: (i: number) => string, extra: (i: number) => Partial<ProductLike> = () => ({})): ProductLike[] =>
+const list = (n: number, title: (i: number) => string, extra: (i: number) => Partial<Product> = () => ({})): Product[] =>
   Array.from({ length: n }, (_, i) => ({ id: `p${i}`, title: title(i), ...extra(i) }));
 
 const total = (e: { clicks: number; addToCart: number; purchases: number }): number => e.clicks + e.addToCart + e.purchases;

@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { LlmJudge, parseEngagementReply, judgeMessages } from '../lib/users/llm-judge.ts';
 import { OpenAIChatClient } from '../lib/users/chat-client.ts';
 import { generateProfiles } from '../lib/users/profiles.ts';
-import type { ProductLike } from '../lib/rewards/types.ts';
+import type { Product } from '../lib/data/types.ts';
 import { MinielmError } from '../lib/errors.ts';
 
 const profile = generateProfiles(1, 1)[0];
-const products: ProductLike[] = Array.from({ length: 10 }, (_, i) => ({ id: `p${i}`, title: `Product ${i}`, brand: 'Acme', price: 10 + i }));
+const products: Product[] = Array.from({ length: 10 }, (_, i) => ({ id: `p${i}`, title: `Product ${i}`, brand: 'Acme', price: 10 + i }));
 const CORRECT = '{"clicks": 3, "add_to_cart": 2, "purchases": 1}';
 
 let server: Server;
@@ -108,7 +108,7 @@ test.after(async () => {
 const makeJudge = (extra: Record<string, unknown> = {}): LlmJudge =>
   new LlmJudge({ baseURL, model: 'mock-model', apiKey: 'test-key', timeoutMs: 300, retries: 2, backoffMs: 1, maxBackoffMs: 5, concurrency: 4, ...extra });
 
-const ask = (judge: LlmJudge, query: string, list: ProductLike[] = products) => judge.judgeBatch([{ profile, query, products: list }]).then((r) => r[0]);
+const ask = (judge: LlmJudge, query: string, list: Product[] = products) => judge.judgeBatch([{ profile, query, products: list }]).then((r) => r[0]);
 
 async function rejects(p: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
   try {

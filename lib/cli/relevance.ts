@@ -15,20 +15,27 @@ import {
   type LabelledPair,
 } from '../rewards/learned.ts';
 import { rocAuc, spearman } from '../rewards/spearman.ts';
+import { native } from '../native.ts';
 
 const SHARED_DATA = new URL('../../../shared/data/', import.meta.url).pathname;
 const D = RELEVANCE_TRAIN_DEFAULTS;
 
 export const help = `Usage:
-  minielm relevance train --data homedepot|<csv> --out DIR [options]
+  minielm relevance train --data homedepot|<csv> --out DIR [--init DIR] [options]
   minielm relevance eval  --model DIR --data homedepot|crowdflower|<csv> [options]
+  minielm relevance held-out --data homedepot|<csv> --out DIR [--split-seed N]
 
 train: splits the judged pairs by query (seeded; train / dev / test), trains a
-tokenizer and a small GPT-2 with a scalar head from scratch on the train side
-(gains as soft BCE targets), keeps the checkpoint with the best dev Spearman,
-writes it to DIR, then evaluates it and BM25 on the test side.
+small GPT-2 with a scalar head on the train side (gains as soft BCE targets),
+keeps the checkpoint with the best dev Spearman, writes it to DIR, then
+evaluates it and BM25 on the test side. From scratch (a tokenizer trained on
+the train side) or, with --init, on top of a pretrained causal-LM trunk.
 eval: scores judged pairs with a trained scorer and with BM25 (k1 1.2, b 0.75,
 idf over every title of the file) and prints Spearman and AUC of both.
+held-out: writes DIR/test.jsonl (every dev and test query of the split, as
+{"query": q, "rewrite": q}) and an empty DIR/train.jsonl, so that
+"minielm train pretrain --pairs DIR" leaves the queries M1 is chosen and
+measured on out of the trunk's pretraining text.
 
 Data:
   --data NAME|FILE     homedepot or crowdflower (../shared/data/<name>/train.csv),
@@ -45,6 +52,12 @@ Data:
                        unless given)
 
 Model and training (train):
+  --init DIR           start from a causal-LM checkpoint folder (a "minielm
+                       train pretrain" run's best/, a Hugging Face GPT-2 folder
+                       with its tokenizer): its tokenizer and trunk are used,
+                       the score head is new (small random); the model's sizes
+                       come from DIR (--vocab-size, --layers, --heads, --width
+                       are then refused), --ctx may not exceed its n_ctx
   --vocab-size N  (${D.vocabSize})   --ctx N (${D.nCtx})   --max-query-tokens N (${D.maxQueryTokens})
   --layers N (${D.nLayer})   --heads N (${D.nHead})   --width N (${D.nEmbd})
   --epochs N (${D.epochs})   --batch N (${D.batchSize})   --lr X (${D.lr})   --warmup N (${D.warmupSteps})
@@ -54,7 +67,12 @@ Model and training (train):
   --negatives X (${D.negativesPerPair})   sampled negatives per judged pair: the batch's query with
                        another query's judged title, target 0
   --negative-weight X (${D.negativeWeight})   their loss weight
+  --keep-case          feed texts in their own case (default: lower-cased, which
+                       suits a tokenizer trained on lower-cased text; a trunk
+                       pretrained on title-case titles splits lower-cased ones
+                       into more, rarer tokens)
   --max-minutes X      stop training after X minutes and keep the best so far
+  --threads N          native threads (default: all cores)
 
 Progress lines go to stderr: step | loss | lr | tok/s, and dev Spearman / AUC.`;
 
@@ -179,17 +197,23 @@ const OPTIONS = {
   negatives: { type: 'string' },
   'pretrain-epochs': { type: 'string' },
   'negative-weight': { type: 'string' },
+  init: { type: 'string' },
+  threads: { type: 'string' },
+  'keep-case': { type: 'boolean' },
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== 'train' && sub !== 'eval') {
+  if (sub !== 'train' && sub !== 'eval' && sub !== 'held-out') {
     console.error(sub ? `minielm relevance: unknown subcommand "${sub}".\n\n${help}` : help);
     return 2;
   }
   let values: Record<string, string | undefined>;
+  let keepCase = false;
   try {
-    values = parseArgs({ args: rest, options: OPTIONS }).values as Record<string, string | undefined>;
+    const parsed = parseArgs({ args: rest, options: OPTIONS }).values;
+    keepCase = parsed['keep-case'] === true;
+    values = parsed as Record<string, string | undefined>;
   } catch (err) {
     throw new MinielmError('MINIELM_INVALID_ARGUMENT', `${(err as Error).message}. Run "minielm relevance --help".`);
   }
@@ -197,12 +221,31 @@ export async function run(argv: string[]): Promise<number> {
   // Flag errors first: loading a relevance table takes seconds.
   if (sub === 'train' && !values.out) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--out DIR is required: the folder that will receive the trained scorer.');
   if (sub === 'eval' && !values.model) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--model DIR is required: a folder written by "minielm relevance train".');
+  if (sub === 'held-out' && !values.out) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--out DIR is required: the folder that will receive test.jsonl and train.jsonl for "minielm train pretrain --pairs DIR".');
+  if (sub === 'train' && values.init !== undefined) {
+    if (!existsSync(join(values.init, 'config.json'))) throw new MinielmError('MINIELM_NOT_FOUND', `--init ${values.init}: no config.json there. Pass a causal-LM checkpoint folder, e.g. a "minielm train pretrain" run's best/.`);
+    const fixed = ['vocab-size', 'layers', 'heads', 'width'].filter((k) => values[k] !== undefined);
+    if (fixed.length) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `--init ${values.init} brings its tokenizer and sizes: drop ${fixed.map((k) => `--${k}`).join(', ')}.`);
+  }
+  if (values.threads !== undefined) native.setNumThreads(int(values, 'threads', 1));
   const command = `minielm relevance ${argv.join(' ')}`;
   const started = Date.now();
   const loaded = await loadPairs(values.data, values.preset);
+  if (sub === 'held-out') {
+    const out = resolve(values.out ?? '');
+    const split = { seed: int(values, 'split-seed', 1), dev: num(values, 'dev', 0.1), test: num(values, 'test', 0.1) };
+    const sides = splitByQuery(loaded.pairs, split);
+    const queries = [...new Set([...sides.dev, ...sides.test].map((p) => p.query))];
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, 'test.jsonl'), queries.map((q) => `${JSON.stringify({ query: q, rewrite: q })}\n`).join(''));
+    await writeFile(join(out, 'train.jsonl'), '');
+    await writeReport(join(out, 'split.json'), { command, data: loaded.source, split, queries: queries.length, note: 'dev and test queries of the M1 split, for "minielm train pretrain --pairs DIR"' });
+    console.error(`wrote ${queries.length} dev and test queries (split seed ${split.seed}) to ${join(out, 'test.jsonl')}`);
+    return 0;
+  }
+
   const relevantAt = values.relevant !== undefined ? num(values, 'relevant', 0) : loaded.defaultRelevant;
   const bm25 = new Bm25PairScorer(loaded.catalogTitles);
-
   if (sub === 'train') {
     if (!values.out) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--out DIR is required: the folder that will receive the trained scorer.');
     const out = resolve(values.out);
@@ -211,13 +254,16 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`data: ${loaded.source}: ${loaded.pairs.length} pairs -> train ${sides.train.length}, dev ${sides.dev.length}, test ${sides.test.length} (by query, seed ${split.seed})`);
     const maxMinutes = values['max-minutes'] !== undefined ? num(values, 'max-minutes', 0) : undefined;
     const signal = maxMinutes !== undefined ? AbortSignal.timeout(Math.max(1, maxMinutes * 60_000)) : undefined;
+    // With --init the sizes are the checkpoint's and the input length defaults to what it allows.
+    const scratch = values.init === undefined;
     const options = {
-      vocabSize: int(values, 'vocab-size', D.vocabSize),
-      nCtx: int(values, 'ctx', D.nCtx),
+      init: values.init,
+      vocabSize: scratch ? int(values, 'vocab-size', D.vocabSize) : undefined,
+      nCtx: scratch || values.ctx !== undefined ? int(values, 'ctx', D.nCtx) : undefined,
       maxQueryTokens: int(values, 'max-query-tokens', D.maxQueryTokens),
-      nLayer: int(values, 'layers', D.nLayer),
-      nHead: int(values, 'heads', D.nHead),
-      nEmbd: int(values, 'width', D.nEmbd),
+      nLayer: scratch ? int(values, 'layers', D.nLayer) : undefined,
+      nHead: scratch ? int(values, 'heads', D.nHead) : undefined,
+      nEmbd: scratch ? int(values, 'width', D.nEmbd) : undefined,
       epochs: int(values, 'epochs', D.epochs),
       batchSize: int(values, 'batch', D.batchSize),
       lr: num(values, 'lr', D.lr),
@@ -228,6 +274,7 @@ export async function run(argv: string[]): Promise<number> {
       negativesPerPair: num(values, 'negatives', D.negativesPerPair),
       pretrainEpochs: values['pretrain-epochs'] === '0' ? 0 : int(values, 'pretrain-epochs', D.pretrainEpochs),
       negativeWeight: num(values, 'negative-weight', D.negativeWeight),
+      lowercase: !keepCase,
       relevantGain: (relevantAt - loaded.min) / (loaded.max - loaded.min) - 1e-6,
       outDir: out,
     };

@@ -4,8 +4,8 @@ export { ESCI_GAIN, ESCI_LABELS, HOMEDEPOT_LABELS, CROWDFLOWER_LABELS, LABEL_PRE
 export type { LabelMap } from './labels.ts';
 export { ESCI_EXAMPLE_COLUMNS, ESCI_PRODUCT_COLUMNS, iterateEsciExamples, iterateEsciProducts, loadEsci } from './esci.ts';
 export type { EsciDataset, EsciOptions, EsciProgress } from './esci.ts';
-export { TABLE_PRESETS, loadRelevanceTable } from './table.ts';
-export type { ColumnMap, TableDataset, TableOptions } from './table.ts';
+export { TABLE_PRESETS, judgedQueries, loadRelevanceTable } from './table.ts';
+export type { ColumnMap, JudgedQuery, TableDataset, TableOptions } from './table.ts';
 export { SYNTHETIC_DEFAULTS, SYNTHETIC_NOTICE, generateSyntheticCatalog, labelFor, syntheticIntentFilter, writeSyntheticCatalog } from './synthetic.ts';
 export type { SyntheticAttribute, SyntheticCatalog, SyntheticIntent, SyntheticOptions, SyntheticProduct, SyntheticQuery } from './synthetic.ts';
 export { buildQ2Q, keepAllFilter, writeQ2Q } from './q2q.ts';

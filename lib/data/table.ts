@@ -252,6 +252,35 @@ async function loadJsonl(options: TableOptions, b: TableBuilder): Promise<void> 
   }
 }
 
+/** The judged products of one query. */
+export interface JudgedQuery {
+  query: string;
+  /**
+   * Product id -> its label on the source's own scale: for a graded label map min + gain * (max - min) (Home
+   * Depot: the mean rater relevance, 1..3), otherwise the gain. A pair judged more than once keeps the mean.
+   */
+  judgements: Map<string, number>;
+}
+
+/** Judgements grouped by query text, queries and products in the order they first appear. */
+export function judgedQueries(judgements: readonly Judgement[], labels?: LabelMap): JudgedQuery[] {
+  const scale = labels?.kind === 'graded' ? labels : undefined;
+  const byQuery = new Map<string, Map<string, { sum: number; n: number }>>();
+  for (const j of judgements) {
+    const value = scale ? scale.min + j.gain * (scale.max - scale.min) : j.gain;
+    let judged = byQuery.get(j.query);
+    if (!judged) byQuery.set(j.query, (judged = new Map()));
+    const seen = judged.get(j.productId);
+    if (seen) {
+      seen.sum += value;
+      seen.n++;
+    } else {
+      judged.set(j.productId, { sum: value, n: 1 });
+    }
+  }
+  return [...byQuery].map(([query, judged]) => ({ query, judgements: new Map([...judged].map(([id, { sum, n }]) => [id, n === 1 ? sum : sum / n])) }));
+}
+
 /** Loads a relevance table into judgements and products. */
 export async function loadRelevanceTable(options: TableOptions): Promise<TableDataset> {
   validateLabelMap(options.labels, `label map for ${options.path}`);

@@ -3,7 +3,13 @@
 /** ESCI relevance classes: Exact, Substitute, Complement, Irrelevant. */
 export type EsciLabel = 'E' | 'S' | 'C' | 'I';
 
+/**
+ * One catalog product: what the loaders produce, what a retriever indexes, what a reward or a simulated user
+ * reads. The one product type of the package (lib/retrieval and lib/rewards re-export it); only `id` and
+ * `title` are required, so a caller may pass a plain `{ id, title }`.
+ */
 export interface Product {
+  /** Stable product id (ESCI `product_id`, Home Depot `product_uid` as a string; a table without an id column: the title). */
   id: string;
   title: string;
   brand?: string;
@@ -16,6 +22,13 @@ export interface Product {
   fields?: Record<string, string>;
   /** Present and true on every product the synthetic generator made. */
   synthetic?: true;
+  price?: number;
+  /** Free text (bullets, description) a relevance scorer or judge may read after the title. */
+  text?: string;
+  /** Material words, when the catalog has them (the simulated user's material preference reads it). */
+  material?: string;
+  /** Style words, when the catalog has them. */
+  style?: string;
 }
 
 export interface Judgement {

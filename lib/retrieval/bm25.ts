@@ -10,7 +10,8 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { MinielmError } from '../errors.ts';
 import { analyze, type StemMode } from './analyzer.ts';
-import type { Product, ProductField, Retriever } from './types.ts';
+import type { Product } from '../data/types.ts';
+import type { ProductField, Retriever } from './types.ts';
 
 export interface Bm25Options {
   /** Term-frequency saturation. Default 1.2 (Elasticsearch). */

@@ -5,7 +5,8 @@
 import { Meilisearch, MeilisearchApiError, MeilisearchRequestError, MeilisearchRequestTimeOutError, MeilisearchTaskTimeOutError, type EnqueuedTaskPromise, type Task } from 'meilisearch';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MinielmError } from '../errors.ts';
-import type { Product, ProductField, Retriever } from './types.ts';
+import type { Product } from '../data/types.ts';
+import type { ProductField, Retriever } from './types.ts';
 
 export interface MeilisearchRetrieverOptions {
   /** Server URL, e.g. http://127.0.0.1:7700. */

@@ -1,15 +1,7 @@
-// What a retriever indexes and how it is asked.
+// What a retriever indexes and how it is asked. Products are lib/data's one Product type.
+import type { Product } from '../data/types.ts';
 
-export interface Product {
-  /** Stable product id (ESCI `product_id`, Home Depot `product_uid` as a string). */
-  id: string;
-  title: string;
-  brand?: string;
-  color?: string;
-  /** Bullet points / short description text. */
-  bullets?: string;
-  description?: string;
-}
+export type { Product } from '../data/types.ts';
 
 /** Fields a retriever can search besides the title. */
 export type ProductField = 'title' | 'brand' | 'color' | 'bullets' | 'description';

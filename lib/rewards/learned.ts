@@ -157,9 +157,48 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
   }
 }
 
+/**
+ * A score-head model on top of a pretrained causal-LM trunk: the folder's tokenizer, its config with
+ * `score_head: true`, every trunk tensor copied over, and `score.weight` as the engine initialises a new head
+ * (small random, from `seed`). Model.load alone would give no head: the folder has no score.weight.
+ */
+export async function scoreModelFromTrunk(dir: string, options: { seed?: number } = {}): Promise<{ model: Model; tokenizer: Tokenizer }> {
+  if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'model.safetensors'))) {
+    throw new MinielmError('MINIELM_NOT_FOUND', `init ${dir}: no config.json and model.safetensors there. Pass a causal-LM checkpoint folder, e.g. a "minielm train pretrain" run's best/.`);
+  }
+  const [trunk, tokenizer] = await Promise.all([Model.load(dir), Tokenizer.load(dir)]);
+  try {
+    if (trunk.config.score_head) {
+      throw invalidArgument(`init ${dir} already has a score head (it is a relevance scorer); pass the causal-LM checkpoint it would start from instead.`);
+    }
+    if (tokenizer.vocabSize > trunk.config.vocab_size) {
+      throw new MinielmError('MINIELM_CHECKPOINT', `init ${dir}: its tokenizer has ${tokenizer.vocabSize} tokens but the model only ${trunk.config.vocab_size}; put the tokenizer the model was trained with in the folder.`);
+    }
+    const model = await Model.create({ ...trunk.config, score_head: true }, { seed: options.seed ?? 0 });
+    const heads = new Set(model.tensors().map((t) => t.name));
+    for (const t of trunk.tensors()) {
+      model.writeTensor(t.name, trunk.readTensor(t.name));
+      heads.delete(t.name);
+    }
+    if (heads.size !== 1 || !heads.has('score.weight')) {
+      await model.dispose();
+      throw new MinielmError('MINIELM_CHECKPOINT', `init ${dir}: the score model differs from the trunk in ${[...heads].join(', ') || 'nothing'}; expected only score.weight to be new.`);
+    }
+    return { model, tokenizer };
+  } finally {
+    await trunk.dispose();
+  }
+}
+
 export interface RelevanceTrainOptions {
-  /** A tokenizer to reuse; otherwise one is trained on the training queries and titles. */
+  /** A tokenizer to reuse; otherwise one is trained on the training queries and titles. Not with `init`. */
   tokenizer?: Tokenizer;
+  /**
+   * A causal-LM checkpoint folder to start from (a pretrain run's best/): its tokenizer and trunk are used and a
+   * new score head is put on top (scoreModelFromTrunk). The model's sizes then come from the folder; `vocabSize`,
+   * `nLayer`, `nHead` and `nEmbd` must not be given, and `nCtx` defaults to min(48, its n_ctx).
+   */
+  init?: string;
   vocabSize?: number;
   nCtx?: number;
   maxQueryTokens?: number;
@@ -275,9 +314,23 @@ export async function trainRelevanceScorer(
   for (const k of ['epochs', 'batchSize', 'evalEvery', 'nCtx', 'maxQueryTokens', 'nLayer', 'nHead', 'nEmbd'] as const) {
     if (!(Number.isInteger(o[k]) && o[k] > 0)) throw invalidArgument(`${k} must be a positive integer, got ${o[k]}.`);
   }
-  if (o.maxQueryTokens > o.nCtx - 3) throw invalidArgument(`maxQueryTokens (${o.maxQueryTokens}) must leave room for the title in nCtx (${o.nCtx}).`);
+  if (o.init !== undefined) {
+    const given = (['tokenizer', 'vocabSize', 'nLayer', 'nHead', 'nEmbd'] as const).filter((k) => options[k] !== undefined);
+    if (given.length) throw invalidArgument(`init ${o.init} brings its own tokenizer and sizes; drop ${given.join(', ')} (or drop init to train from scratch).`);
+  }
+  const trunk = o.init !== undefined ? await scoreModelFromTrunk(o.init, { seed: o.seed }) : undefined;
+  const nCtx = trunk && options.nCtx === undefined ? Math.min(o.nCtx, trunk.model.config.n_ctx) : o.nCtx;
+  if (trunk && nCtx > trunk.model.config.n_ctx) {
+    await trunk.model.dispose();
+    throw invalidArgument(`nCtx ${nCtx} exceeds the n_ctx ${trunk.model.config.n_ctx} of init ${o.init}; pass nCtx <= ${trunk.model.config.n_ctx}.`);
+  }
+  if (o.maxQueryTokens > nCtx - 3) {
+    await trunk?.model.dispose();
+    throw invalidArgument(`maxQueryTokens (${o.maxQueryTokens}) must leave room for the title in nCtx (${nCtx}).`);
+  }
 
   const tokenizer =
+    trunk?.tokenizer ??
     o.tokenizer ??
     (await trainTokenizer(
       (function* () {
@@ -294,9 +347,9 @@ export async function trainRelevanceScorer(
       })(),
       { vocabSize: o.vocabSize },
     ));
-  const config: ModelConfig = { vocab_size: tokenizer.vocabSize, n_ctx: o.nCtx, n_layer: o.nLayer, n_head: o.nHead, n_embd: o.nEmbd, score_head: true };
-  const model = await Model.create(config, { seed: o.seed });
-  const format: RelevanceInputFormat = { nCtx: o.nCtx, maxQueryTokens: o.maxQueryTokens, lowercase: o.lowercase };
+  const model = trunk?.model ?? (await Model.create({ vocab_size: tokenizer.vocabSize, n_ctx: nCtx, n_layer: o.nLayer, n_head: o.nHead, n_embd: o.nEmbd, score_head: true }, { seed: o.seed }));
+  const config: ModelConfig = model.config;
+  const format: RelevanceInputFormat = { nCtx, maxQueryTokens: o.maxQueryTokens, lowercase: o.lowercase };
   const scorer = new LearnedRelevanceScorer(model, tokenizer, format);
 
   const trainSeqs = train.map((p) => encodeRelevanceInput(tokenizer, p.query, p.title, format));

@@ -5,12 +5,12 @@
 // The learned scorer trained by the native engine plugs in behind the same interface (lib/model).
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { MinielmError, invalidArgument } from '../errors.ts';
-import type { ProductLike } from './types.ts';
+import { MinielmError, invalidArgument, missingOptionalDependency } from '../errors.ts';
+import type { Product } from '../data/types.ts';
 
 export interface RelevancePair {
   query: string;
-  product: ProductLike;
+  product: Product;
 }
 
 export interface RelevanceScorer {
@@ -143,7 +143,7 @@ export function lexicalTokens(text: string): string[] {
 }
 
 /** The text a scorer reads for a product: title, then brand and colour, then free text. */
-export function productText(product: ProductLike): string {
+export function productText(product: Product): string {
   const parts = [product.title];
   if (product.brand) parts.push(product.brand);
   if (product.color) parts.push(product.color);
@@ -155,7 +155,7 @@ export function productText(product: ProductLike): string {
  * Fraction of the query's distinct tokens found in the product's title/brand/colour (text excluded: long
  * descriptions match almost anything). A proxy for M1 when no labels or model exist — not a learned score.
  */
-export function lexicalOverlap(query: string, product: ProductLike): number {
+export function lexicalOverlap(query: string, product: Product): number {
   const q = new Set(lexicalTokens(query));
   if (q.size === 0) return 0;
   const p = new Set(lexicalTokens(`${product.title} ${product.brand ?? ''} ${product.color ?? ''}`));
@@ -166,7 +166,7 @@ export function lexicalOverlap(query: string, product: ProductLike): number {
 
 /** lexicalOverlap in batches, remembering each product's token set (catalog objects recur across batches). */
 export class LexicalOverlapScorer implements RelevanceScorer {
-  private readonly productTokens = new WeakMap<ProductLike, Set<string>>();
+  private readonly productTokens = new WeakMap<Product, Set<string>>();
 
   async scoreBatch(pairs: RelevancePair[]): Promise<number[]> {
     const queries = new Map<string, string[]>();
@@ -222,7 +222,7 @@ export class CrossEncoderScorer implements RelevanceScorer {
     if (!existsSync(resolve(dir, 'config.json'))) {
       throw new MinielmError('MINIELM_BAD_FILE', `cross-encoder folder "${dir}" has no config.json; export the model with optimum (task text-classification).`);
     }
-    const tf = await import('@huggingface/transformers');
+    const tf = await import('@huggingface/transformers').catch((err: unknown) => Promise.reject(missingOptionalDependency(err, '@huggingface/transformers', 'The ONNX cross-encoder (CrossEncoderScorer, M1)')));
     tf.env.allowRemoteModels = false;
     tf.env.allowLocalModels = true;
     const opts: Required<CrossEncoderOptions> = {

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MinielmError } from '../errors.ts';
+import { MinielmError, missingOptionalDependency } from '../errors.ts';
 import { byteToSymbol } from './byte-level.ts';
 import { BYTE_ID_OFFSET, MIN_VOCAB_SIZE, SPECIAL_TOKENS } from './specials.ts';
 import { addedToken, type TokenizerJson } from './tokenizer-json.ts';
@@ -125,6 +125,13 @@ export function validateVocabSize(vocabSize: number): void {
 export async function trainByteLevelBpe(texts: Iterable<string>, options: TrainBpeOptions): Promise<TrainBpeResult> {
   const { vocabSize } = options;
   validateVocabSize(vocabSize);
+  // The binding is an optional peer dependency (64 MB of prebuilt binaries that serving never needs).
+  let bindingPath: string;
+  try {
+    bindingPath = createRequire(import.meta.url).resolve('tokenizers');
+  } catch (err) {
+    throw missingOptionalDependency(err, 'tokenizers', 'Training a BPE tokenizer (trainByteLevelBpe, `minielm tokenizer train`)');
+  }
   const progress = options.onProgress ?? (() => {});
   const dir = await mkdtemp(join(tmpdir(), 'minielm-bpe-'));
   try {
@@ -139,7 +146,6 @@ export async function trainByteLevelBpe(texts: Iterable<string>, options: TrainB
     await writeFile(textFile, lines.join('\n'));
     progress(`training byte-level BPE on ${lines.length} texts (${(lines.reduce((n, l) => n + l.length, 0) / 1e6).toFixed(2)} M chars)`);
     const started = Date.now();
-    const bindingPath = createRequire(import.meta.url).resolve('tokenizers');
     await runTrainerProcess(bindingPath, textFile, jsonFile);
     const trained = JSON.parse(await readFile(jsonFile, 'utf8')) as TokenizerJson;
     const learned = (trained.model as { merges?: (string | [string, string])[] }).merges ?? [];

@@ -1,0 +1,78 @@
+// `minielm relevance held-out` and `relevance train --init`: the held-out queries are exactly the split's dev
+// and test queries; a scorer trained on a pretrained trunk records it (and --keep-case) and evaluates; bad --init use
+// is refused.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { generateSyntheticCatalog } from '../lib/data/synthetic.ts';
+import { Model } from '../lib/model/model.ts';
+import { normalizeRelevanceText, splitByQuery } from '../lib/rewards/learned.ts';
+import { trainTokenizer } from '../lib/tokenizer/index.ts';
+
+const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
+function cli(...args: string[]): { status: number | null; out: string } {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'minielm.js'), ...args], { cwd: root, encoding: 'utf8' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'minielm-relevance-cli-'));
+// A Home Depot-shaped table (1..3 ratings) from the synthetic catalog.
+const catalog = generateSyntheticCatalog({ seed: 8, products: 120, queries: 160 });
+const rating = { E: 3, S: 2.33, C: 1.67, I: 1 } as const;
+const rows = catalog.judgements.map((j, i) => `${i + 1},${j.productId},"${catalog.products.get(j.productId)?.title}","${j.query}",${rating[j.label]}`);
+const table = join(dir, 'hd.csv');
+await writeFile(table, ['id,product_uid,product_title,search_term,relevance', ...rows].join('\n'));
+
+test('held-out writes exactly the dev and test queries of the split, as identity pairs, and an empty train.jsonl', async () => {
+  const out = join(dir, 'held');
+  const r = cli('relevance', 'held-out', '--data', table, '--out', out, '--split-seed', '3');
+  assert.is(r.status, 0, r.out);
+  const written = (await readFile(join(out, 'test.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { query: string; rewrite: string });
+  const sides = splitByQuery(catalog.judgements.map((j) => ({ query: j.query })), { seed: 3 });
+  const expected = new Set([...sides.dev, ...sides.test].map((p) => p.query));
+  assert.ok(expected.size > 0);
+  assert.equal(new Set(written.map((p) => p.query)), expected);
+  assert.is(written.length, expected.size, 'each query once');
+  assert.ok(written.every((p) => p.rewrite === p.query));
+  assert.is(await readFile(join(out, 'train.jsonl'), 'utf8'), '');
+});
+
+test('train --init starts from the trunk folder, records it, and the scorer evaluates', async () => {
+  const trunkDir = join(dir, 'trunk');
+  const texts = [...catalog.products.values()].map((p) => normalizeRelevanceText(p.title)).concat(catalog.queries.map((q) => normalizeRelevanceText(q.text)));
+  const tokenizer = await trainTokenizer(texts, { vocabSize: 400 });
+  const trunk = await Model.create({ vocab_size: tokenizer.vocabSize, n_ctx: 32, n_layer: 1, n_head: 2, n_embd: 32 }, { seed: 2 });
+  await trunk.save(trunkDir);
+  await tokenizer.save(trunkDir);
+  await trunk.dispose();
+  const out = join(dir, 'scorer');
+  const r = cli('relevance', 'train', '--data', table, '--init', trunkDir, '--out', out, '--pretrain-epochs', '0', '--epochs', '1', '--batch', '32', '--max-query-tokens', '10', '--threads', '1', '--keep-case');
+  assert.is(r.status, 0, r.out);
+  assert.match(r.out, /learned\s+Spearman/);
+  const meta = JSON.parse(await readFile(join(out, 'relevance.json'), 'utf8')) as { input: { nCtx: number; lowercase: boolean }; training: { config: Record<string, unknown>; options: { init: string } } };
+  assert.is(meta.training.options.init, trunkDir);
+  assert.equal(meta.training.config, { vocab_size: tokenizer.vocabSize, n_ctx: 32, n_layer: 1, n_head: 2, n_embd: 32, score_head: true });
+  assert.is(meta.input.nCtx, 32, 'the input length follows the trunk n_ctx (below the default 48)');
+  assert.is(meta.input.lowercase, false, '--keep-case is stored with the input format, so scoring reads text as training did');
+  const e = cli('relevance', 'eval', '--model', out, '--data', table, '--pairs', 'all');
+  assert.is(e.status, 0, e.out);
+  assert.match(e.out, /all pairs/);
+});
+
+test('bad --init use is refused before any data is read', () => {
+  const missing = cli('relevance', 'train', '--data', table, '--out', join(dir, 'x'), '--init', join(dir, 'no-such-trunk'));
+  assert.is(missing.status, 1);
+  assert.match(missing.out, /MINIELM_NOT_FOUND.*--init .*no-such-trunk.*config\.json/);
+  const sized = cli('relevance', 'train', '--data', table, '--out', join(dir, 'x'), '--init', join(dir, 'trunk'), '--layers', '3', '--width', '64');
+  assert.is(sized.status, 1);
+  assert.match(sized.out, /MINIELM_INVALID_ARGUMENT.*drop --layers, --width/);
+  const noOut = cli('relevance', 'held-out', '--data', table);
+  assert.is(noOut.status, 1);
+  assert.match(noOut.out, /--out DIR is required/);
+});
+
+test.after(() => rm(dir, { recursive: true, force: true }));
+test.run();
