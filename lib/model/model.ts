@@ -199,23 +199,10 @@ export class Model {
     const weightsFile = join(dir, 'model.safetensors');
     const file = await readSafetensors(weightsFile);
     if (file.tensors.has('score.weight')) config.score_head = true;
-    // Shapes first: a config.json that does not describe these weights (or asks for an absurd model) is
-    // refused before the engine allocates anything for it.
-    const byName = new Map<string, number[]>();
-    for (const [rawName, t] of file.tensors) byName.set(rawName.startsWith('transformer.') ? rawName.slice('transformer.'.length) : rawName, t.shape);
-    const wanted = expectedTensors(config);
-    for (const want of wanted) {
-      const got = byName.get(want.name);
-      if (got && (got.length !== want.shape.length || got.some((d, i) => d !== want.shape[i])))
-        throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: tensor "${want.name}" has shape [${got.join(', ')}] but config.json implies [${want.shape.join(', ')}]; the config does not match the weights`);
-    }
-    const absent = wanted.filter((w) => !byName.has(w.name)).map((w) => w.name);
-    if (absent.length)
-      throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: missing tensors ${absent.slice(0, 5).join(', ')}${absent.length > 5 ? ` and ${absent.length - 5} more` : ''} that config.json ${JSON.stringify(config)} implies`);
-    const model = await Model.create(config, { seed: 0 });
-    const h = model.#handle();
-    const expected = new Map(h.tensors().map((t) => [t.name, t]));
-    const seen = new Set<string>();
+    // Every check comes before the engine allocates anything: a config.json that does not describe these
+    // weights (or asks for an absurd model) is refused by comparing against the shapes it implies.
+    const wanted = new Map(expectedTensors(config).map((t) => [t.name, t.shape]));
+    const weights: [string, Float32Array][] = [];
     for (const [rawName, t] of file.tensors) {
       const name = rawName.startsWith('transformer.') ? rawName.slice('transformer.'.length) : rawName;
       // Causal-mask buffers some exports include; the engine builds its own mask.
@@ -225,16 +212,20 @@ export class Model {
         if (wte && wte.data.length === t.data.length && wte.data.every((v, i) => v === t.data[i])) continue;
         throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: lm_head.weight differs from wte.weight; minielm models tie the LM head to the token embedding`);
       }
-      const info = expected.get(name);
-      if (!info) throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: unexpected tensor "${rawName}" for a GPT-2 with config ${JSON.stringify(config)}`);
-      if (info.shape.length !== t.shape.length || info.shape.some((d, i) => d !== t.shape[i]))
-        throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: tensor "${rawName}" has shape [${t.shape.join(', ')}] but config.json implies [${info.shape.join(', ')}]; the config does not match the weights`);
+      const shape = wanted.get(name);
+      if (!shape) throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: unexpected tensor "${rawName}" for a GPT-2 with config ${JSON.stringify(config)}`);
+      if (shape.length !== t.shape.length || shape.some((d, i) => d !== t.shape[i]))
+        throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: tensor "${rawName}" has shape [${t.shape.join(', ')}] but config.json implies [${shape.join(', ')}]; the config does not match the weights`);
       if (!t.data.every(Number.isFinite)) throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: tensor "${rawName}" contains NaN or Inf`);
-      h.writeTensor('param', name, t.data);
-      seen.add(name);
+      weights.push([name, t.data]);
     }
-    const missing = [...expected.keys()].filter((n) => !seen.has(n));
-    if (missing.length) throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: missing tensors ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+    const present = new Set(weights.map(([name]) => name));
+    const absent = [...wanted.keys()].filter((name) => !present.has(name));
+    if (absent.length)
+      throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: missing tensors ${absent.slice(0, 5).join(', ')}${absent.length > 5 ? ` and ${absent.length - 5} more` : ''} that config.json ${JSON.stringify(config)} implies`);
+    const model = await Model.create(config, { seed: 0 });
+    const h = model.#handle();
+    for (const [name, data] of weights) h.writeTensor('param', name, data);
     if (options.trainingState) await model.#loadTrainingState(join(dir, 'training_state.safetensors'));
     return model;
   }

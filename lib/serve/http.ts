@@ -120,23 +120,20 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
   });
   const batchSequences = new Histogram({ name: 'minielm_decode_batch_sequences', help: 'Sequences per native decode (requests x n)', registers, buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] });
   const batchRequests = new Histogram({ name: 'minielm_decode_batch_requests', help: 'Requests per native decode (micro-batch size)', registers, buckets: [1, 2, 4, 8, 16, 32, 64, 128] });
-  let seenHits = 0, seenMisses = 0;
-  new Counter({
-    name: 'minielm_rewrite_cache_hits_total', help: 'Rewrite requests answered from the LRU cache', registers,
-    collect() {
-      const hits = rewriter.stats().cacheHits;
-      this.inc(Math.max(0, hits - seenHits));
-      seenHits = hits;
-    },
-  });
-  new Counter({
-    name: 'minielm_rewrite_cache_misses_total', help: 'Rewrite requests the LRU cache did not hold', registers,
-    collect() {
-      const misses = rewriter.stats().cacheMisses;
-      this.inc(Math.max(0, misses - seenMisses));
-      seenMisses = misses;
-    },
-  });
+  // A counter that mirrors one of the rewriter's own running totals at every scrape.
+  const mirrorCounter = (name: string, help: string, total: () => number): void => {
+    let seen = 0;
+    new Counter({
+      name, help, registers,
+      collect() {
+        const now = total();
+        this.inc(Math.max(0, now - seen));
+        seen = now;
+      },
+    });
+  };
+  mirrorCounter('minielm_rewrite_cache_hits_total', 'Rewrite requests answered from the LRU cache', () => rewriter.stats().cacheHits);
+  mirrorCounter('minielm_rewrite_cache_misses_total', 'Rewrite requests the LRU cache did not hold', () => rewriter.stats().cacheMisses);
   new Gauge({ name: 'minielm_rewrite_queue_depth', help: 'Rewrite requests waiting for the decoder', registers, collect() { this.set(rewriter.stats().queued); } });
   const inFlightGauge = new Gauge({ name: 'minielm_http_in_flight', help: 'HTTP requests being answered', registers });
   const stopObserving = rewriter.onBatch((b) => {

@@ -71,6 +71,15 @@ Napi::Value guarded_job(const Napi::CallbackInfo& info) {
   });
 }
 
+// Instance methods of an ObjectWrap class T go through guard() too: register them as &T::G<&T::Method>.
+template <typename T>
+struct GuardedMethods {
+  template <Napi::Value (T::*M)(const Napi::CallbackInfo&)>
+  Napi::Value G(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&] { return (static_cast<T*>(this)->*M)(info); });
+  }
+};
+
 // Per-environment state (the main thread and every Worker that loads the addon get their own).
 struct AddonData {
   Napi::FunctionReference model_constructor;
@@ -286,14 +295,8 @@ class PromiseWorker : public Napi::AsyncWorker {
   std::string code_;
 };
 
-class NativeModel : public Napi::ObjectWrap<NativeModel> {
+class NativeModel : public Napi::ObjectWrap<NativeModel>, public GuardedMethods<NativeModel> {
  public:
-  // Instance methods go through guard() like the module functions.
-  template <Napi::Value (NativeModel::*M)(const Napi::CallbackInfo&)>
-  Napi::Value G(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&] { return (this->*M)(info); });
-  }
-
   static Napi::Function Init(Napi::Env env) {
     // Writable so lib/native.ts can wrap each method to rethrow its errors as MinielmError.
     constexpr auto kMethodAttrs = static_cast<napi_property_attributes>(napi_writable | napi_configurable);

@@ -14,7 +14,7 @@ using minielm::decode::Strategy;
 using minielm::decode::WordConstraint;
 
 // A built vocabulary constraint, shared (read-only) by every generate call that uses it.
-class NativeWordConstraint : public Napi::ObjectWrap<NativeWordConstraint> {
+class NativeWordConstraint : public Napi::ObjectWrap<NativeWordConstraint>, public GuardedMethods<NativeWordConstraint> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "NativeWordConstraint",
@@ -36,10 +36,6 @@ class NativeWordConstraint : public Napi::ObjectWrap<NativeWordConstraint> {
   std::shared_ptr<const WordConstraint> get() const { return c_; }
 
  private:
-  template <Napi::Value (NativeWordConstraint::*M)(const Napi::CallbackInfo&)>
-  Napi::Value G(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&] { return (this->*M)(info); });
-  }
   Napi::Value VocabSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(c_->vocab_size())); }
   Napi::Value NumWords(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(c_->num_words())); }
   Napi::Value Step(const Napi::CallbackInfo& info) {
