@@ -275,8 +275,8 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
         report.probeTable!.push({ model: name, result: await evaluateProbes(rewriterOf(m), HOMEDEPOT_PROBES, { n: 10 }) });
     }
     const covQueries = testQueries.slice(0, Math.min(60, testQueries.length));
-    report.coverage.push({ model: 'student (SFT), beam search', result: await coverageAtN(studentBest, tokenizer, env, covQueries, { n: 10, strategy: 'beam' }) });
-    report.coverage.push({ model: 'student (distilled + online DPO), beam search', result: await coverageAtN(onlineBest, tokenizer, env, covQueries, { n: 10, strategy: 'beam' }) });
+    report.coverage.push({ model: 'student (SFT), beam search', result: await coverageAtN(studentBest, tokenizer, env, covQueries, { n: 10, strategy: 'beam', decoding }) });
+    report.coverage.push({ model: 'student (distilled + online DPO), beam search', result: await coverageAtN(onlineBest, tokenizer, env, covQueries, { n: 10, strategy: 'beam', decoding }) });
     log(`teacher best eval loss ${teacher.bestEvalLoss.toFixed(3)}, student ${student.bestEvalLoss.toFixed(3)}`);
   });
   const logText = await import('node:fs/promises').then((fs) => fs.readFile(join(o.out, 'online', 'log.jsonl'), 'utf8'));

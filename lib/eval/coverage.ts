@@ -17,14 +17,14 @@ export interface CoverageResult {
   queries: number;
 }
 
-export async function coverageAtN(model: Model, tokenizer: Tokenizer, env: RewardEnvironment, queries: readonly string[], options: { n?: number; strategy?: 'beam' | 'sample'; threshold?: number; seed?: number; maxNewTokens?: number } = {}): Promise<CoverageResult> {
+export async function coverageAtN(model: Model, tokenizer: Tokenizer, env: RewardEnvironment, queries: readonly string[], options: { n?: number; strategy?: 'beam' | 'sample'; threshold?: number; seed?: number; maxNewTokens?: number; decoding?: Partial<GenerateOptions> } = {}): Promise<CoverageResult> {
   const n = options.n ?? 10;
   const k = env.k ?? 10;
   const threshold = options.threshold ?? 0.5;
   const maxNewTokens = options.maxNewTokens ?? 16;
   const gen: GenerateOptions = options.strategy === 'sample'
-    ? { strategy: 'sample', numReturnSequences: n, temperature: 1, maxNewTokens, eosTokenId: tokenizer.eosId, seed: options.seed ?? 1 }
-    : { strategy: 'beam', numBeams: n, numReturnSequences: n, maxNewTokens, eosTokenId: tokenizer.eosId };
+    ? { ...options.decoding, strategy: 'sample', numReturnSequences: n, temperature: 1, maxNewTokens, eosTokenId: tokenizer.eosId, seed: options.seed ?? 1 }
+    : { ...options.decoding, strategy: 'beam', numBeams: n, numReturnSequences: n, maxNewTokens, eosTokenId: tokenizer.eosId };
   let total = 0, original = 0, distinct = 0;
   const maxPrompt = model.config.n_ctx - maxNewTokens;
   for (const q of queries) {
