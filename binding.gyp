@@ -3,11 +3,14 @@
     {
       "target_name": "minielm",
       "sources": [
+        "native/core/cpu.cc",
         "native/core/threads.cc",
         "native/core/gemm.cc",
         "native/core/gemm_kernels_avx2.cc",
         "native/core/gemm_kernels_avx512.cc",
         "native/core/peak.cc",
+        "native/core/vmath.cc",
+        "native/core/vmath_avx2.cc",
         "native/model/gpt2.cc",
         "native/model/selftest.cc",
         "native/decode/decoder.cc",
@@ -17,6 +20,7 @@
         "native/napi/decode.cc",
         "native/napi/align.cc",
         "native/loss/align.cc",
+        "native/loss/distill_avx2.cc",
         "native/loss/selftest_align.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
@@ -26,7 +30,6 @@
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fno-math-errno", "-fopenmp-simd"],
       "libraries": ["-ldl", "-lpthread"],
       "conditions": [
-        ["target_arch=='x64'", { "cflags_cc": ["-mavx2", "-mfma", "-mf16c"] }],
         ["OS=='mac'", {
           "xcode_settings": {
             "GCC_ENABLE_CPP_EXCEPTIONS": "YES",

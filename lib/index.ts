@@ -50,6 +50,14 @@ export function threads(): number {
 export function gemmInfo(): ReturnType<typeof native.gemmInfo> {
   return native.gemmInfo();
 }
+
+/**
+ * The instruction-set level each kernel family runs at on this CPU. The addon is built for plain x86-64 and
+ * picks its AVX2 / AVX-512 kernels at run time; MINIELM_ISA=generic|avx2 caps them (for tests).
+ */
+export function isaInfo(): ReturnType<typeof native.isaInfo> {
+  return native.isaInfo();
+}
 export function setGemmBackend(backend: 'builtin' | 'blas'): boolean {
   return native.setGemmBackend(backend);
 }

@@ -60,6 +60,20 @@ export interface NativeModel {
   dispose(): void;
 }
 
+/** The instruction-set level of each kernel family; the addon itself is compiled for plain x86-64. */
+export interface IsaInfo {
+  /** What the CPU supports: 'avx512' (F, VL, BW, DQ + FMA), 'avx2' (AVX2 + FMA) or 'generic'. */
+  cpu: 'avx512' | 'avx2' | 'generic';
+  /** The CPU's level capped by MINIELM_ISA. */
+  selected: 'avx512' | 'avx2' | 'generic';
+  /** Built-in GEMM kernel (also capped by MINIELM_GEMM_ISA). */
+  gemm: 'avx512' | 'avx2' | 'generic';
+  /** Softmax / GELU / distillation row kernels. */
+  rowKernels: 'avx2' | 'generic';
+  /** KV-cache decoding kernels (also capped by MINIELM_DECODE_ISA). */
+  decode: 'avx512' | 'generic';
+}
+
 export interface GemmInfo {
   backend: 'builtin' | 'blas';
   blasAvailable: boolean;
@@ -109,6 +123,7 @@ export interface NativeAddon {
   gradcheckModel(config: NativeConfig, seed: number, samples: number): Record<string, number>;
   gradcheckScore(config: NativeConfig, seed: number, samples: number): Record<string, number>;
   cpuIsa(): string;
+  isaInfo(): IsaInfo;
   generate(model: NativeModel, prompts: Int32Array[], options: NativeGenerateOptions): Promise<NativeGeneration[][]>;
   decodeIsa(): 'avx512' | 'generic';
   createWordConstraint(tokenBytes: Uint8Array, tokenOffsets: Int32Array, special: Uint8Array, wordBytes: Uint8Array, wordOffsets: Int32Array): Promise<NativeWordConstraint>;

@@ -24,7 +24,7 @@ function cppFiles(dir: string): string[] {
   for (const name of readdirSync(join(root, dir))) {
     const rel = `${dir}/${name}`;
     if (statSync(join(root, rel)).isDirectory()) {
-      if (name === 'cuda' || name === 'tests') continue; // CUDA is CMake-only; native tests are standalone programs
+      if (name === 'cuda' || name === 'tests' || name === 'fuzz') continue; // CUDA is CMake-only; native tests and fuzz targets are standalone programs
       out.push(...cppFiles(rel));
     } else if (name.endsWith('.cc')) out.push(rel);
   }

@@ -16,6 +16,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   eval: { summary: 'evaluate models: offline (Table 2), online (Table 3), coverage (Table 4), judged recall, probe table', load: () => import('./eval.ts') },
   report: { summary: 're-render a run report (Markdown + SVG) from its report.json', load: () => import('./report.ts') },
   serve: { summary: 'serve a trained rewriter over HTTP: /v1/rewrite, /v1/expand, /healthz, /metrics and a playground page', load: () => import('./serve.ts') },
+  info: { summary: 'show the native addon in use, the CPU level each kernel family runs at, GEMM backend and threads', load: () => import('./info.ts') },
   judge: { summary: 'score a product list for a query under a simulated-user judge', load: () => import('./judge.ts') },
 };
 

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "cpu.h"
 #include "gemm_internal.h"
 #include "threads.h"
 
@@ -33,7 +34,7 @@ struct Workspace {
 
 thread_local Workspace t_ws;
 
-// Portable 4x16 kernel; with the project's -mavx2 baseline the compiler vectorises the j loops.
+// Portable 4x16 kernel for CPUs without AVX2: plain x86-64 code (SSE2), which the compiler vectorises.
 struct GenericTraits {
   static constexpr int MR = 4;
   static constexpr int NR = 16;
@@ -93,31 +94,11 @@ namespace {
 using gemm_detail::Problem;
 using gemm_detail::Shape;
 
-enum class Isa { Generic, Avx2, Avx512 };
+using cpu::Isa;
 
-Isa detect_isa() {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("fma"))
-    return Isa::Avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
-#endif
-  return Isa::Generic;
-}
-
-// MINIELM_GEMM_ISA=avx2|generic forces a lower kernel (never a higher one than the CPU has), so the
-// fallbacks can be tested on an AVX-512 machine.
-Isa select_isa() {
-  Isa v = detect_isa();
-  const char* env = std::getenv("MINIELM_GEMM_ISA");
-  if (env != nullptr) {
-    if (std::strcmp(env, "generic") == 0) v = Isa::Generic;
-    if (std::strcmp(env, "avx2") == 0 && v == Isa::Avx512) v = Isa::Avx2;
-  }
-  return v;
-}
+// cpu::isa() (the CPU's level, capped by MINIELM_ISA), further capped by MINIELM_GEMM_ISA=avx2|generic, so
+// the GEMM fallbacks alone can be tested on an AVX-512 machine.
+Isa select_isa() { return cpu::cap_by_env(cpu::isa(), "MINIELM_GEMM_ISA"); }
 
 Isa isa() {
   static const Isa v = select_isa();

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu.h"
 #include "threads.h"
 
 #if defined(__x86_64__)
@@ -22,16 +23,9 @@ using Clock = std::chrono::steady_clock;
 
 double now_s() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 
-enum class Isa { Generic, Avx2, Avx512 };
+using cpu::Isa;
 
-Isa detect() {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return Isa::Avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
-#endif
-  return Isa::Generic;
-}
+Isa detect() { return cpu::detected(); }
 
 Isa isa() {
   static const Isa v = detect();

@@ -4,6 +4,8 @@
 // packing them would cost as much as using them.
 #include "kernels.h"
 
+#include "../core/cpu.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -526,17 +528,8 @@ namespace minielm {
 namespace decode {
 
 namespace {
-bool detect_avx512() {
-#if defined(__x86_64__)
-  const char* env = std::getenv("MINIELM_DECODE_ISA");
-  if (env != nullptr && std::strcmp(env, "generic") == 0) return false;
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
+// cpu::isa() (capped by MINIELM_ISA), further capped by MINIELM_DECODE_ISA=generic for the decoder alone.
+bool detect_avx512() { return cpu::cap_by_env(cpu::isa(), "MINIELM_DECODE_ISA") == cpu::Isa::Avx512; }
 }  // namespace
 
 bool using_avx512() {

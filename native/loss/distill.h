@@ -1,6 +1,7 @@
 // Fused token-level distillation loss: student and teacher logits -> tempered softmaxes -> divergence ->
 // gradient with respect to the student's logits, written over the student's logits in place. Templated on
-// the scalar like ops.h: float runs the AVX2 passes, double runs the scalar passes for the gradient checks.
+// the scalar like ops.h: float runs the AVX2 passes (on CPUs with AVX2, else the scalar ones), double runs the
+// scalar passes for the gradient checks.
 //
 // Per row (token) i with weight w_i and temperature tau: a = z_S / tau, b = z_T / tau, p_S = softmax(a),
 // p_T = softmax(b), and the divergence D_i is one of
@@ -144,127 +145,59 @@ void grad_jsd(T* g, const T* s, const T* t, int64_t n, T it, T ma, T mb, T lsa, 
   }
 }
 
-#ifdef MINIELM_VMATH_AVX2
-// ---- float passes, 8 lanes; the scalar templates above finish the tails ----
+// ---- float rows: the AVX2 passes (loss/distill_avx2.cc) when the CPU has them, then the scalar tail ----
+namespace avx2 {
+bool built();
+int64_t kl_sums(KlSums* out, const float* s, const float* t, int64_t n, float it, float ma, float mb);
+int64_t jsd_sums(const float* s, const float* t, int64_t n, float it, float ma, float mb, float lsa, float lsb,
+                 float lb, float l1b, double* kt, double* ks);
+int64_t grad_reverse_kl(float* g, const float* s, const float* t, int64_t n, float it, float ma, float mb, float ka,
+                        float c, float kz, float ms);
+int64_t grad_forward_kl(float* g, const float* s, const float* t, int64_t n, float it, float ma, float mb, float ka,
+                        float kb, float kz, float ms);
+int64_t grad_jsd(float* g, const float* s, const float* t, int64_t n, float it, float ma, float mb, float lsa,
+                 float lsb, float lb, float l1b, float kj, float ks, float kz, float ms);
+}  // namespace avx2
 
-inline double hsum_d(__m256 v) { return static_cast<double>(vmath::hsum8(v)); }
-
-inline __m256 log1p_unit8(__m256 x) {
-  __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(2.0f), x));
-  __m256 s2 = _mm256_mul_ps(s, s);
-  __m256 p = _mm256_set1_ps(1.0f / 13);
-  p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(1.0f / 11));
-  p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(1.0f / 9));
-  p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(1.0f / 7));
-  p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(1.0f / 5));
-  p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(1.0f / 3));
-  p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(1.0f));
-  return _mm256_mul_ps(_mm256_add_ps(s, s), p);
-}
-
-inline __m256 log_add_exp8(__m256 u, __m256 v) {
-  __m256 hi = _mm256_max_ps(u, v), lo = _mm256_min_ps(u, v);
-  return _mm256_add_ps(hi, log1p_unit8(vmath::exp8(_mm256_sub_ps(lo, hi))));
-}
+inline bool use_avx2() { return vmath::using_avx2() && avx2::built(); }
 
 inline KlSums kl_sums(const float* s, const float* t, int64_t n, float it, float ma, float mb) {
-  __m256 vit = _mm256_set1_ps(it), vma = _mm256_set1_ps(ma), vmb = _mm256_set1_ps(mb);
-  __m256 sa = _mm256_setzero_ps(), sb = sa, xa = sa, xb = sa;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 da = _mm256_fmsub_ps(_mm256_loadu_ps(s + i), vit, vma);
-    __m256 db = _mm256_fmsub_ps(_mm256_loadu_ps(t + i), vit, vmb);
-    __m256 ea = vmath::exp8(da), eb = vmath::exp8(db), d = _mm256_sub_ps(da, db);
-    sa = _mm256_add_ps(sa, ea);
-    sb = _mm256_add_ps(sb, eb);
-    xa = _mm256_fmadd_ps(ea, d, xa);
-    xb = _mm256_fnmadd_ps(eb, d, xb);
-  }
+  KlSums v;
+  const int64_t i = use_avx2() ? avx2::kl_sums(&v, s, t, n, it, ma, mb) : 0;
   KlSums tail = kl_sums<float>(s + i, t + i, n - i, it, ma, mb);
-  tail.sa += hsum_d(sa);
-  tail.sb += hsum_d(sb);
-  tail.xa += hsum_d(xa);
-  tail.xb += hsum_d(xb);
+  tail.sa += v.sa;
+  tail.sb += v.sb;
+  tail.xa += v.xa;
+  tail.xb += v.xb;
   return tail;
 }
 
 inline void jsd_sums(const float* s, const float* t, int64_t n, float it, float ma, float mb, float lsa, float lsb,
                      float lb, float l1b, double* kt, double* ks) {
-  __m256 vit = _mm256_set1_ps(it), va = _mm256_set1_ps(ma + lsa), vb = _mm256_set1_ps(mb + lsb);
-  __m256 vlb = _mm256_set1_ps(lb), vl1b = _mm256_set1_ps(l1b);
-  __m256 at = _mm256_setzero_ps(), as = at;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 ls = _mm256_fmsub_ps(_mm256_loadu_ps(s + i), vit, va);
-    __m256 lt = _mm256_fmsub_ps(_mm256_loadu_ps(t + i), vit, vb);
-    __m256 lm = log_add_exp8(_mm256_add_ps(vlb, lt), _mm256_add_ps(vl1b, ls));
-    at = _mm256_fmadd_ps(vmath::exp8(lt), _mm256_sub_ps(lt, lm), at);
-    as = _mm256_fmadd_ps(vmath::exp8(ls), _mm256_sub_ps(ls, lm), as);
-  }
+  double vt = 0, vs = 0;
+  const int64_t i = use_avx2() ? avx2::jsd_sums(s, t, n, it, ma, mb, lsa, lsb, lb, l1b, &vt, &vs) : 0;
   jsd_sums<float>(s + i, t + i, n - i, it, ma, mb, lsa, lsb, lb, l1b, kt, ks);
-  *kt += hsum_d(at);
-  *ks += hsum_d(as);
+  *kt += vt;
+  *ks += vs;
 }
 
 inline void grad_reverse_kl(float* g, const float* s, const float* t, int64_t n, float it, float ma, float mb,
                             float ka, float c, float kz, float ms) {
-  __m256 vit = _mm256_set1_ps(it), vma = _mm256_set1_ps(ma), vmb = _mm256_set1_ps(mb);
-  __m256 vka = _mm256_set1_ps(ka), vc = _mm256_set1_ps(c), vkz = _mm256_set1_ps(kz), vms = _mm256_set1_ps(ms);
-  int64_t i = 0;
-  if (kz == 0.0f) {
-    for (; i + 8 <= n; i += 8) {
-      __m256 da = _mm256_fmsub_ps(_mm256_loadu_ps(s + i), vit, vma);
-      __m256 db = _mm256_fmsub_ps(_mm256_loadu_ps(t + i), vit, vmb);
-      __m256 r = _mm256_mul_ps(_mm256_mul_ps(vka, vmath::exp8(da)), _mm256_sub_ps(_mm256_sub_ps(da, db), vc));
-      _mm256_storeu_ps(g + i, r);
-    }
-  } else {
-    for (; i + 8 <= n; i += 8) {
-      __m256 si = _mm256_loadu_ps(s + i);
-      __m256 da = _mm256_fmsub_ps(si, vit, vma);
-      __m256 db = _mm256_fmsub_ps(_mm256_loadu_ps(t + i), vit, vmb);
-      __m256 r = _mm256_mul_ps(_mm256_mul_ps(vka, vmath::exp8(da)), _mm256_sub_ps(_mm256_sub_ps(da, db), vc));
-      r = _mm256_fmadd_ps(vkz, vmath::exp8(_mm256_sub_ps(si, vms)), r);
-      _mm256_storeu_ps(g + i, r);
-    }
-  }
+  const int64_t i = use_avx2() ? avx2::grad_reverse_kl(g, s, t, n, it, ma, mb, ka, c, kz, ms) : 0;
   grad_reverse_kl<float>(g + i, s + i, t + i, n - i, it, ma, mb, ka, c, kz, ms);
 }
 
 inline void grad_forward_kl(float* g, const float* s, const float* t, int64_t n, float it, float ma, float mb,
                             float ka, float kb, float kz, float ms) {
-  __m256 vit = _mm256_set1_ps(it), vma = _mm256_set1_ps(ma), vmb = _mm256_set1_ps(mb);
-  __m256 vka = _mm256_set1_ps(ka), vkb = _mm256_set1_ps(kb), vkz = _mm256_set1_ps(kz), vms = _mm256_set1_ps(ms);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 si = _mm256_loadu_ps(s + i);
-    __m256 da = _mm256_fmsub_ps(si, vit, vma);
-    __m256 db = _mm256_fmsub_ps(_mm256_loadu_ps(t + i), vit, vmb);
-    __m256 r = _mm256_fmsub_ps(vka, vmath::exp8(da), _mm256_mul_ps(vkb, vmath::exp8(db)));
-    if (kz != 0.0f) r = _mm256_fmadd_ps(vkz, vmath::exp8(_mm256_sub_ps(si, vms)), r);
-    _mm256_storeu_ps(g + i, r);
-  }
+  const int64_t i = use_avx2() ? avx2::grad_forward_kl(g, s, t, n, it, ma, mb, ka, kb, kz, ms) : 0;
   grad_forward_kl<float>(g + i, s + i, t + i, n - i, it, ma, mb, ka, kb, kz, ms);
 }
 
 inline void grad_jsd(float* g, const float* s, const float* t, int64_t n, float it, float ma, float mb, float lsa,
                      float lsb, float lb, float l1b, float kj, float ks, float kz, float ms) {
-  __m256 vit = _mm256_set1_ps(it), va = _mm256_set1_ps(ma + lsa), vb = _mm256_set1_ps(mb + lsb);
-  __m256 vlb = _mm256_set1_ps(lb), vl1b = _mm256_set1_ps(l1b), vkj = _mm256_set1_ps(kj), vks = _mm256_set1_ps(ks);
-  __m256 vkz = _mm256_set1_ps(kz), vms = _mm256_set1_ps(ms);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 si = _mm256_loadu_ps(s + i);
-    __m256 ls = _mm256_fmsub_ps(si, vit, va);
-    __m256 lt = _mm256_fmsub_ps(_mm256_loadu_ps(t + i), vit, vb);
-    __m256 lm = log_add_exp8(_mm256_add_ps(vlb, lt), _mm256_add_ps(vl1b, ls));
-    __m256 r = _mm256_mul_ps(_mm256_mul_ps(vkj, vmath::exp8(ls)), _mm256_sub_ps(_mm256_sub_ps(ls, lm), vks));
-    if (kz != 0.0f) r = _mm256_fmadd_ps(vkz, vmath::exp8(_mm256_sub_ps(si, vms)), r);
-    _mm256_storeu_ps(g + i, r);
-  }
+  const int64_t i = use_avx2() ? avx2::grad_jsd(g, s, t, n, it, ma, mb, lsa, lsb, lb, l1b, kj, ks, kz, ms) : 0;
   grad_jsd<float>(g + i, s + i, t + i, n - i, it, ma, mb, lsa, lsb, lb, l1b, kj, ks, kz, ms);
 }
-#endif
 
 struct RowOut {
   double divergence = 0, ce = 0;

@@ -2,7 +2,10 @@
 // decoding and the alignment kernels in their own files beside this one.
 #include "common.h"
 
+#include "../core/cpu.h"
 #include "../core/peak.h"
+#include "../core/vmath.h"
+#include "../decode/kernels.h"
 #include "../model/selftest.h"
 
 namespace minielm_napi {
@@ -186,6 +189,18 @@ Napi::Value MeasureMachine(const Napi::CallbackInfo& info) {
 
 Napi::Value CpuIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), minielm::cpu_isa()); }
 
+// Which instruction-set level each kernel family runs at (the build itself is plain x86-64).
+Napi::Value IsaInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cpu", minielm::cpu::name(minielm::cpu::detected()));
+  o.Set("selected", minielm::cpu::name(minielm::cpu::isa()));
+  o.Set("gemm", minielm::builtin_gemm_isa());
+  o.Set("rowKernels", minielm::vmath::using_avx2() ? "avx2" : "generic");
+  o.Set("decode", minielm::decode::using_avx512() ? "avx512" : "generic");
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // The constructor reference lives in this environment's instance data: the main thread and each Worker
   // that loads the addon have their own (one static shared by all would be overwritten by each Init).
@@ -206,6 +221,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gradcheckModel", Napi::Function::New(env, guarded_job<GradcheckModel>));
   exports.Set("gradcheckScore", Napi::Function::New(env, guarded_job<GradcheckScore>));
   exports.Set("cpuIsa", Napi::Function::New(env, guarded<CpuIsa>));
+  exports.Set("isaInfo", Napi::Function::New(env, guarded<IsaInfo>));
   InitDecode(env, exports);
   InitAlign(env, exports);
   return exports;
