@@ -88,7 +88,12 @@ export class Bm25Retriever implements Retriever {
   async index(products: readonly Product[]): Promise<void> {
     const ids: string[] = new Array(products.length);
     const ordinalOf = new Map<string, number>();
+    let sliceStart = performance.now();
     for (let d = 0; d < products.length; d++) {
+      if ((d & 1023) === 0 && performance.now() - sliceStart > this.sliceMs) {
+        await yieldToEventLoop();
+        sliceStart = performance.now();
+      }
       const id = products[d]?.id;
       if (typeof id !== 'string' || id.length === 0) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `product #${d} has no string id.`);
       if (ordinalOf.has(id)) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `product id "${id}" appears twice (#${ordinalOf.get(id)} and #${d}); ids must be unique.`);
@@ -158,11 +163,12 @@ export class Bm25Retriever implements Retriever {
         pTf[count] = f;
         count++;
       }
-      if ((d & 1023) === 0 && performance.now() - sliceStart > this.sliceMs) {
+      if ((d & 63) === 0 && performance.now() - sliceStart > this.sliceMs) {
         await yieldToEventLoop();
         sliceStart = performance.now();
       }
     }
+    await yieldToEventLoop();
     // Counting sort by term keeps each postings list in document order.
     const vocab = termIds.size;
     const offsets = new Uint32Array(vocab + 1);
