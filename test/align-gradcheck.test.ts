@@ -34,6 +34,17 @@ for (const seed of [7, 8]) {
       assert.ok(e[k] < TOL, `${k}: relative error ${e[k]} >= ${TOL}`);
     }
   });
+
+  test(`the fused GRPO loss (grpo, bnpo, dr_grpo; first update, old log-probs, k3 KL) matches the naive reference and finite differences (seed ${seed})`, () => {
+    const e = native.gradcheckAlign(seed);
+    const keys = ['grpo.float_loss', 'grpo.float_grad'];
+    for (const c of ['grpo', 'bnpo', 'dr_grpo']) for (const mode of ['first', 'old', 'kl']) keys.push(`grpo.${c}.${mode}.loss`, `grpo.${c}.${mode}.grad`);
+    for (const k of keys) {
+      assert.ok(k in e, `${k} was checked`);
+      assert.ok(e[k] < TOL, `${k}: relative error ${e[k]} >= ${TOL}`);
+    }
+    assert.is(e['grpo.clipped_tokens_seen'], 0, 'the checks never reached a clipped token');
+  });
 }
 
 test.run();

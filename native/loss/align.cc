@@ -133,6 +133,78 @@ DpoStepStats dpo_step(Gpt2<T>& policy, Gpt2<T>* reference, const double* ref_log
   return out;
 }
 
+void validate_grpo_options(const GrpoOptions& o) {
+  require(o.group >= 2 && o.group <= 4096, "MINIELM_INVALID_ARGUMENT",
+          "group (completions per prompt) must be in [2, 4096], got " + std::to_string(o.group));
+  require(std::isfinite(o.eps_low) && o.eps_low >= 0 && o.eps_low < 1, "MINIELM_INVALID_ARGUMENT",
+          "epsilonLow must be in [0, 1), got " + std::to_string(o.eps_low));
+  require(std::isfinite(o.eps_high) && o.eps_high >= 0 && o.eps_high <= 1e3, "MINIELM_INVALID_ARGUMENT",
+          "epsilonHigh must be a finite number >= 0, got " + std::to_string(o.eps_high));
+  require(std::isfinite(o.beta) && o.beta >= 0, "MINIELM_INVALID_ARGUMENT",
+          "beta (the KL coefficient) must be a finite number >= 0, got " + std::to_string(o.beta));
+  require(std::isfinite(o.adv_eps) && o.adv_eps > 0, "MINIELM_INVALID_ARGUMENT", "the advantage epsilon must be > 0");
+  require(o.max_completion_length >= 0, "MINIELM_INVALID_ARGUMENT", "maxCompletionLength must be >= 0");
+}
+
+template <typename T>
+GrpoStepStats grpo_step(Gpt2<T>& policy, Gpt2<T>* reference, const double* ref_logps, const double* old_logps,
+                        const Batch& batch, const double* rewards, const GrpoOptions& o, const OptimConfig& opt) {
+  validate_grpo_options(o);
+  const int64_t V = policy.config().vocab_size, n = batch.B, Tn = batch.T;
+  require(n % o.group == 0, "MINIELM_INVALID_ARGUMENT",
+          "a GRPO batch holds P groups of " + std::to_string(o.group) + " completions, got " + std::to_string(n) + " sequences");
+  require(reference != &policy, "MINIELM_INVALID_ARGUMENT", "the reference must be a different model from the policy");
+  if (reference)
+    require(reference->config().vocab_size == V, "MINIELM_INVALID_ARGUMENT",
+            "reference vocab_size " + std::to_string(reference->config().vocab_size) + " differs from policy vocab_size " +
+                std::to_string(V));
+  require(o.beta == 0 || reference || ref_logps, "MINIELM_INVALID_ARGUMENT",
+          "beta > 0 needs a reference model or reference log-probs");
+  for (int64_t i = 0; i < n; ++i)
+    require(std::isfinite(rewards[i]), "MINIELM_INVALID_ARGUMENT", "reward " + std::to_string(i) + " is not finite");
+  std::vector<T> w;
+  const double total = checked_weights<T>(batch, V, true, w);
+  require(total > 0, "MINIELM_INVALID_ARGUMENT", "the loss mask selects no completion token in this batch");
+  if (o.max_completion_length > 0)
+    for (int64_t s = 0; s < n; ++s) {
+      double c = 0;
+      for (int64_t t = 0; t < Tn; ++t) c += static_cast<double>(w[s * Tn + t]);
+      require(c <= static_cast<double>(o.max_completion_length), "MINIELM_INVALID_ARGUMENT",
+              "completion " + std::to_string(s) + " has more tokens than maxCompletionLength");
+    }
+  std::vector<double> ref;
+  if (reference) {
+    ref.resize(static_cast<size_t>(n * Tn));
+    reference->forward(batch);
+    token_logps<T>(ref.data(), reference->logits(), batch.targets, w.data(), n * Tn, V);
+  }
+  std::vector<double> adv(static_cast<size_t>(n));
+  GrpoMetrics m;
+  grpo_advantages(rewards, n, o, adv.data(), &m);
+  policy.zero_grad();
+  policy.forward(batch);
+  GrpoMetrics k = grpo_forward_backward<T>(policy.logits(), policy.logits(), batch.targets, w.data(), adv.data(), old_logps,
+                                           reference ? ref.data() : ref_logps, n, Tn, V, o);
+  policy.backward(batch);
+  GrpoStepStats out;
+  k.reward = m.reward;
+  k.reward_std = m.reward_std;
+  k.zero_std_groups = m.zero_std_groups;
+  out.metrics = k;
+  finish_step(policy, k.loss, &out.step, opt);
+  out.step.tokens = total;
+  return out;
+}
+
+template <typename T>
+void model_token_logps(Gpt2<T>& model, const Batch& batch, double* out) {
+  const int64_t V = model.config().vocab_size;
+  std::vector<T> w;
+  checked_weights<T>(batch, V, true, w);
+  model.forward(batch);
+  token_logps<T>(out, model.logits(), batch.targets, w.data(), batch.B * batch.T, V);
+}
+
 template <typename T>
 void model_sequence_logps(Gpt2<T>& model, const Batch& batch, double* out) {
   const int64_t V = model.config().vocab_size;
@@ -151,6 +223,12 @@ template DpoStepStats dpo_step<float>(Gpt2<float>&, Gpt2<float>*, const double*,
                                       const OptimConfig&);
 template DpoStepStats dpo_step<double>(Gpt2<double>&, Gpt2<double>*, const double*, const Batch&, const DpoOptions&,
                                        const OptimConfig&);
+template GrpoStepStats grpo_step<float>(Gpt2<float>&, Gpt2<float>*, const double*, const double*, const Batch&,
+                                        const double*, const GrpoOptions&, const OptimConfig&);
+template GrpoStepStats grpo_step<double>(Gpt2<double>&, Gpt2<double>*, const double*, const double*, const Batch&,
+                                         const double*, const GrpoOptions&, const OptimConfig&);
+template void model_token_logps<float>(Gpt2<float>&, const Batch&, double*);
+template void model_token_logps<double>(Gpt2<double>&, const Batch&, double*);
 template void model_sequence_logps<float>(Gpt2<float>&, const Batch&, double*);
 template void model_sequence_logps<double>(Gpt2<double>&, const Batch&, double*);
 

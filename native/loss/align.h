@@ -8,6 +8,7 @@
 #include "../model/gpt2.h"
 #include "distill.h"
 #include "dpo.h"
+#include "grpo.h"
 
 namespace minielm {
 namespace loss {
@@ -36,6 +37,23 @@ template <typename T>
 DpoStepStats dpo_step(Gpt2<T>& policy, Gpt2<T>* reference, const double* ref_logps, const Batch& pairs,
                       const DpoOptions& o, const OptimConfig& opt);
 
+struct GrpoStepStats {
+  GrpoMetrics metrics;
+  StepStats step;
+};
+
+// One GRPO update. `batch` holds P * G sequences (prompt + sampled completion, the G completions of a prompt
+// consecutive), targets, and a loss_weight of 1 on completion tokens; rewards[P * G]. old_logps (per token,
+// [B * T]) are the log-probs the completions were sampled with (null: the current ones, i.e. the first of
+// mu updates); the reference is `reference` (forward only) or `ref_logps` (per token) or none (beta = 0).
+template <typename T>
+GrpoStepStats grpo_step(Gpt2<T>& policy, Gpt2<T>* reference, const double* ref_logps, const double* old_logps,
+                        const Batch& batch, const double* rewards, const GrpoOptions& o, const OptimConfig& opt);
+
+// Per-token log-probabilities of the targets where the loss mask is non-zero, 0 elsewhere (no gradients).
+template <typename T>
+void model_token_logps(Gpt2<T>& model, const Batch& batch, double* out);
+
 // Summed log-probabilities of the masked target tokens of each sequence (no gradients).
 template <typename T>
 void model_sequence_logps(Gpt2<T>& model, const Batch& batch, double* out);
@@ -43,6 +61,7 @@ void model_sequence_logps(Gpt2<T>& model, const Batch& batch, double* out);
 // Throws MINIELM_INVALID_ARGUMENT naming the bad option.
 void validate_distill_options(const DistillOptions& o);
 void validate_dpo_options(const DpoOptions& o);
+void validate_grpo_options(const GrpoOptions& o);
 
 extern template DistillStepStats distill_step<float>(Gpt2<float>&, Gpt2<float>&, const Batch&, const DistillOptions&,
                                                      const OptimConfig&);
@@ -52,6 +71,12 @@ extern template DpoStepStats dpo_step<float>(Gpt2<float>&, Gpt2<float>*, const d
                                              const DpoOptions&, const OptimConfig&);
 extern template DpoStepStats dpo_step<double>(Gpt2<double>&, Gpt2<double>*, const double*, const Batch&,
                                               const DpoOptions&, const OptimConfig&);
+extern template GrpoStepStats grpo_step<float>(Gpt2<float>&, Gpt2<float>*, const double*, const double*, const Batch&,
+                                               const double*, const GrpoOptions&, const OptimConfig&);
+extern template GrpoStepStats grpo_step<double>(Gpt2<double>&, Gpt2<double>*, const double*, const double*,
+                                                const Batch&, const double*, const GrpoOptions&, const OptimConfig&);
+extern template void model_token_logps<float>(Gpt2<float>&, const Batch&, double*);
+extern template void model_token_logps<double>(Gpt2<double>&, const Batch&, double*);
 extern template void model_sequence_logps<float>(Gpt2<float>&, const Batch&, double*);
 extern template void model_sequence_logps<double>(Gpt2<double>&, const Batch&, double*);
 

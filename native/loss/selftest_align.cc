@@ -10,6 +10,7 @@
 #include "../core/rng.h"
 #include "distill.h"
 #include "dpo.h"
+#include "grpo.h"
 
 namespace minielm {
 namespace loss {
@@ -264,6 +265,131 @@ void check_dpo(Rng& rng, std::vector<std::pair<std::string, double>>& out) {
   }
 }
 
+
+// Naive GRPO in double: softmax per row, advantages, clipped surrogate, k3 KL, the three aggregations,
+// written independently of grpo.h's fused pass.
+double naive_grpo(const std::vector<double>& z, const std::vector<int32_t>& tgt, const std::vector<double>& w,
+                  const std::vector<double>& rewards, const std::vector<double>* old, const std::vector<double>* ref,
+                  int64_t nseq, int64_t Tn, int64_t V, const GrpoOptions& o) {
+  const int64_t G = o.group;
+  std::vector<double> adv(static_cast<size_t>(nseq));
+  for (int64_t p = 0; p < nseq / G; ++p) {
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < G; ++j) mean += rewards[p * G + j] / G;
+    for (int64_t j = 0; j < G; ++j) var += (rewards[p * G + j] - mean) * (rewards[p * G + j] - mean) / (G - 1);
+    for (int64_t j = 0; j < G; ++j) adv[p * G + j] = (rewards[p * G + j] - mean) / (std::sqrt(var) + o.adv_eps);
+  }
+  double total = 0, tokens = 0;
+  std::vector<double> seq_loss(static_cast<size_t>(nseq), 0.0), seq_tok(static_cast<size_t>(nseq), 0.0);
+  for (int64_t r = 0; r < nseq * Tn; ++r) {
+    if (w[r] == 0) continue;
+    double m = -1e300;
+    for (int64_t v = 0; v < V; ++v) m = std::max(m, z[r * V + v]);
+    double s = 0;
+    for (int64_t v = 0; v < V; ++v) s += std::exp(z[r * V + v] - m);
+    const double logp = z[r * V + tgt[r]] - m - std::log(s);
+    // The old log-prob is the current one, detached: the ratio is 1 and its derivative still flows.
+    const double oldp = old ? (*old)[r] : logp;
+    const double rho = std::exp(logp - oldp);
+    const double A = adv[r / Tn];
+    const double clipped = std::min(std::max(rho, 1 - o.eps_low), 1 + o.eps_high);
+    double l = -std::min(rho * A, clipped * A);
+    if (ref && o.beta != 0) {
+      const double d = (*ref)[r] - logp;
+      l += o.beta * (std::exp(d) - d - 1);
+    }
+    seq_loss[r / Tn] += w[r] * l;
+    seq_tok[r / Tn] += w[r];
+    total += w[r] * l;
+    tokens += w[r];
+  }
+  switch (o.loss) {
+    case GrpoLossType::Grpo: {
+      double sum = 0;
+      for (int64_t i = 0; i < nseq; ++i) sum += seq_tok[i] > 0 ? seq_loss[i] / seq_tok[i] : 0.0;
+      return sum / nseq;
+    }
+    case GrpoLossType::Bnpo: return total / tokens;
+    default: return total / (nseq * static_cast<double>(o.max_completion_length > 0 ? o.max_completion_length : Tn));
+  }
+}
+
+void check_grpo(Rng& rng, std::vector<std::pair<std::string, double>>& out) {
+  const int64_t G = 4, nseq = 2 * G, Tn = 5, V = 13, rows = nseq * Tn;
+  auto z = randn(rng, rows * V, 2.0);
+  std::vector<int32_t> tgt(rows);
+  std::vector<double> w(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    tgt[r] = static_cast<int32_t>(rng.next_u64() % V);
+    const int64_t t = r % Tn, seq = r / Tn;
+    w[r] = t < 2 ? 0.0 : (seq % 3 == 1 && t == 4 ? 0.0 : 1.0);  // 2 prompt tokens; some completions shorter
+  }
+  std::vector<double> rewards = randn(rng, nseq, 1.0);
+  std::vector<double> cur(rows);
+  token_logps<double>(cur.data(), z.data(), tgt.data(), w.data(), rows, V);
+  // Old log-probs off the current ones by up to +-0.5, so tokens clip on both sides; a reference further off.
+  std::vector<double> old(rows), ref(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    old[r] = cur[r] + (rng.uniform() - 0.5);
+    ref[r] = cur[r] + 2.0 * (rng.uniform() - 0.5);
+  }
+  double clip_seen = 0;
+  struct Case {
+    const char* name;
+    GrpoLossType loss;
+  };
+  const Case cases[] = {{"grpo", GrpoLossType::Grpo}, {"bnpo", GrpoLossType::Bnpo}, {"dr_grpo", GrpoLossType::DrGrpo}};
+  for (const Case& c : cases) {
+    for (int variant = 0; variant < 3; ++variant) {  // 0: first update (old = current), 1: old given, 2: + KL
+      GrpoOptions o;
+      o.group = G;
+      o.loss = c.loss;
+      o.eps_low = 0.2;
+      o.eps_high = 0.28;
+      o.beta = variant == 2 ? 0.07 : 0.0;
+      o.max_completion_length = c.loss == GrpoLossType::DrGrpo ? 4 : 0;
+      const std::vector<double>* op = variant >= 1 ? &old : nullptr;
+      const std::vector<double>* rp = variant == 2 ? &ref : nullptr;
+      const std::string base = std::string("grpo.") + c.name + (variant == 0 ? ".first" : variant == 1 ? ".old" : ".kl");
+      std::vector<double> adv(nseq);
+      GrpoMetrics m;
+      grpo_advantages(rewards.data(), nseq, o, adv.data(), &m);
+      std::vector<double> g = z;
+      GrpoMetrics k = grpo_forward_backward<double>(g.data(), g.data(), tgt.data(), w.data(), adv.data(),
+                                                    op ? op->data() : nullptr, rp ? rp->data() : nullptr, nseq, Tn, V, o);
+      clip_seen += k.clip_region;
+      // On the first update the old log-probs are the current ones held fixed: the finite differences move
+      // only the policy, so they use `cur` as the (constant) old log-probs.
+      const std::vector<double>* fixed_old = op ? op : &cur;
+      auto naive = [&] { return naive_grpo(z, tgt, w, rewards, fixed_old, rp, nseq, Tn, V, o); };
+      out.emplace_back(base + ".loss", rel_err(k.loss, naive()));
+      out.emplace_back(base + ".grad", max_rel(g, numeric_grad(z, naive)));
+    }
+  }
+  // The cases above really exercised the clipped branches.
+  out.emplace_back("grpo.clipped_tokens_seen", clip_seen > 0 ? 0.0 : 1.0);
+  {  // float kernel vs double, V not a multiple of 8
+    const int64_t n2 = 4, T2 = 3, V2 = 1003, r2 = n2 * T2;
+    auto zd = randn(rng, r2 * V2, 3.0);
+    std::vector<float> zf(zd.begin(), zd.end()), wf(r2, 1.0f);
+    for (int64_t k = 0; k < r2 * V2; ++k) zd[k] = zf[k];
+    std::vector<int32_t> t2(r2);
+    for (auto& x : t2) x = static_cast<int32_t>(rng.next_u64() % V2);
+    std::vector<double> wd(r2, 1.0), rw = randn(rng, n2, 1.0), a(n2), oldd(r2);
+    GrpoOptions o;
+    o.group = 2;
+    GrpoMetrics m;
+    grpo_advantages(rw.data(), n2, o, a.data(), &m);
+    token_logps<double>(oldd.data(), zd.data(), t2.data(), wd.data(), r2, V2);
+    for (auto& x : oldd) x += 0.1 * (rng.uniform() - 0.5);
+    std::vector<double> gd(r2 * V2);
+    GrpoMetrics kd = grpo_forward_backward<double>(gd.data(), zd.data(), t2.data(), wd.data(), a.data(), oldd.data(), nullptr, n2, T2, V2, o);
+    GrpoMetrics kf = grpo_forward_backward<float>(zf.data(), zf.data(), t2.data(), wf.data(), a.data(), oldd.data(), nullptr, n2, T2, V2, o);
+    out.emplace_back("grpo.float_loss", rel_err(kf.loss, kd.loss));
+    out.emplace_back("grpo.float_grad", rel_l2(zf, gd));
+  }
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, double>> gradcheck_align(uint64_t seed) {
@@ -271,14 +397,17 @@ std::vector<std::pair<std::string, double>> gradcheck_align(uint64_t seed) {
   std::vector<std::pair<std::string, double>> out;
   check_distill(rng, out);
   check_dpo(rng, out);
+  check_grpo(rng, out);
   return out;
 }
 
 KernelTiming time_alignment_kernel(const std::string& kind, int64_t rows, int64_t V, double seconds) {
-  require(kind == "reverse_kl" || kind == "dpo", "MINIELM_INVALID_ARGUMENT", "kernel must be 'reverse_kl' or 'dpo', got '" + kind + "'");
+  require(kind == "reverse_kl" || kind == "dpo" || kind == "grpo", "MINIELM_INVALID_ARGUMENT",
+          "kernel must be 'reverse_kl', 'dpo' or 'grpo', got '" + kind + "'");
   require(rows > 0 && V > 0 && rows * V <= (int64_t(1) << 30), "MINIELM_INVALID_ARGUMENT", "rows * vocab must be in [1, 2^30]");
   const int64_t Tn = 16;
   require(kind != "dpo" || (rows % (2 * Tn) == 0), "MINIELM_INVALID_ARGUMENT", "the dpo kernel needs rows to be a multiple of 32");
+  require(kind != "grpo" || (rows % (8 * Tn) == 0), "MINIELM_INVALID_ARGUMENT", "the grpo kernel needs rows to be a multiple of 128");
   const size_t n = static_cast<size_t>(rows * V);
   Rng rng(1234);
   // Logits of a realistic spread (a few units) so the exp passes see ordinary values.
@@ -295,8 +424,21 @@ KernelTiming time_alignment_kernel(const std::string& kind, int64_t rows, int64_
   std::vector<double> lp(static_cast<size_t>(std::max<int64_t>(nseq, 1))), dseq(lp.size());
   DistillOptions dopt;
   DpoOptions popt;
+  GrpoOptions gopt;  // G = 8, TRL's defaults
+  std::vector<double> rewards(static_cast<size_t>(std::max<int64_t>(nseq, 1))), adv(rewards.size()), old_lp;
+  if (kind == "grpo") {
+    for (auto& x : rewards) x = rng.uniform();
+    GrpoMetrics gm;
+    grpo_advantages(rewards.data(), nseq, gopt, adv.data(), &gm);
+    old_lp.resize(static_cast<size_t>(rows));
+    token_logps<float>(old_lp.data(), pristine.data(), targets.data(), weights.data(), rows, V);
+    for (auto& x : old_lp) x += 0.2 * (rng.uniform() - 0.5);
+  }
   auto once = [&] {
-    if (kind == "reverse_kl") {
+    if (kind == "grpo") {
+      grpo_forward_backward<float>(work.data(), work.data(), targets.data(), weights.data(), adv.data(), old_lp.data(),
+                                   nullptr, nseq, Tn, V, gopt);
+    } else if (kind == "reverse_kl") {
       distill_forward_backward<float>(work.data(), work.data(), teacher.data(), targets.data(), weights.data(), rows, V,
                                       dopt, 1.0f / static_cast<float>(rows));
     } else {
@@ -310,7 +452,8 @@ KernelTiming time_alignment_kernel(const std::string& kind, int64_t rows, int64_
   KernelTiming r;
   // reverse KL: read student + teacher, write student. DPO: read the logits twice (log-probs, then the
   // backward after every other row went through) and write them once.
-  r.bytes = 3.0 * static_cast<double>(n) * sizeof(float);
+  // GRPO: one fused pass per row (max, exp sum, gradient while the row is in cache): one read, one write.
+  r.bytes = (kind == "grpo" ? 2.0 : 3.0) * static_cast<double>(n) * sizeof(float);
   r.best_seconds = 1e30;
   auto start = std::chrono::steady_clock::now();
   double elapsed = 0;
