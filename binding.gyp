@@ -19,6 +19,7 @@
         "native/napi/addon.cc",
         "native/napi/decode.cc",
         "native/napi/align.cc",
+        "native/napi/io.cc",
         "native/loss/align.cc",
         "native/loss/distill_avx2.cc",
         "native/loss/selftest_align.cc"

@@ -52,3 +52,28 @@ export function missingOptionalDependency(err: unknown, pkg: string, feature: st
     { cause: err },
   );
 }
+
+/**
+ * A short rendering of any value for an error message. Unlike String(v) or a template literal it never throws
+ * (a Symbol, an object without a prototype, an array holding either) and never prints a whole huge value.
+ */
+export function describeValue(value: unknown, max = 40): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value.length > max ? `${value.slice(0, max)}...` : value);
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return String(value);
+    case 'bigint':
+      return `${value}n`;
+    case 'symbol':
+      return 'a symbol';
+    case 'function':
+      return 'a function';
+  }
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (ArrayBuffer.isView(value)) return `a ${Object.prototype.toString.call(value).slice(8, -1)}`;
+  return 'an object';
+}

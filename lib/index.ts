@@ -23,6 +23,9 @@ export { evaluateOffline, referencesByQuery, type OfflineMetrics } from './eval/
 export { coverageAtN, type CoverageResult } from './eval/coverage.ts';
 export { scoreRewrites, type RewardEnvironment, type ScoredRewrite } from './rewrite/environment.ts';
 // Decoding: batched generation and the rewrite format, hygiene and vocabulary constraint every stage shares.
+// Alignment steps on the engine: token-level distillation, DPO, GRPO (one optimizer step each, off the main thread).
+export { distillStep, dpoStep, sequenceLogProbs, preferenceLogProbs, buildPreferenceBatch, grpoStep, grpoTokenLogProbs, buildGrpoBatch } from './model/align.ts';
+export type { DistillOptions, DistillLoss, DistillStepResult, DpoOptions, DpoLossType, DpoStepResult, PreferencePair, ReferenceLogProbs, GrpoGroup, GrpoOptions, GrpoLossType, GrpoStepResult } from './model/align.ts';
 export { generate, WordConstraint, MAX_BEAMS, MAX_RETURN_SEQUENCES, type GenerateOptions, type Generation, type DecodingStrategy } from './model/generate.ts';
 export { promptIds, rewriteText } from './rewrite/format.ts';
 export { DEFAULT_HYGIENE, NO_HYGIENE, hygieneOptions, catalogWords, catalogWordConstraint, type RewriteHygiene } from './rewrite/hygiene.ts';
@@ -34,7 +37,10 @@ export { trainOnline, type OnlineOptions, type OnlineResult } from './train/onli
 export type { TrainRunOptions, TrainRunResult } from './train/loop.ts';
 // Serving: the embeddable rewriter (micro-batching, cache) and its HTTP endpoints.
 export { Rewriter, InvalidOptionError } from './serve/rewriter.ts';
-export type { RewriterOptions, RewriteOptions, Rewrite, ExpandOptions, Expansion, ExpandedProduct, ProductSource, RewriterStats, RewriterSettings, BatchInfo } from './serve/rewriter.ts';
+export type { RewriterOptions, RewriteOptions, Rewrite, ExpandOptions, Expansion, ExpandedProduct, ProductSource, RewriterStats, RewriterSettings, BatchInfo, RewriteFeedback, RewriteSelection } from './serve/rewriter.ts';
+// LTR&R: the Thompson-sampling bandit expand({ select: 'bandit' }) uses, and its regret simulation.
+export { Bandit, BANDIT_FORMAT, BANDIT_VERSION, normaliseArmText, type BanditOptions, type ArmPosterior, type BanditSelection, type BanditStats } from './serve/bandit.ts';
+export { simulateBandit, banditRegretSvg, banditRegretMarkdown, REGRET_DEFINITION, type BanditSimulationOptions, type BanditSimulationResult, type BanditPolicy, type PolicyResult } from './eval/bandit-simulation.ts';
 export { createRewriteHandler, startRewriteServer, type RewriteHandler, type RewriteHandlerOptions, type RewriteServer, type RewriteServerOptions } from './serve/http.ts';
 
 import { native } from './native.ts';

@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 // The addon speaks the public option and result types; they are declared once, next to their API.
 import type { ModelConfig, OptimizerOptions, StepResult, ForwardResult } from './model/model.ts';
-import type { DistillOptions, DistillStepResult, DpoOptions, DpoStepResult } from './model/align.ts';
+import type { DistillOptions, DistillStepResult, DpoOptions, DpoStepResult, GrpoOptions, GrpoStepResult } from './model/align.ts';
 import type { GenerateOptions, DecodingStrategy } from './model/generate.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,8 @@ export type NativeDistillStats = DistillStepResult;
 export type NativeDpoStats = DpoStepResult;
 /** DPO options as the addon takes them: the reference travels as separate arguments. */
 export type NativeDpoOptions = Omit<DpoOptions, 'reference'>;
+/** GRPO options as the addon takes them: the group size resolved, the reference and old log-probs apart. */
+export type NativeGrpoOptions = Omit<GrpoOptions, 'reference' | 'oldLogps'> & { group: number };
 /** The addon always receives a resolved strategy and the native constraint object. */
 export type NativeGenerateOptions = Omit<GenerateOptions, 'strategy' | 'wordConstraint' | 'signal'> & { strategy: DecodingStrategy; wordConstraint?: NativeWordConstraint };
 
@@ -124,14 +126,23 @@ export interface NativeAddon {
   gradcheckScore(config: NativeConfig, seed: number, samples: number): Record<string, number>;
   cpuIsa(): string;
   isaInfo(): IsaInfo;
+  /** Copies each tensor's float32 values into `buffer` at `offsets[i]` bytes, in a worker thread. */
+  readTensors(model: NativeModel, kinds: string[], names: string[], buffer: Uint8Array, offsets: Float64Array): Promise<void>;
+  /**
+   * Converts the tensor stored in `buffer` at `offsets[i]` with `dtypes[i]` (0 F32, 1 F16, 2 BF16, 3 F64) into
+   * the model, in a worker thread; resolves to the name of the first tensor holding NaN or Inf, or null.
+   */
+  writeTensors(model: NativeModel, kinds: string[], names: string[], buffer: Uint8Array, offsets: Float64Array, dtypes: Uint8Array): Promise<string | null>;
   generate(model: NativeModel, prompts: Int32Array[], options: NativeGenerateOptions): Promise<NativeGeneration[][]>;
   decodeIsa(): 'avx512' | 'generic';
   createWordConstraint(tokenBytes: Uint8Array, tokenOffsets: Int32Array, special: Uint8Array, wordBytes: Uint8Array, wordOffsets: Int32Array): Promise<NativeWordConstraint>;
   distillStep(student: NativeModel, teacher: NativeModel, batch: NativeBatch, options: NativeDistillOptions, optim: NativeOptim): Promise<NativeDistillStats>;
   dpoStep(policy: NativeModel, reference: NativeModel | null, batch: NativeBatch, refLogps: Float64Array | null, options: NativeDpoOptions, optim: NativeOptim): Promise<NativeDpoStats>;
   sequenceLogProbs(model: NativeModel, batch: NativeBatch): Promise<Float64Array>;
+  grpoStep(policy: NativeModel, reference: NativeModel | null, batch: NativeBatch, rewards: Float64Array, oldLogps: Float64Array | null, refLogps: Float64Array | null, options: NativeGrpoOptions, optim: NativeOptim): Promise<GrpoStepResult>;
+  tokenLogProbs(model: NativeModel, batch: NativeBatch): Promise<Float64Array>;
   gradcheckAlign(seed: number): Record<string, number>;
-  benchAlignKernel(kind: 'reverse_kl' | 'dpo', rows: number, vocab: number, seconds: number): Promise<NativeKernelTiming>;
+  benchAlignKernel(kind: 'reverse_kl' | 'dpo' | 'grpo', rows: number, vocab: number, seconds: number): Promise<NativeKernelTiming>;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

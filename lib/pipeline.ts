@@ -2,7 +2,7 @@
 // distillation -> online DPO with simulated users -> evaluation (Tables 2-4, Figure 4, Table 5) -> report.
 // `minielm demo` runs it on the synthetic catalog with the embedded retriever and simulated users.
 import { join } from 'node:path';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { generateSyntheticCatalog, buildQ2Q, syntheticIntentFilter, SYNTHETIC_NOTICE, type SyntheticCatalog } from './data/index.ts';
 import { trainTokenizer, Tokenizer } from './tokenizer/index.ts';
 import { Bm25Retriever } from './retrieval/index.ts';
@@ -25,6 +25,7 @@ import { evaluateOffline } from './eval/offline.ts';
 import { coverageAtN } from './eval/coverage.ts';
 import { writeReport, type PipelineReport } from './eval/report.ts';
 import { exists } from './train/run-state.ts';
+import { parseJsonLines, recoverDir, writeFileAtomic } from './util/atomic.ts';
 import { trainPretrain, pretrainTexts } from './train/pretrain.ts';
 import { denoisingPairs, denoisingCount, mixPairs } from './data/noise.ts';
 import { evaluateCopyQuery } from './eval/offline.ts';
@@ -191,6 +192,8 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
   const tokDir = join(o.out, 'tokenizer');
   const tokenizer = await timed(o.base ? 'tokenizer: the base model\'s' : 'tokenizer: byte-level BPE', async () => {
     if (o.base) return Tokenizer.load(o.base.teacher);
+    // A save a kill interrupted is completed or rolled back first, so a whole tokenizer is never retrained.
+    await recoverDir(tokDir);
     if (await exists(join(tokDir, 'tokenizer.json'))) return Tokenizer.load(tokDir);
     const t = await trainTokenizer([...train.map((x) => x.query), ...world.tokenizerTexts], { vocabSize: p.vocab });
     await t.save(tokDir);
@@ -279,11 +282,10 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
     report.coverage.push({ model: 'student (distilled + online DPO), beam search', result: await coverageAtN(onlineBest, tokenizer, env, covQueries, { n: 10, strategy: 'beam', decoding }) });
     log(`teacher best eval loss ${teacher.bestEvalLoss.toFixed(3)}, student ${student.bestEvalLoss.toFixed(3)}`);
   });
-  const logText = await import('node:fs/promises').then((fs) => fs.readFile(join(o.out, 'online', 'log.jsonl'), 'utf8'));
-  for (const line of logText.split('\n')) {
-    if (!line.trim()) continue;
-    const rec = JSON.parse(line) as Record<string, number>;
-    if (typeof rec['env/reward_chosen'] === 'number') report.rewardCurve.push({ iteration: rec.step, chosen: rec['env/reward_chosen'], rejected: rec['env/reward_rejected'] });
+  // A line a kill cut short (the trainer drops it on resume) is skipped, not fatal.
+  const { records } = parseJsonLines<Record<string, number>>(await readFile(join(o.out, 'online', 'log.jsonl'), 'utf8'));
+  for (const rec of records) {
+    if (typeof rec?.['env/reward_chosen'] === 'number') report.rewardCurve.push({ iteration: rec.step, chosen: rec['env/reward_chosen'], rejected: rec['env/reward_rejected'] });
   }
   report.notes.push(...world.notes);
   report.notes.push(`Splits: ${train.length} train pairs (+ ${denoise.length} denoising pairs), ${split.devQueries.length} dev and ${split.testQueries.length} test queries (dev chose the online checkpoint; test was read once, here).`);
@@ -291,7 +293,7 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
   if (online.best) report.notes.push(`Online DPO: the kept checkpoint is iteration ${online.best.iteration} (dev judged recall ${online.best.score.toFixed(4)}).`);
   report.notes.push('Vanilla models are randomly initialised (no pretrained weights are available offline), so their scores are near zero by construction.');
   const files = await writeReport(join(o.out, 'report'), report);
-  if (world.synthetic) await writeFile(join(o.out, 'SYNTHETIC.txt'), `${SYNTHETIC_NOTICE}\n`);
+  if (world.synthetic) await writeFileAtomic(join(o.out, 'SYNTHETIC.txt'), `${SYNTHETIC_NOTICE}\n`);
   log(`\nreport: ${files.join(', ')}`);
   return report;
 }

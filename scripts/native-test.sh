@@ -8,10 +8,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${MINIELM_NATIVE_TEST_OUT:-${root}/build/native-test}"
 mkdir -p "${out}"
-arch_flags=""
-if [ "$(uname -m)" = "x86_64" ]; then arch_flags="-mavx2 -mfma"; fi
+# Plain x86-64 like the addon: the AVX2 / AVX-512 kernels carry their own target pragmas.
 # shellcheck disable=SC2086
-"${CXX:-g++}" -O3 -std=c++17 ${arch_flags} -pthread -Wall -Wextra ${CXXFLAGS_EXTRA:-} \
+"${CXX:-g++}" -O3 -std=c++17 -pthread -Wall -Wextra ${CXXFLAGS_EXTRA:-} \
+  "${root}/native/core/cpu.cc" \
   "${root}/native/core/threads.cc" \
   "${root}/native/core/gemm.cc" \
   "${root}/native/core/gemm_kernels_avx512.cc" \

@@ -1,5 +1,6 @@
 // `minielm data esci|table|synthetic|q2q`: load relevance data, generate the synthetic catalog, build Q2Q pairs.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
@@ -206,9 +207,9 @@ async function writeDataset(d: RelevanceDataset, dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   const synthetic = d.synthetic ? { synthetic: true } : {};
   const j = d.judgements.map((x) => JSON.stringify({ ...synthetic, query: x.query, query_id: x.queryId, product_id: x.productId, title: d.products.get(x.productId)?.title ?? '', label: x.label, gain: x.gain, split: x.split }));
-  await writeFile(join(dir, 'judgements.jsonl'), j.length ? `${j.join('\n')}\n` : '');
+  await writeFileAtomic(join(dir, 'judgements.jsonl'), j.length ? `${j.join('\n')}\n` : '');
   const p = [...d.products.values()].map((x) => JSON.stringify({ ...synthetic, product_id: x.id, title: x.title, brand: x.brand, color: x.color, bullets: x.bullets, description: x.description, locale: x.locale, ...x.fields }));
-  await writeFile(join(dir, 'products.jsonl'), p.length ? `${p.join('\n')}\n` : '');
+  await writeFileAtomic(join(dir, 'products.jsonl'), p.length ? `${p.join('\n')}\n` : '');
   console.log(`wrote ${join(dir, 'judgements.jsonl')} and ${join(dir, 'products.jsonl')}`);
 }
 

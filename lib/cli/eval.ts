@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { Model } from '../model/model.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { evaluateCopyQuery, evaluateOffline } from '../eval/offline.ts';
@@ -142,7 +142,7 @@ export async function run(argv: string[]): Promise<number> {
       results.push({ model: r.name, ...summary });
       console.log(JSON.stringify({ model: r.name, probes: summary.probes, passAt1: summary.passAt1, passAtN: summary.passAtN, n, byKind: summary.byKind }));
     }
-    if (values.out) await writeFile(values.out, `${JSON.stringify({ mode, results }, null, 2)}\n`);
+    if (values.out) await writeFileAtomic(values.out, `${JSON.stringify({ mode, results }, null, 2)}\n`);
     return 0;
   }
   const data = values.data ?? 'synthetic';
@@ -171,7 +171,7 @@ export async function run(argv: string[]): Promise<number> {
     results.push({ model: dir, ...(metrics as Record<string, unknown>) });
     console.log(JSON.stringify({ model: dir, ...(metrics as Record<string, unknown>), examples: undefined }));
   }
-  if (values.out) await writeFile(values.out, `${JSON.stringify({ mode, data, results }, null, 2)}\n`);
+  if (values.out) await writeFileAtomic(values.out, `${JSON.stringify({ mode, data, results }, null, 2)}\n`);
   return 0;
 }
 
@@ -205,6 +205,6 @@ async function runJudged(values: Record<string, string | boolean | undefined>, d
     results.push(row);
     console.log(JSON.stringify({ ...row, examples: undefined }));
   }
-  if (values.out) await writeFile(values.out as string, `${JSON.stringify({ mode: 'judged', data, split, pool, threshold, k, n: o.n, seed: o.seed, shared, products: table.products.length, results }, null, 2)}\n`);
+  if (values.out) await writeFileAtomic(values.out as string, `${JSON.stringify({ mode: 'judged', data, split, pool, threshold, k, n: o.n, seed: o.seed, shared, products: table.products.length, results }, null, 2)}\n`);
   return 0;
 }

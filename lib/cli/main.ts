@@ -18,6 +18,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   serve: { summary: 'serve a trained rewriter over HTTP: /v1/rewrite, /v1/expand, /healthz, /metrics and a playground page', load: () => import('./serve.ts') },
   info: { summary: 'show the native addon in use, the CPU level each kernel family runs at, GEMM backend and threads', load: () => import('./info.ts') },
   judge: { summary: 'score a product list for a query under a simulated-user judge', load: () => import('./judge.ts') },
+  bandit: { summary: 'simulate the LTR&R bandit that picks which rewrites go to the engine: cumulative regret vs uniform and top beams', load: () => import('./bandit.ts') },
 };
 
 function usage(): string {

@@ -1,6 +1,7 @@
 // `minielm relevance train|eval`: the learned relevance scorer (M1) on a judged relevance table, measured against
 // BM25 used as a predictor on the same held-out pairs (Spearman with the human label, AUC of relevant vs not).
-import { writeFile, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { resolveDir, writeFileAtomic } from '../util/atomic.ts';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -223,7 +224,7 @@ export async function run(argv: string[]): Promise<number> {
   if (sub === 'eval' && !values.model) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--model DIR is required: a folder written by "minielm relevance train".');
   if (sub === 'held-out' && !values.out) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--out DIR is required: the folder that will receive test.jsonl and train.jsonl for "minielm train pretrain --pairs DIR".');
   if (sub === 'train' && values.init !== undefined) {
-    if (!existsSync(join(values.init, 'config.json'))) throw new MinielmError('MINIELM_NOT_FOUND', `--init ${values.init}: no config.json there. Pass a causal-LM checkpoint folder, e.g. a "minielm train pretrain" run's best/.`);
+    if (!existsSync(join(await resolveDir(values.init), 'config.json'))) throw new MinielmError('MINIELM_NOT_FOUND', `--init ${values.init}: no config.json there. Pass a causal-LM checkpoint folder, e.g. a "minielm train pretrain" run's best/.`);
     const fixed = ['vocab-size', 'layers', 'heads', 'width'].filter((k) => values[k] !== undefined);
     if (fixed.length) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `--init ${values.init} brings its tokenizer and sizes: drop ${fixed.map((k) => `--${k}`).join(', ')}.`);
   }
@@ -237,8 +238,8 @@ export async function run(argv: string[]): Promise<number> {
     const sides = splitByQuery(loaded.pairs, split);
     const queries = [...new Set([...sides.dev, ...sides.test].map((p) => p.query))];
     await mkdir(out, { recursive: true });
-    await writeFile(join(out, 'test.jsonl'), queries.map((q) => `${JSON.stringify({ query: q, rewrite: q })}\n`).join(''));
-    await writeFile(join(out, 'train.jsonl'), '');
+    await writeFileAtomic(join(out, 'test.jsonl'), queries.map((q) => `${JSON.stringify({ query: q, rewrite: q })}\n`).join(''));
+    await writeFileAtomic(join(out, 'train.jsonl'), '');
     await writeReport(join(out, 'split.json'), { command, data: loaded.source, split, queries: queries.length, note: 'dev and test queries of the M1 split, for "minielm train pretrain --pairs DIR"' });
     console.error(`wrote ${queries.length} dev and test queries (split seed ${split.seed}) to ${join(out, 'test.jsonl')}`);
     return 0;
@@ -316,8 +317,10 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   if (!values.model) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--model DIR is required: a folder written by "minielm relevance train".');
-  const scorer = await LearnedRelevanceScorer.load(values.model);
-  const meta = JSON.parse(await readFile(join(values.model, 'relevance.json'), 'utf8')) as { split?: { seed: number; dev: number; test: number }; data?: string };
+  // Resolved once, so relevance.json comes from the same save as the scorer (lib/util/atomic.ts).
+  const modelDir = await resolveDir(values.model);
+  const scorer = await LearnedRelevanceScorer.load(modelDir);
+  const meta = JSON.parse(await readFile(join(modelDir, 'relevance.json'), 'utf8')) as { split?: { seed: number; dev: number; test: number }; data?: string };
   // The training file defaults to its held-out test side; any other file is wholly unseen.
   const sameData = meta.data !== undefined && meta.data === values.data;
   const side = values.pairs ?? (sameData ? 'test' : 'all');
@@ -336,5 +339,5 @@ export async function run(argv: string[]): Promise<number> {
 
 async function writeReport(file: string, report: Record<string, unknown>): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  await writeFileAtomic(file, `${JSON.stringify(report, null, 2)}\n`);
 }

@@ -18,6 +18,7 @@ import type { Judgement, Product } from '../data/types.ts';
 import { HOMEDEPOT_TRAIN_CSV } from '../retrieval/homedepot.ts';
 import { MinielmError, invalidArgument } from '../errors.ts';
 import { native } from '../native.ts';
+import { resolveDir } from '../util/atomic.ts';
 
 const model = `  --out DIR           run folder: checkpoint/ (latest, resumable), best/ (lowest eval loss), log.jsonl
   --tokenizer DIR     tokenizer folder (tokenizer.json); default: the one in --init, else train one on the training text
@@ -104,7 +105,7 @@ function startRun(values: Values): { out: string; seed: number; steps: number; b
 /** --tokenizer, else the tokenizer saved in --init (its ids are the model's), else one trained on `texts()`. */
 async function loadOrTrainTokenizer(values: Values, texts: () => Iterable<string>): Promise<Tokenizer> {
   if (values.tokenizer) return Tokenizer.load(values.tokenizer as string);
-  if (values.init && existsSync(join(values.init as string, 'tokenizer.json'))) return Tokenizer.load(values.init as string);
+  if (values.init && existsSync(join(await resolveDir(values.init as string), 'tokenizer.json'))) return Tokenizer.load(values.init as string);
   return trainTokenizer(texts(), { vocabSize: numberFlag(values, 'vocab', 260, true), onProgress: (m) => console.error(m) });
 }
 

@@ -3,7 +3,7 @@
 import { stat } from 'node:fs/promises';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema } from 'hyparquet';
 import type { AsyncBuffer, FileMetaData } from 'hyparquet';
-import { MinielmError } from '../errors.ts';
+import { MinielmError, describeValue } from '../errors.ts';
 import { ESCI_GAIN, parseEsciLabel } from './labels.ts';
 import type { EsciLabel, Judgement, LoadReport, MalformedRow, Product, RelevanceDataset } from './types.ts';
 
@@ -68,6 +68,33 @@ export interface EsciDataset extends RelevanceDataset {
 }
 
 const MAX_EXAMPLES = 10;
+
+/** Checks the options before any file is opened: every mistake names the option and the fix. */
+function validateEsciOptions(options: EsciOptions, paths: readonly ('examplesPath' | 'productsPath')[]): void {
+  const bad = (msg: string) => new MinielmError('MINIELM_INVALID_ARGUMENT', `ESCI loader: ${msg}`);
+  if (options === null || typeof options !== 'object') throw bad(`options must be an object {examplesPath, ...}, got ${describeValue(options)}`);
+  for (const key of paths) {
+    const p = options[key];
+    if (typeof p !== 'string' || p.length === 0) throw bad(`${key} must be the path of the official ESCI parquet file, got ${describeValue(p)}`);
+  }
+  if (options.productsPath !== undefined && (typeof options.productsPath !== 'string' || options.productsPath.length === 0))
+    throw bad(`productsPath must be left out or be the path of shopping_queries_dataset_products.parquet, got ${describeValue(options.productsPath)}`);
+  if (options.locale !== undefined && typeof options.locale !== 'string') throw bad(`locale must be 'us', 'es', 'jp' or 'all', got ${describeValue(options.locale)}`);
+  if (options.split !== undefined && !['train', 'test', 'all'].includes(options.split)) throw bad(`split must be 'train', 'test' or 'all', got ${describeValue(options.split)}`);
+  if (options.version !== undefined && !['small', 'large', 'all'].includes(options.version)) throw bad(`version must be 'small', 'large' or 'all', got ${describeValue(options.version)}`);
+  if (options.gains !== undefined) {
+    if (options.gains === null || typeof options.gains !== 'object') throw bad(`gains must be an object {E, S, C, I} of gains in [0, 1], got ${describeValue(options.gains)}`);
+    for (const [k, g] of Object.entries(options.gains)) {
+      if (!['E', 'S', 'C', 'I'].includes(k) || !(typeof g === 'number' && g >= 0 && g <= 1)) throw bad(`gains.${k.slice(0, 20)} must be a gain in [0, 1] for one of E, S, C, I, got ${describeValue(g)}`);
+    }
+  }
+  for (const key of ['productText', 'onlyJudgedProducts'] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'boolean') throw bad(`${key} must be true or false, got ${describeValue(options[key])}`);
+  }
+  if (options.windowRows !== undefined && !(Number.isSafeInteger(options.windowRows) && options.windowRows > 0))
+    throw bad(`windowRows must be a positive integer (got ${describeValue(options.windowRows)}).`);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw bad(`onProgress must be a function, got ${describeValue(options.onProgress)}`);
+}
 
 interface ParquetSource {
   path: string;
@@ -172,13 +199,14 @@ function addMalformed(report: LoadReport, row: MalformedRow): void {
  * Streams the judgements of the examples file, one window at a time. The locale column is read first and
  * the other columns only materialise the rows it keeps.
  */
-export async function* iterateEsciExamples(options: EsciOptions, report: LoadReport = newReport(options.examplesPath)): AsyncGenerator<Judgement[]> {
+export async function* iterateEsciExamples(options: EsciOptions, report: LoadReport = newReport(options?.examplesPath)): AsyncGenerator<Judgement[]> {
+  validateEsciOptions(options, ['examplesPath']);
   const locale = options.locale ?? 'us';
   const split = options.split ?? 'all';
   const version = options.version ?? 'all';
   const windowRows = options.windowRows ?? 262_144;
   if (!(Number.isInteger(windowRows) && windowRows > 0)) {
-    throw new MinielmError('MINIELM_INVALID_ARGUMENT', `windowRows must be a positive integer (got ${windowRows}).`);
+    throw new MinielmError('MINIELM_INVALID_ARGUMENT', `windowRows must be a positive integer (got ${describeValue(windowRows)}).`);
   }
   const needed: EsciExampleColumn[] = ['query', 'query_id', 'product_id', 'product_locale', 'esci_label', 'split'];
   if (version === 'small') needed.push('small_version');
@@ -245,8 +273,9 @@ export async function* iterateEsciExamples(options: EsciOptions, report: LoadRep
 export async function* iterateEsciProducts(
   options: EsciOptions & { productsPath: string },
   wanted?: ReadonlySet<string>,
-  report: LoadReport = newReport(options.productsPath),
+  report: LoadReport = newReport(options?.productsPath),
 ): AsyncGenerator<Product[]> {
+  validateEsciOptions(options, ['productsPath']);
   const locale = options.locale ?? 'us';
   const windowRows = options.windowRows ?? 262_144;
   const withText = options.productText ?? true;
@@ -304,6 +333,7 @@ export async function* iterateEsciProducts(
 
 /** Loads judgements (and products, when productsPath is given) for one locale into memory. */
 export async function loadEsci(options: EsciOptions): Promise<EsciDataset> {
+  validateEsciOptions(options, ['examplesPath']);
   const exampleReport = newReport(options.examplesPath);
   const judgements: Judgement[] = [];
   for await (const batch of iterateEsciExamples(options, exampleReport)) {

@@ -1,5 +1,5 @@
 // Label maps: source labels (ESCI letters, graded ratings, categories) -> E/S/C/I and a gain in [0, 1].
-import { MinielmError } from '../errors.ts';
+import { MinielmError, describeValue } from '../errors.ts';
 import type { EsciLabel } from './types.ts';
 
 /**
@@ -52,24 +52,36 @@ export const LABEL_PRESETS: Readonly<Record<string, LabelMap>> = {
 /** Checks a label map once, up front, so a bad one fails before any row is read. */
 export function validateLabelMap(map: LabelMap, where: string): void {
   const bad = (msg: string) => new MinielmError('MINIELM_INVALID_ARGUMENT', `${where}: ${msg}`);
+  const isObject = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
+  if (!isObject(map)) throw bad(`a label map must be an object {kind: 'esci' | 'graded' | 'categorical', ...}, got ${describeValue(map)} (e.g. LABEL_PRESETS.homedepot).`);
+  const isNumber = (x: unknown): x is number => typeof x === 'number';
   if (map.kind === 'graded') {
-    if (!(Number.isFinite(map.min) && Number.isFinite(map.max) && map.max > map.min)) {
-      throw bad(`graded label map needs finite min < max (got min=${map.min}, max=${map.max}).`);
+    if (!(isNumber(map.min) && isNumber(map.max) && Number.isFinite(map.min) && Number.isFinite(map.max) && map.max > map.min)) {
+      throw bad(`graded label map needs finite min < max (got min=${describeValue(map.min)}, max=${describeValue(map.max)}).`);
     }
+    if (!isObject(map.thresholds)) throw bad(`graded label map needs thresholds {E, S, C} (gains in [0, 1]), got ${describeValue(map.thresholds)}.`);
     const { E, S, C } = map.thresholds;
-    if (!(E >= S && S >= C && C >= 0 && E <= 1)) {
-      throw bad(`graded thresholds must satisfy 1 >= E >= S >= C >= 0 (got E=${E}, S=${S}, C=${C}).`);
+    if (!(isNumber(E) && isNumber(S) && isNumber(C) && E >= S && S >= C && C >= 0 && E <= 1)) {
+      throw bad(`graded thresholds must satisfy 1 >= E >= S >= C >= 0 (got E=${describeValue(E)}, S=${describeValue(S)}, C=${describeValue(C)}).`);
     }
   } else if (map.kind === 'categorical') {
+    if (!isObject(map.table)) throw bad(`categorical label map needs a table {label text: {label, gain}}, got ${describeValue(map.table)}.`);
     for (const [key, v] of Object.entries(map.table)) {
-      if (!['E', 'S', 'C', 'I'].includes(v.label) || !(v.gain >= 0 && v.gain <= 1)) {
-        throw bad(`categorical entry "${key}" needs label E|S|C|I and gain in [0, 1].`);
+      const entry = v as unknown;
+      if (!isObject(entry) || !['E', 'S', 'C', 'I'].includes(entry.label as string) || !(isNumber(entry.gain) && entry.gain >= 0 && entry.gain <= 1)) {
+        throw bad(`categorical entry ${describeValue(key)} needs label E|S|C|I and gain in [0, 1].`);
       }
     }
-  } else if (map.gains) {
-    for (const [key, g] of Object.entries(map.gains)) {
-      if (!(g !== undefined && g >= 0 && g <= 1)) throw bad(`ESCI gain for ${key} must be in [0, 1] (got ${g}).`);
+  } else if (map.kind === 'esci') {
+    if (map.gains !== undefined) {
+      if (!isObject(map.gains)) throw bad(`ESCI gains must be an object {E, S, C, I} of gains in [0, 1], got ${describeValue(map.gains)}.`);
+      for (const [key, g] of Object.entries(map.gains)) {
+        if (!['E', 'S', 'C', 'I'].includes(key)) throw bad(`ESCI gains has the key ${describeValue(key)}; the classes are E, S, C and I.`);
+        if (!(isNumber(g) && g >= 0 && g <= 1)) throw bad(`ESCI gain for ${key} must be in [0, 1] (got ${describeValue(g)}).`);
+      }
     }
+  } else {
+    throw bad(`label map kind must be 'esci', 'graded' or 'categorical', got ${describeValue((map as { kind?: unknown }).kind)}.`);
   }
 }
 

@@ -1,7 +1,8 @@
 // Q2Q builder: the query–product bipartite graph of relevant judgements; queries that share at least k
 // relevant products become candidate rewrites of each other (both directions, weighted by the shared
 // count), an optional equivalence filter checks them, and a split keeps every query on one side.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { join } from 'node:path';
 import { MinielmError } from '../errors.ts';
 import { hashString } from './random.ts';
@@ -412,8 +413,8 @@ export async function writeQ2Q(result: Q2QResult, dir: string, extra: Record<str
   await mkdir(dir, { recursive: true });
   const lines = (pairs: Q2QPair[]) => (pairs.length ? `${pairs.map((p) => JSON.stringify({ query: p.query, rewrite: p.rewrite, shared: p.shared, ...extra })).join('\n')}\n` : '');
   const files = [join(dir, 'train.jsonl'), join(dir, 'test.jsonl'), join(dir, 'stats.json')];
-  await writeFile(files[0] as string, lines(result.train));
-  await writeFile(files[1] as string, lines(result.test));
-  await writeFile(files[2] as string, `${JSON.stringify({ ...extra, ...result.stats }, null, 2)}\n`);
+  await writeFileAtomic(files[0] as string, lines(result.train));
+  await writeFileAtomic(files[1] as string, lines(result.test));
+  await writeFileAtomic(files[2] as string, `${JSON.stringify({ ...extra, ...result.stats }, null, 2)}\n`);
   return files;
 }

@@ -1,7 +1,8 @@
 // Seeded synthetic catalog: products from categories × brands × attributes, queries written from
 // known intents (with synonyms, typos, abbreviations and dropped words) and labels computed from
 // attribute matches, so tests know the ground truth. Everything it makes says it is synthetic.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { join } from 'node:path';
 import { MinielmError } from '../errors.ts';
 import { ESCI_GAIN } from './labels.ts';
@@ -367,7 +368,7 @@ export async function writeSyntheticCatalog(catalog: SyntheticCatalog, dir: stri
   const files: string[] = [];
   const write = async (name: string, text: string) => {
     const path = join(dir, name);
-    await writeFile(path, text);
+    await writeFileAtomic(path, text);
     files.push(path);
   };
   const lines = <T>(items: Iterable<T>, f: (x: T) => object) => {

@@ -5,7 +5,7 @@ import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parse } from 'csv-parse';
 import iconv from 'iconv-lite';
-import { MinielmError } from '../errors.ts';
+import { MinielmError, describeValue } from '../errors.ts';
 import { applyLabelMap, validateLabelMap } from './labels.ts';
 import type { LabelMap } from './labels.ts';
 import type { Judgement, LoadReport, Product, RelevanceDataset } from './types.ts';
@@ -281,8 +281,39 @@ export function judgedQueries(judgements: readonly Judgement[], labels?: LabelMa
   return [...byQuery].map(([query, judged]) => ({ query, judgements: new Map([...judged].map(([id, { sum, n }]) => [id, n === 1 ? sum : sum / n])) }));
 }
 
+const COLUMN_KEYS = ['query', 'label', 'productId', 'title', 'queryId', 'split', 'brand', 'color', 'description'] as const;
+
+/** Checks the options a caller passes before any file is opened: every mistake names the option and the fix. */
+function validateTableOptions(options: TableOptions): void {
+  const bad = (msg: string) => new MinielmError('MINIELM_INVALID_ARGUMENT', `loadRelevanceTable: ${msg}`);
+  if (options === null || typeof options !== 'object') throw bad(`options must be an object {path, columns, labels, ...}, got ${describeValue(options)}`);
+  if (typeof options.path !== 'string' || options.path.length === 0) throw bad(`path must be the path of a CSV or JSONL file, got ${describeValue(options.path)}`);
+  const c = options.columns as unknown as Record<string, unknown> | null;
+  if (c === null || typeof c !== 'object') throw bad(`columns must be a column map such as {query: 'search_term', label: 'relevance'}, got ${describeValue(c)}`);
+  for (const key of COLUMN_KEYS) {
+    const name = c[key];
+    const required = key === 'query' || key === 'label';
+    if ((required || name !== undefined) && (typeof name !== 'string' || name.length === 0))
+      throw bad(`columns.${key} must ${required ? 'be' : 'be left out or be'} the name of a column, got ${describeValue(name)}`);
+  }
+  if (c.extra !== undefined && (!Array.isArray(c.extra) || !c.extra.every((x) => typeof x === 'string' && x.length > 0)))
+    throw bad(`columns.extra must be an array of column names, got ${describeValue(c.extra)}`);
+  if (options.format !== undefined && options.format !== 'csv' && options.format !== 'jsonl') throw bad(`format must be 'csv' or 'jsonl', got ${describeValue(options.format)}`);
+  if (options.encoding !== undefined && (typeof options.encoding !== 'string' || options.encoding.length === 0))
+    throw bad(`encoding must be the name of an encoding ('utf-8', 'latin1', 'windows-1252', ...), got ${describeValue(options.encoding)}`);
+  const d = options.delimiter;
+  if (d !== undefined && (typeof d !== 'string' || d.length === 0 || /["\r\n]/.test(d)))
+    throw bad(`delimiter must be a non-empty string without quotes or line breaks (',' ';' '\\t' ...), got ${describeValue(d)}`);
+  if (options.maxExamples !== undefined && !(Number.isSafeInteger(options.maxExamples) && options.maxExamples >= 0))
+    throw bad(`maxExamples must be an integer >= 0, got ${describeValue(options.maxExamples)}`);
+  if (options.progressEvery !== undefined && !(Number.isSafeInteger(options.progressEvery) && options.progressEvery > 0))
+    throw bad(`progressEvery must be a positive integer, got ${describeValue(options.progressEvery)}`);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw bad(`onProgress must be a function, got ${describeValue(options.onProgress)}`);
+}
+
 /** Loads a relevance table into judgements and products. */
 export async function loadRelevanceTable(options: TableOptions): Promise<TableDataset> {
+  validateTableOptions(options);
   validateLabelMap(options.labels, `label map for ${options.path}`);
   if (options.encoding && !iconv.encodingExists(options.encoding)) {
     throw new MinielmError('MINIELM_INVALID_ARGUMENT', `unknown encoding "${options.encoding}" for ${options.path}. Use utf-8, latin1, windows-1252, …`);

@@ -1,6 +1,7 @@
 // The run report: the paper's tables and figure as Markdown + JSON in one folder, and the reward curves of
 // chosen and rejected rewrites over online training (moving average of 5) as an SVG image.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { join } from 'node:path';
 import type { CopyQueryMetrics, OfflineMetrics } from './offline.ts';
 import type { JudgedRecallResult } from './judged.ts';
@@ -145,11 +146,11 @@ export function reportMarkdown(r: PipelineReport): string {
 export async function writeReport(dir: string, report: PipelineReport): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const files = [join(dir, 'report.md'), join(dir, 'report.json'), join(dir, 'reward_curve.svg')];
-  await writeFile(files[0], reportMarkdown(report));
+  await writeFileAtomic(files[0], reportMarkdown(report));
   // The verdict is derived, so it is recomputed on every write and can never disagree with the rows.
   const verdict = copyVerdict(report);
   const json: PipelineReport = { ...report, copyVerdict: verdict ?? undefined };
-  await writeFile(files[1], `${JSON.stringify(json, null, 2)}\n`);
-  await writeFile(files[2], rewardCurveSvg(report.rewardCurve));
+  await writeFileAtomic(files[1], `${JSON.stringify(json, null, 2)}\n`);
+  await writeFileAtomic(files[2], rewardCurveSvg(report.rewardCurve));
   return files;
 }

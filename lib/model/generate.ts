@@ -1,9 +1,9 @@
 // Batched generation with a KV cache: greedy, sampling (temperature / top-k / top-p, seeded) and beam
 // search (n-best, length penalty, EOS). Inputs are checked here and name the prompt or option at fault;
 // the work runs in C++ off the main thread and never overlaps another job on the same model.
-import { MinielmError, fromNative, invalidArgument } from '../errors.ts';
+import { MinielmError, describeValue, fromNative, invalidArgument } from '../errors.ts';
 import { native, type NativeGenerateOptions, type NativeWordConstraint } from '../native.ts';
-import { cancelNativeJob, withNativeHandle, type Model } from './model.ts';
+import { Model, cancelNativeJob, withNativeHandle } from './model.ts';
 
 export type DecodingStrategy = 'greedy' | 'sample' | 'beam';
 
@@ -68,17 +68,19 @@ export class WordConstraint {
    */
   static async create(tokenBytes: readonly Uint8Array[], special: Iterable<number>, words: Iterable<string>): Promise<WordConstraint> {
     if (!Array.isArray(tokenBytes) || tokenBytes.length === 0) throw invalidArgument('createWordConstraint needs the byte string of every token');
+    if (!isIterable(special)) throw invalidArgument(`special must be an iterable of token ids (e.g. an array), got ${describeValue(special)}`);
+    if (!isIterable(words) || typeof words === 'string') throw invalidArgument(`words must be an iterable of strings (e.g. an array), got ${describeValue(words)}`);
     const tokens = packBytes(tokenBytes);
     const flags = new Uint8Array(tokenBytes.length);
     for (const id of special) {
-      if (!isInt(id) || id < 0 || id >= tokenBytes.length) throw invalidArgument(`special token id ${String(id)} is outside [0, ${tokenBytes.length})`);
+      if (!isInt(id) || id < 0 || id >= tokenBytes.length) throw invalidArgument(`special token id ${describeValue(id)} is outside [0, ${tokenBytes.length})`);
       flags[id] = 1;
     }
     const enc = new TextEncoder();
     const list: Uint8Array[] = [];
     for (const w of words) {
-      if (typeof w !== 'string') throw invalidArgument('words must be strings');
-      if (/\s/.test(w)) throw invalidArgument(`the word "${w}" contains whitespace: pass single words`);
+      if (typeof w !== 'string') throw invalidArgument(`words must be strings, got ${describeValue(w)}`);
+      if (/\s/.test(w)) throw invalidArgument(`the word ${describeValue(w)} contains whitespace: pass single words`);
       if (w.length) list.push(enc.encode(w));
     }
     if (list.length === 0) throw invalidArgument('createWordConstraint needs at least one word');
@@ -114,6 +116,10 @@ export class WordConstraint {
   get handle(): NativeWordConstraint {
     return this.#native;
   }
+}
+
+function isIterable(x: unknown): x is Iterable<unknown> {
+  return x !== null && x !== undefined && typeof (x as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function';
 }
 
 function packBytes(list: readonly Uint8Array[]): { bytes: Uint8Array; offsets: Int32Array } {
@@ -158,7 +164,7 @@ export function validateGenerate(config: Model['config'], prompts: number[][], o
   if (!Array.isArray(prompts) || prompts.length === 0) throw invalidArgument('generate needs a non-empty array of prompts (arrays of token ids)');
   if (!options || typeof options !== 'object') throw invalidArgument('generate needs options with at least maxNewTokens');
   const o = options;
-  if (!isInt(o.maxNewTokens) || o.maxNewTokens < 1) throw invalidArgument(`maxNewTokens must be an integer >= 1, got ${String(o.maxNewTokens)}`);
+  if (!isInt(o.maxNewTokens) || o.maxNewTokens < 1) throw invalidArgument(`maxNewTokens must be an integer >= 1, got ${describeValue(o.maxNewTokens)}`);
   const V = config.vocab_size;
   prompts.forEach((p, i) => {
     if (!Array.isArray(p)) throw invalidArgument(`prompt ${i} must be an array of token ids`);
@@ -166,38 +172,38 @@ export function validateGenerate(config: Model['config'], prompts: number[][], o
     if (p.length + o.maxNewTokens > config.n_ctx)
       throw invalidArgument(`prompt ${i} has ${p.length} tokens; with maxNewTokens = ${o.maxNewTokens} it needs ${p.length + o.maxNewTokens} positions but the model context n_ctx is ${config.n_ctx}: shorten the prompt or lower maxNewTokens`);
     for (let k = 0; k < p.length; k++)
-      if (!isInt(p[k]) || p[k] < 0 || p[k] >= V) throw invalidArgument(`prompt ${i} token ${k} = ${String(p[k])} is not a token id in [0, ${V})`);
+      if (!isInt(p[k]) || p[k] < 0 || p[k] >= V) throw invalidArgument(`prompt ${i} token ${k} = ${describeValue(p[k])} is not a token id in [0, ${V})`);
   });
   if (o.eosTokenId !== undefined && (!isInt(o.eosTokenId) || o.eosTokenId < 0 || o.eosTokenId >= V))
-    throw invalidArgument(`eosTokenId must be a token id in [0, ${V}), got ${String(o.eosTokenId)}`);
+    throw invalidArgument(`eosTokenId must be a token id in [0, ${V}), got ${describeValue(o.eosTokenId)}`);
   if (o.temperature !== undefined && (typeof o.temperature !== 'number' || !Number.isFinite(o.temperature) || !(o.temperature > 0)))
-    throw invalidArgument(`temperature must be a finite number > 0, got ${String(o.temperature)}`);
-  if (o.topK !== undefined && (!isInt(o.topK) || o.topK < 0)) throw invalidArgument(`topK must be an integer >= 0, got ${String(o.topK)}`);
+    throw invalidArgument(`temperature must be a finite number > 0, got ${describeValue(o.temperature)}`);
+  if (o.topK !== undefined && (!isInt(o.topK) || o.topK < 0)) throw invalidArgument(`topK must be an integer >= 0, got ${describeValue(o.topK)}`);
   if (o.topP !== undefined && (typeof o.topP !== 'number' || !(o.topP > 0 && o.topP <= 1)))
-    throw invalidArgument(`topP must be in (0, 1], got ${String(o.topP)}`);
-  if (o.seed !== undefined && (!Number.isSafeInteger(o.seed) || o.seed < 0)) throw invalidArgument(`seed must be a non-negative integer, got ${String(o.seed)}`);
+    throw invalidArgument(`topP must be in (0, 1], got ${describeValue(o.topP)}`);
+  if (o.seed !== undefined && (!Number.isSafeInteger(o.seed) || o.seed < 0)) throw invalidArgument(`seed must be a non-negative integer, got ${describeValue(o.seed)}`);
   if (o.numBeams !== undefined && (!isInt(o.numBeams) || o.numBeams < 1 || o.numBeams > MAX_BEAMS))
-    throw invalidArgument(`numBeams must be an integer in [1, ${MAX_BEAMS}], got ${String(o.numBeams)}`);
+    throw invalidArgument(`numBeams must be an integer in [1, ${MAX_BEAMS}], got ${describeValue(o.numBeams)}`);
   const n = o.numReturnSequences ?? 1;
-  if (!isInt(n) || n < 1 || n > MAX_RETURN_SEQUENCES) throw invalidArgument(`numReturnSequences must be an integer in [1, ${MAX_RETURN_SEQUENCES}], got ${String(n)}`);
+  if (!isInt(n) || n < 1 || n > MAX_RETURN_SEQUENCES) throw invalidArgument(`numReturnSequences must be an integer in [1, ${MAX_RETURN_SEQUENCES}], got ${describeValue(n)}`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgument('signal must be an AbortSignal');
   if (o.lengthPenalty !== undefined && (typeof o.lengthPenalty !== 'number' || !Number.isFinite(o.lengthPenalty)))
-    throw invalidArgument(`lengthPenalty must be a finite number, got ${String(o.lengthPenalty)}`);
+    throw invalidArgument(`lengthPenalty must be a finite number, got ${describeValue(o.lengthPenalty)}`);
   const sampling = o.temperature !== undefined || o.topK !== undefined || o.topP !== undefined || o.seed !== undefined;
   const strategy: DecodingStrategy = o.strategy ?? ((o.numBeams ?? 1) > 1 ? 'beam' : sampling || n > 1 ? 'sample' : 'greedy');
-  if (!['greedy', 'sample', 'beam'].includes(strategy)) throw invalidArgument(`strategy must be 'greedy', 'sample' or 'beam', got ${String(strategy)}`);
+  if (!['greedy', 'sample', 'beam'].includes(strategy)) throw invalidArgument(`strategy must be 'greedy', 'sample' or 'beam', got ${describeValue(strategy)}`);
   const numBeams = o.numBeams ?? 1;
   if (strategy === 'beam' && n > numBeams) throw invalidArgument(`numReturnSequences (${n}) must be <= numBeams (${numBeams})`);
   if (strategy === 'greedy' && n !== 1) throw invalidArgument(`greedy decoding returns one sequence per prompt; use strategy 'sample' or 'beam' for numReturnSequences = ${n}`);
   if (strategy === 'beam' && o.logits) throw invalidArgument('logits: true is available for greedy decoding and sampling only');
   if (strategy !== 'beam' && numBeams > 1) throw invalidArgument(`numBeams = ${numBeams} needs strategy 'beam'`);
-  if (o.weights !== undefined && o.weights !== 'fp32' && o.weights !== 'bf16') throw invalidArgument(`weights must be 'fp32' or 'bf16', got ${String(o.weights)}`);
+  if (o.weights !== undefined && o.weights !== 'fp32' && o.weights !== 'bf16') throw invalidArgument(`weights must be 'fp32' or 'bf16', got ${describeValue(o.weights)}`);
   if (o.noRepeatNgramSize !== undefined && (!isInt(o.noRepeatNgramSize) || o.noRepeatNgramSize < 0 || o.noRepeatNgramSize > config.n_ctx))
-    throw invalidArgument(`noRepeatNgramSize must be an integer in [0, n_ctx = ${config.n_ctx}], got ${String(o.noRepeatNgramSize)}`);
+    throw invalidArgument(`noRepeatNgramSize must be an integer in [0, n_ctx = ${config.n_ctx}], got ${describeValue(o.noRepeatNgramSize)}`);
   if (o.repetitionPenalty !== undefined && (typeof o.repetitionPenalty !== 'number' || !Number.isFinite(o.repetitionPenalty) || !(o.repetitionPenalty > 0)))
-    throw invalidArgument(`repetitionPenalty must be a finite number > 0 (1 = off), got ${String(o.repetitionPenalty)}`);
+    throw invalidArgument(`repetitionPenalty must be a finite number > 0 (1 = off), got ${describeValue(o.repetitionPenalty)}`);
   if (o.minNewTokens !== undefined && (!isInt(o.minNewTokens) || o.minNewTokens < 0 || o.minNewTokens > o.maxNewTokens))
-    throw invalidArgument(`minNewTokens must be an integer in [0, maxNewTokens = ${o.maxNewTokens}], got ${String(o.minNewTokens)}`);
+    throw invalidArgument(`minNewTokens must be an integer in [0, maxNewTokens = ${o.maxNewTokens}], got ${describeValue(o.minNewTokens)}`);
   if (o.wordConstraint !== undefined && !(o.wordConstraint instanceof WordConstraint)) throw invalidArgument('wordConstraint must be made by WordConstraint.create');
   if (o.wordConstraint && o.wordConstraint.vocabSize !== V)
     throw invalidArgument(`the word constraint was built for ${o.wordConstraint.vocabSize} tokens but the model's vocabulary has ${V}: build it from this model's tokenizer`);
@@ -227,6 +233,7 @@ export function validateGenerate(config: Model['config'], prompts: number[][], o
  * hypotheses, best first). Prompts may have different lengths; each is decoded exactly as if alone.
  */
 export async function generate(model: Model, prompts: number[][], options: GenerateOptions): Promise<Generation[][]> {
+  if (!(model instanceof Model)) throw invalidArgument(`generate needs a Model (Model.create or Model.load) as its first argument, got ${describeValue(model)}`);
   const opts = validateGenerate(model.config, prompts, options);
   const native32 = prompts.map((p) => Int32Array.from(p));
   const signal = options.signal;

@@ -5,7 +5,8 @@ import { mkdir, readFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MinielmError, invalidArgument } from '../errors.ts';
 import { native, type NativeBatch, type NativeModel, type NativeOptim } from '../native.ts';
-import { readSafetensors, writeSafetensors, writeFileAtomic, type TensorToWrite } from './safetensors.ts';
+import { decodeTensor, layoutSafetensors, readSafetensorsIndex, writeFileAtomic, type TensorEntry } from './safetensors.ts';
+import { replaceDir, resolveDir } from '../util/atomic.ts';
 
 export interface ModelConfig {
   vocab_size: number;
@@ -124,6 +125,33 @@ export function withNativeHandle<R>(model: Model, job: (handle: NativeModel) => 
   return exclusiveImpl(model, job);
 }
 
+const DTYPE_CODE: Record<TensorEntry['dtype'], number> = { F32: 0, F16: 1, BF16: 2, F64: 3 };
+
+/** Converts and copies tensors of a read safetensors buffer into the engine, in a worker; the first tensor holding NaN / Inf, or null. */
+function copyIn(h: NativeModel, kind: 'param' | 'm' | 'v', tensors: [string, TensorEntry][], buffer: Buffer): Promise<string | null> {
+  return native.writeTensors(h, tensors.map(() => kind), tensors.map(([name]) => name), buffer, Float64Array.from(tensors, ([, t]) => t.begin), Uint8Array.from(tensors, ([, t]) => DTYPE_CODE[t.dtype]));
+}
+
+/** A float32 safetensors file of the engine's tensors, filled by the engine in a worker. */
+async function copyOut(h: NativeModel, tensors: { kind: 'param' | 'm' | 'v'; name: string; shape: number[] }[], metadata: Record<string, string>): Promise<Buffer> {
+  const names = tensors.map((t) => (t.kind === 'param' ? t.name : `${t.kind}.${t.name}`));
+  const { buffer, offsets } = layoutSafetensors(tensors.map((t, i) => ({ name: names[i]!, shape: t.shape })), metadata);
+  await native.readTensors(h, tensors.map((t) => t.kind), tensors.map((t) => t.name), buffer, Float64Array.from(offsets));
+  return buffer;
+}
+
+/** Whether two tensors of one file hold the same values (bytes compared when the dtypes agree). */
+function sameValues(buffer: Buffer, a: TensorEntry, b: TensorEntry): boolean {
+  if (a.count !== b.count) return false;
+  if (a.dtype === b.dtype) return buffer.subarray(a.begin, a.end).equals(buffer.subarray(b.begin, b.end));
+  const x = parseOne(buffer, a), y = parseOne(buffer, b);
+  return x.every((v, i) => v === y[i]);
+}
+
+function parseOne(buffer: Buffer, t: TensorEntry): Float32Array {
+  return decodeTensor(buffer.subarray(t.begin, t.end), t.dtype, t.count);
+}
+
 /** @internal Asks the model's running native job (if any) to stop at its next step boundary. */
 export function cancelNativeJob(model: Model): void {
   cancelImpl(model);
@@ -195,79 +223,97 @@ export class Model {
    * gpt2 / distilgpt2 folder works), plus training_state.safetensors when present and asked for.
    */
   static async load(dir: string, options: { trainingState?: boolean } = {}): Promise<Model> {
+    // The last complete set, also when a save into `dir` was killed half-way through its folder swap.
+    dir = await resolveDir(dir);
     const config = await readHfConfig(join(dir, 'config.json'));
     const weightsFile = join(dir, 'model.safetensors');
-    const file = await readSafetensors(weightsFile);
+    // The file is read off the event loop and only its header is parsed here; the values are converted,
+    // checked for NaN / Inf and copied into the engine in a worker (native/napi/io.cc).
+    const file = await readSafetensorsIndex(weightsFile);
     if (file.tensors.has('score.weight')) config.score_head = true;
     // Every check comes before the engine allocates anything: a config.json that does not describe these
     // weights (or asks for an absurd model) is refused by comparing against the shapes it implies.
     const wanted = new Map(expectedTensors(config).map((t) => [t.name, t.shape]));
-    const weights: [string, Float32Array][] = [];
+    const weights: [string, TensorEntry][] = [];
     for (const [rawName, t] of file.tensors) {
       const name = rawName.startsWith('transformer.') ? rawName.slice('transformer.'.length) : rawName;
       // Causal-mask buffers some exports include; the engine builds its own mask.
       if (/\.attn\.(masked_)?bias$/.test(name) && t.shape.length === 4) continue;
       if (name === 'lm_head.weight') {
         const wte = file.tensors.get('wte.weight') ?? file.tensors.get('transformer.wte.weight');
-        if (wte && wte.data.length === t.data.length && wte.data.every((v, i) => v === t.data[i])) continue;
+        if (wte && sameValues(file.buffer, wte, t)) continue;
         throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: lm_head.weight differs from wte.weight; minielm models tie the LM head to the token embedding`);
       }
       const shape = wanted.get(name);
       if (!shape) throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: unexpected tensor "${rawName}" for a GPT-2 with config ${JSON.stringify(config)}`);
       if (shape.length !== t.shape.length || shape.some((d, i) => d !== t.shape[i]))
         throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: tensor "${rawName}" has shape [${t.shape.join(', ')}] but config.json implies [${shape.join(', ')}]; the config does not match the weights`);
-      if (!t.data.every(Number.isFinite)) throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: tensor "${rawName}" contains NaN or Inf`);
-      weights.push([name, t.data]);
+      weights.push([name, t]);
     }
     const present = new Set(weights.map(([name]) => name));
     const absent = [...wanted.keys()].filter((name) => !present.has(name));
     if (absent.length)
       throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: missing tensors ${absent.slice(0, 5).join(', ')}${absent.length > 5 ? ` and ${absent.length - 5} more` : ''} that config.json ${JSON.stringify(config)} implies`);
     const model = await Model.create(config, { seed: 0 });
-    const h = model.#handle();
-    for (const [name, data] of weights) h.writeTensor('param', name, data);
-    if (options.trainingState) await model.#loadTrainingState(join(dir, 'training_state.safetensors'));
+    try {
+      const nonFinite = await copyIn(model.#handle(), 'param', weights, file.buffer);
+      if (nonFinite !== null) {
+        const raw = [...file.tensors.keys()].find((k) => k === nonFinite || k === `transformer.${nonFinite}`) ?? nonFinite;
+        throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: tensor "${raw}" contains NaN or Inf`);
+      }
+      if (options.trainingState) await model.#loadTrainingState(join(dir, 'training_state.safetensors'));
+    } catch (err) {
+      await model.dispose();
+      throw err;
+    }
     return model;
   }
 
   /**
-   * Writes config.json and model.safetensors (HF GPT-2 names, Conv1D weights [in, out]), each atomically;
-   * with `trainingState`, also the AdamW moments, step and RNG state for an exact resume.
+   * Writes config.json and model.safetensors (HF GPT-2 names, Conv1D weights [in, out]); with
+   * `trainingState`, also the AdamW moments, step and RNG state for an exact resume; with `extraFiles`,
+   * whatever it writes into the folder it is given (e.g. `(d) => tokenizer.save(d)`; it must not wait on
+   * this model). The folder is replaced as one set (lib/util/atomic.ts replaceDir): a kill at any point
+   * leaves the previous set or the new one. Other files already in `dir` are kept, except a stale
+   * training_state.safetensors / trainer_state.json, which would not match the new weights.
    */
-  async save(dir: string, options: { trainingState?: boolean; metadata?: Record<string, string> } = {}): Promise<void> {
-    await this.#enqueue(async () => {
+  async save(dir: string, options: { trainingState?: boolean; metadata?: Record<string, string>; extraFiles?: (dir: string) => Promise<void> } = {}): Promise<void> {
+    await this.#enqueue(() => replaceDir(dir, async (dir) => {
       const h = this.#handle();
       await mkdir(dir, { recursive: true });
+      // The engine copies its tensors into the file buffer in a worker; fs.promises writes it.
       const infos = h.tensors();
-      const tensors: TensorToWrite[] = infos.map((t) => ({ name: t.name, shape: t.shape, data: h.readTensor('param', t.name) }));
-      await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt', producer: 'minielm', ...(options.metadata ?? {}) });
+      const params = infos.map((t) => ({ kind: 'param' as const, name: t.name, shape: t.shape }));
+      await writeFileAtomic(join(dir, 'model.safetensors'), await copyOut(h, params, { format: 'pt', producer: 'minielm', ...(options.metadata ?? {}) }));
       if (options.trainingState) {
-        const state: TensorToWrite[] = [];
-        for (const t of infos) {
-          state.push({ name: `m.${t.name}`, shape: t.shape, data: h.readTensor('m', t.name) });
-          state.push({ name: `v.${t.name}`, shape: t.shape, data: h.readTensor('v', t.name) });
-        }
+        const state = infos.flatMap((t) => (['m', 'v'] as const).map((kind) => ({ kind, name: t.name, shape: t.shape })));
         const meta = { format: 'minielm-training-state-v1', step: String(h.getStep()), rng: h.getRngState().map(String).join(',') };
-        await writeSafetensors(join(dir, 'training_state.safetensors'), state, meta);
+        await writeFileAtomic(join(dir, 'training_state.safetensors'), await copyOut(h, state, meta));
       }
       await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(hfConfig(this.config), null, 2)}\n`);
-    });
+      if (options.extraFiles) await options.extraFiles(dir);
+    }, { drop: ['training_state.safetensors', 'trainer_state.json'] }));
   }
 
   async #loadTrainingState(file: string): Promise<void> {
-    const { tensors, metadata } = await readSafetensors(file);
+    const { tensors, metadata, buffer } = await readSafetensorsIndex(file);
     if (metadata.format !== 'minielm-training-state-v1') throw new MinielmError('MINIELM_CHECKPOINT', `${file}: not a minielm training state (format ${metadata.format ?? 'missing'})`);
+    const step = Number(metadata.step);
+    const rng = (metadata.rng ?? '').split(',');
+    if (!Number.isSafeInteger(step) || step < 0 || rng.length !== 4 || !rng.every((r) => /^\d+$/.test(r))) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: step or RNG state is missing or malformed`);
     const h = this.#handle();
+    const parts: Record<'m' | 'v', [string, TensorEntry][]> = { m: [], v: [] };
     for (const t of h.tensors()) {
       for (const kind of ['m', 'v'] as const) {
         const s = tensors.get(`${kind}.${t.name}`);
-        if (!s || s.data.length !== t.size) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: optimizer state for "${t.name}" is missing or has the wrong size`);
-        h.writeTensor(kind, t.name, s.data);
+        if (!s || s.count !== t.size) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: optimizer state for "${t.name}" is missing or has the wrong size`);
+        parts[kind].push([t.name, s]);
       }
     }
-    const step = Number(metadata.step);
-    const rng = (metadata.rng ?? '').split(',');
-    if (!Number.isSafeInteger(step) || step < 0 || rng.length !== 4) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: step or RNG state is missing or malformed`);
+    for (const kind of ['m', 'v'] as const) {
+      const nonFinite = await copyIn(h, kind, parts[kind], buffer);
+      if (nonFinite !== null) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: optimizer state "${kind}.${nonFinite}" contains NaN or Inf`);
+    }
     h.setStep(step);
     h.setRngState(rng.map((s) => BigInt(s)));
   }

@@ -2,8 +2,9 @@
 // header {name: {dtype, shape, data_offsets}} plus optional "__metadata__", then the raw tensor bytes.
 // Parsed in TypeScript because the header is JSON: Node's parser is safer than a hand-written C++ one.
 // Every inconsistency is reported with the file name, so a truncated or tampered file never reaches C++.
-import { open, readFile, rename, writeFile, unlink } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { MinielmError } from '../errors.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 
 export type Dtype = 'F32' | 'F16' | 'BF16' | 'F64';
 
@@ -35,7 +36,8 @@ function halfToFloat(h: number): number {
   return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
-function decode(bytes: Uint8Array, dtype: Dtype, count: number): Float32Array {
+/** Decodes `count` little-endian values of `dtype` to float32 (on the calling thread). */
+export function decodeTensor(bytes: Uint8Array, dtype: Dtype, count: number): Float32Array {
   const out = new Float32Array(count);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (dtype) {
@@ -57,7 +59,27 @@ function decode(bytes: Uint8Array, dtype: Dtype, count: number): Float32Array {
   return out;
 }
 
-export function parseSafetensors(buf: Uint8Array, file: string): SafetensorsFile {
+/** One tensor of a safetensors file: where its bytes lie in the whole file's buffer. */
+export interface TensorEntry {
+  dtype: Dtype;
+  shape: number[];
+  /** Element count (product of the shape). */
+  count: number;
+  /** Byte range in the file's buffer (absolute, header included). */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsIndex {
+  tensors: Map<string, TensorEntry>;
+  metadata: Record<string, string>;
+}
+
+/**
+ * Checks the header and every tensor's byte range without decoding any data (cheap for any file size):
+ * the engine converts the values in a worker (lib/model/model.ts).
+ */
+export function parseSafetensorsHeader(buf: Uint8Array, file: string): SafetensorsIndex {
   if (buf.byteLength < 8) throw bad(file, `only ${buf.byteLength} bytes, shorter than the 8-byte header length`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const headerLen = Number(view.getBigUint64(0, true));
@@ -72,7 +94,7 @@ export function parseSafetensors(buf: Uint8Array, file: string): SafetensorsFile
   if (header === null || typeof header !== 'object' || Array.isArray(header)) throw bad(file, 'header is not a JSON object');
   const dataStart = 8 + headerLen;
   const dataLen = buf.byteLength - dataStart;
-  const tensors = new Map<string, LoadedTensor>();
+  const tensors = new Map<string, TensorEntry>();
   let metadata: Record<string, string> = {};
   const ranges: [number, number, string][] = [];
   for (const [name, entry] of Object.entries(header)) {
@@ -82,11 +104,11 @@ export function parseSafetensors(buf: Uint8Array, file: string): SafetensorsFile
     }
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!e || typeof e !== 'object') throw bad(file, `entry "${name}" is not an object`);
-    if (typeof e.dtype !== 'string' || !(e.dtype in BYTES)) throw bad(file, `tensor "${name}" has unsupported dtype ${String(e.dtype)} (supported: F32, F16, BF16, F64)`);
+    if (typeof e.dtype !== 'string' || !Object.hasOwn(BYTES, e.dtype)) throw bad(file, `tensor "${name}" has unsupported dtype ${String(e.dtype)} (supported: F32, F16, BF16, F64)`);
     const dtype = e.dtype as Dtype;
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(file, `tensor "${name}" has an invalid shape`);
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(file, `tensor "${name}" has an invalid shape`);
     const shape = e.shape as number[];
-    if (!Array.isArray(e.data_offsets) || e.data_offsets.length !== 2 || !e.data_offsets.every((d) => Number.isInteger(d) && d >= 0))
+    if (!Array.isArray(e.data_offsets) || e.data_offsets.length !== 2 || !e.data_offsets.every((d) => Number.isSafeInteger(d) && d >= 0))
       throw bad(file, `tensor "${name}" has invalid data_offsets`);
     const [begin, end] = e.data_offsets as [number, number];
     const count = shape.reduce((a, b) => a * b, 1);
@@ -94,8 +116,7 @@ export function parseSafetensors(buf: Uint8Array, file: string): SafetensorsFile
     if (end - begin !== count * BYTES[dtype])
       throw bad(file, `tensor "${name}" holds ${end - begin} bytes but shape [${shape.join(', ')}] in ${dtype} needs ${count * BYTES[dtype]}`);
     ranges.push([begin, end, name]);
-    const bytes = buf.subarray(dataStart + begin, dataStart + end);
-    tensors.set(name, { dtype, shape, data: decode(bytes, dtype, count) });
+    tensors.set(name, { dtype, shape, count, begin: dataStart + begin, end: dataStart + end });
   }
   ranges.sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < ranges.length; i++)
@@ -103,15 +124,49 @@ export function parseSafetensors(buf: Uint8Array, file: string): SafetensorsFile
   return { tensors, metadata };
 }
 
-export async function readSafetensors(file: string): Promise<SafetensorsFile> {
-  let buf: Buffer;
+/** Parses and decodes every tensor to float32 on the calling thread (fine for small files and tests). */
+export function parseSafetensors(buf: Uint8Array, file: string): SafetensorsFile {
+  const index = parseSafetensorsHeader(buf, file);
+  const tensors = new Map<string, LoadedTensor>();
+  for (const [name, t] of index.tensors) tensors.set(name, { dtype: t.dtype, shape: t.shape, data: decodeTensor(buf.subarray(t.begin, t.end), t.dtype, t.count) });
+  return { tensors, metadata: index.metadata };
+}
+
+/** Reads a file (off the event loop) and checks its header; the data stays raw in `buffer`. */
+export async function readSafetensorsIndex(file: string): Promise<SafetensorsIndex & { buffer: Buffer }> {
+  const buffer = await readWhole(file);
+  return { ...parseSafetensorsHeader(buffer, file), buffer };
+}
+
+/** Bytes per read call: large enough that a 500 MB checkpoint takes a few dozen thread-pool round trips. */
+const READ_CHUNK = 32 * 1024 * 1024;
+
+async function readWhole(file: string): Promise<Buffer> {
   try {
-    buf = await readFile(file);
+    // fs.promises.readFile reads in 512 KiB pieces, each a round trip through the main thread; one buffer
+    // of the file's size filled by large reads is several times faster for checkpoints.
+    const fh = await open(file, 'r');
+    try {
+      const { size } = await fh.stat();
+      const buf = Buffer.allocUnsafe(size);
+      let pos = 0;
+      while (pos < size) {
+        const { bytesRead } = await fh.read(buf, pos, Math.min(READ_CHUNK, size - pos), pos);
+        if (bytesRead === 0) break;
+        pos += bytesRead;
+      }
+      return pos === size ? buf : buf.subarray(0, pos);
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new MinielmError(code === 'ENOENT' ? 'MINIELM_NOT_FOUND' : 'MINIELM_BAD_FILE', `${file}: cannot read (${(err as Error).message})`);
   }
-  return parseSafetensors(buf, file);
+}
+
+export async function readSafetensors(file: string): Promise<SafetensorsFile> {
+  return parseSafetensors(await readWhole(file), file);
 }
 
 export interface TensorToWrite {
@@ -120,15 +175,19 @@ export interface TensorToWrite {
   data: Float32Array;
 }
 
-/** Serialises float32 tensors in the given order. */
-export function encodeSafetensors(tensors: TensorToWrite[], metadata: Record<string, string> = {}): Buffer {
+/**
+ * A float32 safetensors file laid out for the given tensors, in order: a buffer of the whole file with the
+ * header written, and each tensor's byte offset in it, for the caller (or the engine, in a worker) to fill.
+ */
+export function layoutSafetensors(tensors: { name: string; shape: number[] }[], metadata: Record<string, string> = {}): { buffer: Buffer; offsets: number[] } {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
+  const rel: number[] = [];
   for (const t of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (n !== t.data.length) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `tensor "${t.name}": shape [${t.shape.join(', ')}] needs ${n} values, got ${t.data.length}`);
     header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + n * 4] };
+    rel.push(offset);
     offset += n * 4;
   }
   let json = JSON.stringify(header);
@@ -136,35 +195,26 @@ export function encodeSafetensors(tensors: TensorToWrite[], metadata: Record<str
   const pad = (8 - ((8 + Buffer.byteLength(json)) % 8)) % 8;
   json += ' '.repeat(pad);
   const headerBytes = Buffer.from(json, 'utf8');
-  const out = Buffer.allocUnsafe(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let pos = 8 + headerBytes.length;
+  const buffer = Buffer.allocUnsafe(8 + headerBytes.length + offset);
+  buffer.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  headerBytes.copy(buffer, 8);
+  const start = 8 + headerBytes.length;
+  return { buffer, offsets: rel.map((o) => start + o) };
+}
+
+/** Serialises float32 tensors in the given order. */
+export function encodeSafetensors(tensors: TensorToWrite[], metadata: Record<string, string> = {}): Buffer {
   for (const t of tensors) {
-    const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    bytes.copy(out, pos);
-    pos += bytes.length;
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n !== t.data.length) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `tensor "${t.name}": shape [${t.shape.join(', ')}] needs ${n} values, got ${t.data.length}`);
   }
-  return out;
+  const { buffer, offsets } = layoutSafetensors(tensors, metadata);
+  tensors.forEach((t, i) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(buffer, offsets[i]));
+  return buffer;
 }
 
 /** Writes to a temporary file in the same folder, flushes it, then renames: readers never see half a file. */
-export async function writeFileAtomic(file: string, data: Buffer | string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  try {
-    await writeFile(tmp, data);
-    const fh = await open(tmp, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-}
+export { writeFileAtomic };
 
 export async function writeSafetensors(file: string, tensors: TensorToWrite[], metadata: Record<string, string> = {}): Promise<void> {
   await writeFileAtomic(file, encodeSafetensors(tensors, metadata));

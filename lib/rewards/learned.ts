@@ -4,9 +4,10 @@
 // mask is the only position that has seen both sides. A folder holds the model (config.json, model.safetensors),
 // its tokenizer (tokenizer.json, ...) and relevance.json (how inputs were built), so scoring matches training.
 import { existsSync } from 'node:fs';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MinielmError, invalidArgument } from '../errors.ts';
+import { resolveDir } from '../util/atomic.ts';
 import { Model, type ModelConfig } from '../model/model.ts';
 import { Tokenizer, trainTokenizer } from '../tokenizer/index.ts';
 import { createRng, hashString, shuffleInPlace } from '../data/random.ts';
@@ -97,6 +98,8 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
 
   /** Loads a folder written by save() or `minielm relevance train`. */
   static async load(dir: string, options: LearnedScorerOptions = {}): Promise<LearnedRelevanceScorer> {
+    // One resolution for all three parts, so they come from the same save.
+    dir = await resolveDir(dir);
     const metaFile = join(dir, META_FILE);
     if (!existsSync(metaFile)) {
       throw new MinielmError('MINIELM_NOT_FOUND', `${metaFile} does not exist: pass a folder written by "minielm relevance train" (model, tokenizer and ${META_FILE}).`);
@@ -110,11 +113,15 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
     return new LearnedRelevanceScorer(model, tokenizer, meta.input, options);
   }
 
+  /** Model, tokenizer and relevance.json as one set: a kill during a save leaves the previous scorer whole. */
   async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
-    await mkdir(dir, { recursive: true });
-    await this.model.save(dir, { metadata: { minielm_task: 'relevance' } });
-    await this.tokenizer.save(dir);
-    await writeFile(join(dir, META_FILE), `${JSON.stringify({ format: META_FORMAT, input: this.format, ...extra }, null, 2)}\n`);
+    await this.model.save(dir, {
+      metadata: { minielm_task: 'relevance' },
+      extraFiles: async (stage) => {
+        await this.tokenizer.save(stage);
+        await writeFile(join(stage, META_FILE), `${JSON.stringify({ format: META_FORMAT, input: this.format, ...extra }, null, 2)}\n`);
+      },
+    });
   }
 
   encode(query: string, title: string): number[] {
@@ -163,6 +170,7 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
  * (small random, from `seed`). Model.load alone would give no head: the folder has no score.weight.
  */
 export async function scoreModelFromTrunk(dir: string, options: { seed?: number } = {}): Promise<{ model: Model; tokenizer: Tokenizer }> {
+  dir = await resolveDir(dir);
   if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'model.safetensors'))) {
     throw new MinielmError('MINIELM_NOT_FOUND', `init ${dir}: no config.json and model.safetensors there. Pass a causal-LM checkpoint folder, e.g. a "minielm train pretrain" run's best/.`);
   }

@@ -2,9 +2,9 @@
 // Express or Fastify as well as into `minielm serve`. Every request a client can get wrong gets a 4xx whose
 // body names the field and the fix; nothing a client sends can throw out of the handler.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { MinielmError, invalidArgument, type MinielmErrorCode } from '../errors.ts';
+import { MinielmError, describeValue, invalidArgument, type MinielmErrorCode } from '../errors.ts';
 import type { Retriever } from '../retrieval/types.ts';
 import { InvalidOptionError, type Rewriter } from './rewriter.ts';
 import { playgroundHtml } from './playground.ts';
@@ -76,11 +76,14 @@ const HANDLER_OPTIONS = ['retriever', 'products', 'maxBodyBytes', 'maxQueries', 
 const REWRITE_FIELDS = ['query', 'queries', 'n', 'strategy', 'temperature', 'topP', 'seed', 'includeQuery'];
 const EXPAND_FIELDS = ['query', 'n', 'strategy', 'temperature', 'topP', 'seed', 'k', 'merge', 'limit'];
 
-function positiveInt(name: string, value: number | undefined, fallback: number): number {
+function positiveInt(name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw invalidArgument(`${name} must be a positive integer, got ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) throw invalidArgument(`${name} must be a positive integer${max < Number.MAX_SAFE_INTEGER ? ` (at most ${max})` : ''}, got ${describeValue(value)}`);
   return value;
 }
+
+/** setTimeout's longest delay (about 24.8 days): a longer one fires at once, and with it every request's 408/504. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 function typeName(value: unknown): string {
   return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
@@ -97,14 +100,14 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
   if (retriever !== undefined && (retriever === null || typeof retriever.search !== 'function')) throw invalidArgument('retriever must have search(queries, k) (Bm25Retriever, MeilisearchRetriever)');
   if (options.products !== undefined && typeof (options.products as Iterable<unknown>)?.[Symbol.iterator] !== 'function') throw invalidArgument('products must be an iterable of { id, title }');
   if (options.registry !== undefined && !(options.registry instanceof Registry)) throw invalidArgument('registry must be a prom-client Registry');
-  if (options.playground !== undefined && typeof options.playground !== 'boolean') throw invalidArgument(`playground must be true or false, got ${String(options.playground)}`);
+  if (options.playground !== undefined && typeof options.playground !== 'boolean') throw invalidArgument(`playground must be true or false, got ${describeValue(options.playground)}`);
   const limits = {
     maxBodyBytes: positiveInt('maxBodyBytes', options.maxBodyBytes, 16 * 1024),
     maxQueries: positiveInt('maxQueries', options.maxQueries, 64),
     maxN: positiveInt('maxN', options.maxN, 32),
     maxK: positiveInt('maxK', options.maxK, 100),
     maxQueryLength: positiveInt('maxQueryLength', options.maxQueryLength, 512),
-    timeoutMs: positiveInt('timeoutMs', options.timeoutMs, 10_000),
+    timeoutMs: positiveInt('timeoutMs', options.timeoutMs, 10_000, MAX_TIMEOUT_MS),
   };
   const titles = new Map<string, string>();
   for (const p of options.products ?? []) if (p && typeof p.id === 'string' && typeof p.title === 'string') titles.set(p.id, p.title);
@@ -259,7 +262,7 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
       for (const f of ['k', 'limit'] as const) {
         const v = opts[f];
         if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > limits.maxK))
-          throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"${f}" must be an integer in [1, ${limits.maxK}], got ${JSON.stringify(v)}`, f);
+          throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"${f}" must be an integer in [1, ${limits.maxK}], got ${describeValue(v)}`, f);
       }
       const out = await rewriter.expand(query as string, retriever, { ...opts, signal: controller.signal });
       return { ...out, products: out.products.map((p) => (titles.has(p.id) ? { id: p.id, title: titles.get(p.id), score: p.score, from: p.from } : p)) };
@@ -274,7 +277,7 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
 
   function checkN(n: unknown): void {
     if (n !== undefined && (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > limits.maxN))
-      throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"n" must be an integer in [1, ${limits.maxN}], got ${JSON.stringify(n)}`, 'n');
+      throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"n" must be an integer in [1, ${limits.maxN}], got ${describeValue(n)}`, 'n');
   }
 
   function checkQuery(q: unknown, field: string): void {
@@ -428,13 +431,21 @@ export interface RewriteServer {
 
 /** A node:http server running createRewriteHandler; `minielm serve` is this plus signal handling. */
 export async function startRewriteServer(rewriter: Rewriter, options: RewriteServerOptions = {}): Promise<RewriteServer> {
+  if (options === null || typeof options !== 'object') throw invalidArgument(`startRewriteServer options must be an object, got ${describeValue(options)}`);
   const { host = '127.0.0.1', port = 8080, graceMs = 10_000, ...handlerOptions } = options;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArgument(`port must be an integer in [0, 65535], got ${String(port)}`);
-  if (!Number.isFinite(graceMs) || graceMs < 0) throw invalidArgument(`graceMs must be a number of milliseconds >= 0, got ${String(graceMs)}`);
+  if (typeof host !== 'string' || host.length === 0) throw invalidArgument(`host must be a host name or address such as 127.0.0.1, got ${describeValue(host)}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArgument(`port must be an integer in [0, 65535], got ${describeValue(port)}`);
+  if (typeof graceMs !== 'number' || !Number.isFinite(graceMs) || graceMs < 0 || graceMs > MAX_TIMEOUT_MS)
+    throw invalidArgument(`graceMs must be a number of milliseconds in [0, ${MAX_TIMEOUT_MS}], got ${describeValue(graceMs)}`);
   const handler = createRewriteHandler(rewriter, handlerOptions);
   const timeoutMs = handlerOptions.timeoutMs ?? 10_000;
   // Node's own timers stop clients that never finish their headers (slowloris); the handler's timer the body.
   const server = createServer({ requestTimeout: timeoutMs + 5_000, headersTimeout: Math.min(timeoutMs + 5_000, 10_000), connectionsCheckingInterval: 1_000 }, handler);
+  // node:http hands CONNECT to a 'connect' listener and drops the socket when there is none: answer 405.
+  server.on('connect', (_req, socket: Socket) => {
+    socket.on('error', () => undefined);
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  });
   // A malformed request line or header gets Node's 400 and a closed socket, never an 'error' event.
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');

@@ -11,6 +11,8 @@ import { promptIds, rewriteText } from '../rewrite/format.ts';
 import { catalogWordConstraint, catalogWords, DEFAULT_HYGIENE, type RewriteHygiene } from '../rewrite/hygiene.ts';
 import type { Retriever } from '../retrieval/types.ts';
 import { LruCache } from './lru.ts';
+import { Bandit, type ArmPosterior, type BanditOptions } from './bandit.ts';
+import { resolveDir } from '../util/atomic.ts';
 
 export interface RewriterOptions {
   /** Weights the decoder reads: 'bf16' halves the bytes per step, results move slightly. Default 'fp32'. */
@@ -32,6 +34,9 @@ export interface RewriterOptions {
   words?: Iterable<string>;
   /** Tokens per rewrite at most. Default 16. */
   maxNewTokens?: number;
+  /** The bandit expand({ select: 'bandit' }) and feedback() use: a Bandit (the caller's), or options for one the
+   * rewriter opens (with stateFile: loaded from it when it exists, saved there after every feedback). */
+  bandit?: Bandit | BanditOptions;
 }
 
 export interface RewriteOptions {
@@ -65,6 +70,28 @@ export interface ExpandOptions extends Omit<RewriteOptions, 'includeQuery'> {
   merge?: 'rrf' | 'interleave';
   /** Merged products returned at most. Default: all. */
   limit?: number;
+  /** Which rewrites go to the engine: 'all' (default), 'top' (the `send` best-ranked) or 'bandit' (`send` chosen by
+   * Thompson sampling on click feedback; needs the rewriter's bandit option). */
+  select?: 'all' | 'top' | 'bandit';
+  /** Rewrites sent to the engine with select 'top' or 'bandit' (k of the n decoded). Default 3. */
+  send?: number;
+}
+
+/** One impression's outcome for a rewrite expand({ select: 'bandit' }) sent: clicked = a product it brought was clicked. */
+export interface RewriteFeedback {
+  query: string;
+  /** The rewrite's text, as in expansion.rewrites. */
+  rewrite: string;
+  clicked: boolean;
+}
+
+/** How expand() chose the rewrites it sent (absent for select 'all'). */
+export interface RewriteSelection {
+  strategy: 'top' | 'bandit';
+  /** Every rewrite decoded, best first; expansion.rewrites are the ones sent, in this order. */
+  candidates: Rewrite[];
+  /** 'bandit': the Thompson draw of each candidate. */
+  samples?: number[];
 }
 
 /** A list that retrieved a product: the query's own, or a rewrite's. */
@@ -86,8 +113,10 @@ export interface ExpandedProduct {
 
 export interface Expansion {
   query: string;
+  /** The rewrites whose lists were retrieved (with select 'top' / 'bandit': the ones sent). */
   rewrites: Rewrite[];
   products: ExpandedProduct[];
+  selection?: RewriteSelection;
 }
 
 export interface RewriterStats {
@@ -156,9 +185,10 @@ interface RunningBatch {
   controller: AbortController;
 }
 
-const LOAD_OPTIONS = ['weights', 'threads', 'maxBatch', 'maxWaitMs', 'cacheSize', 'queueLimit', 'hygiene', 'words', 'maxNewTokens'];
+const LOAD_OPTIONS = ['weights', 'threads', 'maxBatch', 'maxWaitMs', 'cacheSize', 'queueLimit', 'hygiene', 'words', 'maxNewTokens', 'bandit'];
 const REWRITE_OPTIONS = ['n', 'strategy', 'temperature', 'topP', 'seed', 'signal', 'includeQuery'];
-const EXPAND_OPTIONS = ['n', 'strategy', 'temperature', 'topP', 'seed', 'signal', 'k', 'merge', 'limit'];
+const EXPAND_OPTIONS = ['n', 'strategy', 'temperature', 'topP', 'seed', 'signal', 'k', 'merge', 'limit', 'select', 'send'];
+const FEEDBACK_KEYS = ['query', 'rewrite', 'clicked'];
 const HYGIENE_KEYS = ['noRepeatNgramSize', 'repetitionPenalty', 'minNewTokens'] as const;
 const SAMPLING_ONLY = ['temperature', 'topP', 'seed'] as const;
 /** Reciprocal rank fusion's constant (Cormack et al. 2009): damps the weight of the very first ranks. */
@@ -210,7 +240,7 @@ function describe(value: unknown): string {
   return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
 
-function validateLoadOptions(options: RewriterOptions | undefined): { settings: RewriterSettings; threads?: number; words?: string[] } {
+function validateLoadOptions(options: RewriterOptions | undefined): { settings: RewriterSettings; threads?: number; words?: string[]; bandit?: Bandit | BanditOptions } {
   const o = checkKeys('Rewriter.load', options, LOAD_OPTIONS) as RewriterOptions;
   if (o.weights !== undefined && o.weights !== 'fp32' && o.weights !== 'bf16') throw optionError('weights', `weights must be 'fp32' or 'bf16', got ${describe(o.weights)}`);
   const threads = o.threads === undefined ? undefined : intOption('threads', o.threads, 1, 1024, 1);
@@ -230,7 +260,7 @@ function validateLoadOptions(options: RewriterOptions | undefined): { settings: 
   }
   let words: string[] | undefined;
   if (o.words !== undefined) {
-    if (typeof o.words === 'string' || typeof (o.words as Iterable<string>)[Symbol.iterator] !== 'function')
+    if (o.words === null || typeof o.words === 'string' || typeof (o.words as Iterable<string>)[Symbol.iterator] !== 'function')
       throw optionError('words', 'words must be an iterable of texts (product titles, queries) whose words rewrites may use, e.g. an array of strings');
     words = [...o.words];
     words.forEach((w, i) => {
@@ -248,7 +278,9 @@ function validateLoadOptions(options: RewriterOptions | undefined): { settings: 
     maxNewTokens: intOption('maxNewTokens', o.maxNewTokens, 1, 4096, 16),
     wordConstraint: words !== undefined,
   };
-  return { settings, threads, words };
+  if (o.bandit !== undefined && !(o.bandit instanceof Bandit) && (o.bandit === null || typeof o.bandit !== 'object' || Array.isArray(o.bandit)))
+    throw optionError('bandit', `bandit must be a Bandit or its options ({ stateFile, seed, maxArms, priorWeight, basePrior }), got ${describe(o.bandit)}`);
+  return { settings, threads, words, bandit: o.bandit };
 }
 
 function validateDecoding(o: RewriteOptions | ExpandOptions): Decoding {
@@ -285,6 +317,7 @@ export class Rewriter {
   readonly #words: ReadonlySet<string> | undefined;
   readonly #cache: LruCache<string, readonly Rewrite[]>;
   readonly #listeners = new Set<(info: BatchInfo) => void>();
+  #bandit: Bandit | undefined;
   #queue: Job[] = [];
   #running: RunningBatch | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
@@ -305,7 +338,9 @@ export class Rewriter {
   static async load(dir: string, options?: RewriterOptions): Promise<Rewriter> {
     if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('Rewriter.load needs the path of a model folder holding config.json, model.safetensors and tokenizer.json');
     const checked = validateLoadOptions(options);
-    const [loaded, tokenizerLoaded] = await Promise.allSettled([Model.load(dir), Tokenizer.load(dir)]);
+    // Resolved once, so the model and the tokenizer come from the same save even mid-swap.
+    const from = await resolveDir(dir);
+    const [loaded, tokenizerLoaded] = await Promise.allSettled([Model.load(from), Tokenizer.load(from)]);
     if (tokenizerLoaded.status === 'rejected') {
       if (loaded.status === 'fulfilled') await loaded.value.dispose();
       throw tokenizerLoaded.reason;
@@ -328,7 +363,7 @@ export class Rewriter {
   }
 
   static async #create(model: Model, tokenizer: Tokenizer, checked: ReturnType<typeof validateLoadOptions>, ownsModel: boolean): Promise<Rewriter> {
-    const { settings, threads, words } = checked;
+    const { settings, threads, words, bandit: banditOption } = checked;
     const c = model.config;
     if (tokenizer.vocabSize > c.vocab_size)
       throw new MinielmError('MINIELM_CHECKPOINT', `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${c.vocab_size}: load the tokenizer the model was trained with`);
@@ -338,8 +373,16 @@ export class Rewriter {
     if (settings.hygiene && settings.hygiene.minNewTokens > settings.maxNewTokens)
       throw optionError('hygiene.minNewTokens', `hygiene.minNewTokens (${settings.hygiene.minNewTokens}) must be <= maxNewTokens (${settings.maxNewTokens})`);
     if (threads !== undefined) native.setNumThreads(threads);
+    let bandit: Bandit | undefined;
+    if (banditOption instanceof Bandit) bandit = banditOption;
+    else if (banditOption) {
+      const { stateFile, ...banditSettings } = banditOption;
+      bandit = stateFile !== undefined ? await Bandit.open(stateFile, banditSettings) : new Bandit(banditSettings);
+    }
     const constraint = words ? await catalogWordConstraint(tokenizer, words) : undefined;
-    return new Rewriter(model, tokenizer, settings, words ? catalogWords(words) : undefined, constraint, ownsModel);
+    const rewriter = new Rewriter(model, tokenizer, settings, words ? catalogWords(words) : undefined, constraint, ownsModel);
+    rewriter.#bandit = bandit;
+    return rewriter;
   }
 
   /** Up to n rewrites of `query`, best first: normalised, deduplicated, the query itself left out unless asked. */
@@ -368,14 +411,56 @@ export class Rewriter {
     const merge = o.merge ?? 'rrf';
     if (merge !== 'rrf' && merge !== 'interleave') throw optionError('merge', `merge must be 'rrf' or 'interleave', got ${describe(merge)}`);
     const limit = intOption('limit', o.limit, 1, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
-    const { k: _k, merge: _m, limit: _l, ...rewriteOptions } = o;
-    const [rewrites] = await this.#rewriteMany([query], { ...rewriteOptions, includeQuery: false }, () => 'query');
+    const select = o.select ?? 'all';
+    if (select !== 'all' && select !== 'top' && select !== 'bandit') throw optionError('select', `select must be 'all', 'top' or 'bandit', got ${describe(select)}`);
+    if (select === 'all' && o.send !== undefined) throw optionError('send', "send applies to select 'top' or 'bandit'; leave it out for 'all'");
+    const send = intOption('send', o.send, 1, MAX_BEAMS, 3);
+    if (select === 'bandit' && !this.#bandit) throw optionError('select', "select 'bandit' needs a bandit: Rewriter.load(dir, { bandit: { stateFile: 'bandit.json' } })");
+    const { k: _k, merge: _m, limit: _l, select: _s, send: _n, ...rewriteOptions } = o;
+    const [candidates] = await this.#rewriteMany([query], { ...rewriteOptions, includeQuery: false }, () => 'query');
+    let rewrites = candidates, selection: RewriteSelection | undefined;
+    if (select !== 'all') {
+      // Chosen synchronously after the decode, so the same seed and call order give the same choices.
+      const drawn = select === 'bandit' && candidates.length > 0 ? this.#bandit!.select(collapse(query), candidates.map((r) => r.text), send) : undefined;
+      const chosen = new Set(drawn ? drawn.chosen : candidates.map((_, i) => i).slice(0, send));
+      rewrites = candidates.filter((_, i) => chosen.has(i));
+      selection = { strategy: select, candidates, ...(select === 'bandit' ? { samples: drawn?.samples ?? [] } : {}) };
+    }
     const texts = [collapse(query), ...rewrites.map((r) => r.text)];
     const lists = await retriever.search(texts, k);
     if (!Array.isArray(lists) || lists.length !== texts.length || lists.some((l) => !Array.isArray(l)))
       throw invalidArgument(`the retriever returned ${Array.isArray(lists) ? `${lists.length} lists` : describe(lists)} for ${texts.length} texts; search must return one id list per text`);
     if (o.signal?.aborted) throw abortError(o.signal);
-    return { query: texts[0], rewrites, products: mergeLists(texts, lists, merge).slice(0, limit) };
+    return { query: texts[0], rewrites, products: mergeLists(texts, lists, merge).slice(0, limit), ...(selection ? { selection } : {}) };
+  }
+
+  /** The bandit of expand({ select: 'bandit' }), when the rewriter has one. */
+  get bandit(): Bandit | undefined {
+    return this.#bandit;
+  }
+
+  /**
+   * Tells the bandit whether a rewrite expand({ select: 'bandit' }) sent brought a clicked product (success) or
+   * was shown without a click (failure); once per impression and rewrite. With a stateFile the promise resolves
+   * when the state is on disk (concurrent calls share one atomic write). Resolves to the arm's new posterior.
+   */
+  async feedback(event: RewriteFeedback): Promise<ArmPosterior> {
+    const e = checkKeys('feedback', event, FEEDBACK_KEYS) as Partial<RewriteFeedback>;
+    if (!this.#bandit) throw invalidArgument("feedback needs a bandit: load the rewriter with { bandit: { stateFile: 'bandit.json' } } and expand with select: 'bandit'");
+    if (this.#closing) throw closedError();
+    for (const key of ['query', 'rewrite'] as const) {
+      if (typeof e[key] !== 'string' || collapse(e[key]).length === 0) throw optionError(key, `feedback: ${key} must be a non-empty string, got ${describe(e[key])}; send { query, rewrite, clicked }`);
+    }
+    if (typeof e.clicked !== 'boolean') throw optionError('clicked', `feedback: clicked must be true or false, got ${describe(e.clicked)}`);
+    let posterior: ArmPosterior;
+    try {
+      posterior = this.#bandit.update(e.query!, e.rewrite!, e.clicked);
+    } catch (err) {
+      // The one input error left: an arm the bandit does not hold.
+      throw err instanceof MinielmError && err.code === 'MINIELM_INVALID_ARGUMENT' ? optionError('rewrite', err.message) : err;
+    }
+    if (this.#bandit.stateFile) await this.#bandit.save();
+    return posterior;
   }
 
   /** Counters since load, and the queue as it is now. */
@@ -414,7 +499,9 @@ export class Rewriter {
     }
     this.#cache.clear();
     // The model's own queue runs dispose after the cancelled decode has returned.
-    this.#closing = this.#ownsModel ? this.#model.dispose() : Promise.resolve();
+    const disposed = this.#ownsModel ? this.#model.dispose() : Promise.resolve();
+    // A bandit write in flight finishes before close resolves.
+    this.#closing = this.#bandit ? Promise.all([disposed, this.#bandit.flush()]).then(() => undefined) : disposed;
     return this.#closing;
   }
 

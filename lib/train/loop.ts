@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { Model, type ModelConfig, type OptimizerOptions, type Batch, type StepResult } from '../model/model.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { makeBatch, epochBatches, type EncodedExample } from './batches.ts';
-import { JsonlLog, saveCheckpoint, loadTrainerState, exists, isNonFinite } from './run-state.ts';
+import { JsonlLog, saveCheckpoint, loadTrainerState, hasCheckpoint, isNonFinite } from './run-state.ts';
 import { Progress } from './progress.ts';
 import { MinielmError, invalidArgument } from '../errors.ts';
 
@@ -91,7 +91,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainRunResult> {
   let model: Model;
   let bestEvalLoss = Infinity;
   let resumedState: Record<string, unknown> | null = null;
-  if (await exists(join(ckptDir, 'trainer_state.json'))) {
+  if (await hasCheckpoint(ckptDir)) {
     const state = await loadTrainerState(ckptDir);
     model = await Model.load(ckptDir, { trainingState: true });
     bestEvalLoss = typeof state.bestEvalLoss === 'number' ? state.bestEvalLoss : Infinity;
@@ -109,7 +109,9 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainRunResult> {
     if (resumedState && resumedState[key] !== undefined && resumedState[key] !== value)
       throw new MinielmError('MINIELM_CHECKPOINT', `${ckptDir} was trained with ${key} = ${String(resumedState[key])}, this run has ${value}: resuming would replay different data. Use the same inputs, or a new --out folder`);
   }
-  if (resumedState) await log.truncateAfter(model.step);
+  // Resuming drops records logged after the checkpoint; a fresh start drops what an attempt killed before
+  // its first checkpoint had logged.
+  await log.truncateAfter(resumedState ? model.step : -1);
   const train = data.train;
   if (train.length < o.batchSize) throw invalidArgument(`${o.label}: only ${train.length} training examples; need at least one batch of ${o.batchSize}`);
   const perEpoch = Math.floor(train.length / o.batchSize);

@@ -11,7 +11,8 @@ import { preferPair } from '../rewards/metrics.ts';
 import { scoreRewrites, type RewardEnvironment } from '../rewrite/environment.ts';
 import { promptIds, rewriteText } from '../rewrite/format.ts';
 import { evaluatePolicy, type PolicyEvaluation } from '../rewrite/evaluate.ts';
-import { JsonlLog, saveCheckpoint, loadTrainerState, exists, isNonFinite } from './run-state.ts';
+import { JsonlLog, saveCheckpoint, loadTrainerState, hasCheckpoint, isNonFinite } from './run-state.ts';
+import { recoverDir } from '../util/atomic.ts';
 import { Progress } from './progress.ts';
 import { xorshift32 } from './batches.ts';
 import { invalidArgument } from '../errors.ts';
@@ -93,14 +94,18 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
   const log = new JsonlLog(join(o.out, 'log.jsonl'));
   let policy: Model;
   let iteration = 0;
-  if (await exists(join(ckptDir, 'trainer_state.json'))) {
+  let resumed: Awaited<ReturnType<typeof loadTrainerState>> | null = null;
+  if (await hasCheckpoint(ckptDir)) {
     const state = await loadTrainerState(ckptDir);
+    resumed = state;
     policy = await Model.load(ckptDir, { trainingState: true });
     iteration = Number(state.iteration ?? 0);
     await log.truncateAfter(iteration);
     await log.write({ event: 'resume', step: iteration });
   } else {
     policy = await Model.load(o.init);
+    // A fresh start: drop whatever an attempt killed before its first checkpoint had logged.
+    await log.truncateAfter(-1);
     await log.write({ event: 'start', step: 0, config: policy.config, reference: o.reference ?? 'none', beta, loss_type: o.lossType ?? 'sigmoid' });
   }
   if (policy.config.vocab_size !== o.tokenizer.vocabSize) throw invalidArgument(`the policy's vocab_size (${policy.config.vocab_size}) differs from the tokenizer's (${o.tokenizer.vocabSize})`);
@@ -116,7 +121,13 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
   if (!(klPenalty >= 0) || !Number.isFinite(klPenalty)) throw invalidArgument(`klPenalty must be a finite number >= 0, got ${klPenalty}`);
   const bestDir = join(o.out, 'best');
   let best: OnlineResult['best'];
-  if (o.selectBy && (await exists(join(bestDir, 'trainer_state.json')))) {
+  // The best score as of the checkpoint, not <out>/best's: a kill after a best save but before the
+  // checkpoint leaves <out>/best ahead of it (on a fresh start, from an attempt that is replayed), and the
+  // replay rewrites it. Older checkpoints without bestScore fall back to <out>/best.
+  if (o.selectBy && resumed && typeof resumed.bestScore === 'number') {
+    await recoverDir(bestDir);
+    best = { score: resumed.bestScore, iteration: Number(resumed.bestIteration ?? 0), dir: bestDir };
+  } else if (o.selectBy && resumed && (await hasCheckpoint(bestDir))) {
     const s = await loadTrainerState(bestDir);
     best = { score: Number(s.selectScore), iteration: Number(s.iteration ?? 0), dir: bestDir };
   }

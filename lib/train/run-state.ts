@@ -1,9 +1,9 @@
 // What every trainer shares: JSONL logs that survive a resume, atomic checkpoints of the model plus the
 // trainer's own position, Ctrl-C handling that saves and exits cleanly, and NaN/Inf detection.
-import { appendFile, mkdir, readFile, rename, rm, writeFile, access } from 'node:fs/promises';
+import { readFile, writeFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Model } from '../model/model.ts';
-import { writeFileAtomic } from '../model/safetensors.ts';
+import { appendLines, recoverDir, resolveDir, writeFileAtomic } from '../util/atomic.ts';
 import { MinielmError } from '../errors.ts';
 
 export interface TrainerState {
@@ -13,7 +13,10 @@ export interface TrainerState {
   [key: string]: unknown;
 }
 
-/** Appends one JSON object per line; on resume, drops lines logged after the checkpoint's step. */
+/**
+ * Appends one JSON object per line; on resume, drops lines logged after the checkpoint's step. A line a
+ * kill cut short is dropped too (on resume, and before the first append of a fresh start).
+ */
 export class JsonlLog {
   readonly file: string;
   constructor(file: string) {
@@ -40,7 +43,7 @@ export class JsonlLog {
   }
 
   async write(record: Record<string, unknown>): Promise<void> {
-    await appendFile(this.file, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+    await appendLines(this.file, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
   }
 }
 
@@ -54,25 +57,31 @@ export async function exists(path: string): Promise<boolean> {
 }
 
 /**
- * Writes `<dir>` as a whole: the model (with optimizer state) and trainer_state.json go to `<dir>.tmp`,
- * which then replaces `<dir>` by rename, so a crash leaves either the old or the new checkpoint.
+ * Writes `<dir>` as one set: the model with its optimizer state, trainer_state.json and whatever `addFiles`
+ * writes (the tokenizer). Model.save replaces the folder as a whole (lib/util/atomic.ts), so a kill at any
+ * point leaves the previous checkpoint or this one, never new weights with old moments or trainer state.
  */
 export async function saveCheckpoint(dir: string, model: Model, state: TrainerState, addFiles?: (tmpDir: string) => Promise<void>): Promise<void> {
-  const tmp = `${dir}.tmp`;
-  const old = `${dir}.old`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
-  await model.save(tmp, { trainingState: true });
-  await writeFile(join(tmp, 'trainer_state.json'), `${JSON.stringify(state, null, 2)}\n`);
-  if (addFiles) await addFiles(tmp);
-  await rm(old, { recursive: true, force: true });
-  if (await exists(dir)) await rename(dir, old);
-  await rename(tmp, dir);
-  await rm(old, { recursive: true, force: true });
+  await model.save(dir, {
+    trainingState: true,
+    extraFiles: async (stage) => {
+      await writeFile(join(stage, 'trainer_state.json'), `${JSON.stringify(state, null, 2)}\n`);
+      if (addFiles) await addFiles(stage);
+    },
+  });
+}
+
+/**
+ * Whether `<dir>` holds a checkpoint to resume from. It first completes (or rolls back) a save a kill
+ * interrupted, so the trainer resumes from the last complete checkpoint instead of starting over.
+ */
+export async function hasCheckpoint(dir: string): Promise<boolean> {
+  await recoverDir(dir);
+  return exists(join(dir, 'trainer_state.json'));
 }
 
 export async function loadTrainerState(dir: string): Promise<TrainerState> {
-  const file = join(dir, 'trainer_state.json');
+  const file = join(await resolveDir(dir), 'trainer_state.json');
   try {
     const s = JSON.parse(await readFile(file, 'utf8')) as TrainerState;
     if (!Number.isInteger(s.step) || s.step < 0) throw new Error('step is missing');

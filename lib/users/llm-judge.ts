@@ -2,9 +2,10 @@
 // put in the cart and buy. One request answers all three counts (the paper asks three times; one JSON answer
 // costs a third and keeps the counts consistent with each other).
 import { createHash } from 'node:crypto';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MinielmError, invalidArgument } from '../errors.ts';
+import { appendLines } from '../util/atomic.ts';
 import type { Engagement, ProductLike } from '../rewards/types.ts';
 import { OpenAIChatClient, type ChatClient, type ChatClientOptions, type ChatMessage } from './chat-client.ts';
 import { checkJudgeRequest, type Judge, type JudgeBatchOptions, type JudgeRequest } from './judge.ts';
@@ -238,7 +239,8 @@ export class JsonlJudgeCache {
     const line = `${JSON.stringify(entry)}\n`;
     this.writes = this.writes.then(async () => {
       await mkdir(dirname(this.file), { recursive: true });
-      await appendFile(this.file, line);
+      // A line a kill cut short is skipped on load and cut before the next append (never fused with it).
+      await appendLines(this.file, line);
     });
     await this.writes;
   }

@@ -1,8 +1,9 @@
 // Simulated-user profiles (paper appendix B): demographics and shopping preferences, sampled with a seed or
 // written by an LLM, validated field by field, stored as JSON.
-import { readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { MinielmError, invalidArgument } from '../errors.ts';
+import { writeFileAtomicSync } from '../util/atomic.ts';
 import { seededRandom } from './random.ts';
 import type { ChatClient } from './chat-client.ts';
 
@@ -161,13 +162,11 @@ function validatePool(list: unknown, where: string): UserProfile[] {
   });
 }
 
-/** Writes `{ "version": 1, "profiles": [...] }` through a temporary file and a rename, so readers never see half a file. */
+/** Writes `{ "version": 1, "profiles": [...] }` atomically (temporary file, fsync, rename): readers never see half a file. */
 export function saveProfiles(file: string, profiles: readonly UserProfile[]): void {
   const clean = validatePool(profiles, 'profiles');
   mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify({ version: 1, profiles: clean }, null, 2)}\n`);
-  renameSync(tmp, file);
+  writeFileAtomicSync(file, `${JSON.stringify({ version: 1, profiles: clean }, null, 2)}\n`);
 }
 
 /** Reads a pool written by saveProfiles (or a bare JSON array of profiles), validating every profile. */

@@ -93,13 +93,21 @@ int32_t WordConstraint::step(int32_t s, int32_t t) const {
   return s;
 }
 
+// Depth-first over (token-trie node, state) pairs with an explicit stack: the depth is a token's length in
+// bytes, and the tokens are caller input (a 100 KB token of spaces, which the root accepts byte after byte,
+// overflowed a pool thread's stack when this recursed).
 void WordConstraint::walk(int32_t tok_node, int32_t state, std::vector<int32_t>* out) const {
-  for (const auto& [b, next_tok] : tok_nodes_[static_cast<size_t>(tok_node)].children) {
-    const int32_t next = advance(state, b);
-    if (next < 0) continue;
-    const TokNode& tn = tok_nodes_[static_cast<size_t>(next_tok)];
-    out->insert(out->end(), tn.ends.begin(), tn.ends.end());
-    walk(next_tok, next, out);
+  std::vector<std::pair<int32_t, int32_t>> todo{{tok_node, state}};
+  while (!todo.empty()) {
+    const auto [node, s] = todo.back();
+    todo.pop_back();
+    for (const auto& [b, next_tok] : tok_nodes_[static_cast<size_t>(node)].children) {
+      const int32_t next = advance(s, b);
+      if (next < 0) continue;
+      const TokNode& tn = tok_nodes_[static_cast<size_t>(next_tok)];
+      out->insert(out->end(), tn.ends.begin(), tn.ends.end());
+      todo.emplace_back(next_tok, next);
+    }
   }
 }
 

@@ -946,13 +946,27 @@ void validate_generate(const Config& c, const std::vector<std::vector<int32_t>>&
   const int64_t cache_rows = prompt_tokens + seqs * (o.max_new_tokens - 1);
   if (cache_rows > int64_t{2147483647})
     bad("the call needs " + std::to_string(cache_rows) + " cache rows, more than 2^31 - 1; decode fewer sequences at once");
-  // KV cache + logits (+ beam candidates) in bytes, against physical memory.
-  double bytes = 2.0 * static_cast<double>(c.n_layer) * static_cast<double>(cache_rows) * static_cast<double>(c.n_embd) * 4.0;
-  bytes += static_cast<double>(std::max(np, seqs)) * static_cast<double>(c.vocab_size) * 4.0 * (o.logits ? 1.0 + static_cast<double>(o.max_new_tokens) : 1.0);
+  // What the call allocates, in bytes, against physical memory: the KV cache, the step buffers (x, xn, q,
+  // att: C floats per row; h: 4C), the logits of a step (and, when asked for, every step's logits, held
+  // twice while they are copied out), the beam candidates, the bf16 copy of the weights, and every
+  // sequence's table of cache rows (a copy of its prompt's rows plus one per new token, twice for beams
+  // while the next beams are built): with a long prompt and many samples the tables alone can be
+  // gigabytes while the cache stays small.
+  const double L = static_cast<double>(c.n_layer), C = static_cast<double>(c.n_embd), V = static_cast<double>(c.vocab_size);
+  const double steps = static_cast<double>(o.max_new_tokens);
+  const bool beam = o.strategy == Strategy::Beam;
+  double bytes = 2.0 * L * static_cast<double>(cache_rows) * C * 4.0;
+  bytes += static_cast<double>(std::max(prompt_tokens, seqs)) * (8.0 * C * 4.0 + 24.0 + 16.0 * L);
+  bytes += static_cast<double>(std::max(np, seqs)) * V * 4.0 * (o.logits ? 1.0 + 2.0 * steps : 1.0);
+  if (beam) bytes += 12.0 * static_cast<double>(seqs) * std::min(2.0 * static_cast<double>(o.num_beams), V);
+  if (o.bf16_weights) bytes += 2.0 * (12.0 * C * C * L + V * C);
+  double tables = 0;
+  for (const auto& p : prompts) tables += static_cast<double>(per_prompt) * 4.0 * (static_cast<double>(p.size()) + steps);
+  bytes += (beam ? 2.0 : 1.0) * tables + static_cast<double>(seqs) * steps * 16.0;
   const double mem = physical_memory_bytes();
   if (mem > 0 && bytes > 0.75 * mem)
     throw Error("MINIELM_OUT_OF_MEMORY", "this generate call needs about " + std::to_string(static_cast<int64_t>(bytes / 1e6)) +
-                                             " MB for its cache and logits, more than this machine has (" +
+                                             " MB for its cache, logits and sequence tables, more than this machine has (" +
                                              std::to_string(static_cast<int64_t>(mem / 1e6)) + " MB): decode fewer sequences at once");
 }
 

@@ -201,6 +201,8 @@ Napi::Value IsaInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+void InitIo(Napi::Env env, Napi::Object exports);  // io.cc: checkpoint tensor I/O off the event loop
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // The constructor reference lives in this environment's instance data: the main thread and each Worker
   // that loads the addon have their own (one static shared by all would be overwritten by each Init).
@@ -224,6 +226,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isaInfo", Napi::Function::New(env, guarded<IsaInfo>));
   InitDecode(env, exports);
   InitAlign(env, exports);
+  InitIo(env, exports);
   return exports;
 }
 

@@ -9,58 +9,20 @@
 namespace minielm_napi {
 namespace {
 
-using minielm::loss::Divergence;
 using minielm::loss::DistillOptions;
-using minielm::loss::DpoLoss;
 using minielm::loss::DpoOptions;
-
-std::string get_string(const Napi::Object& o, const char* key, const std::string& fallback) {
-  if (!o.Has(key) || o.Get(key).IsUndefined() || o.Get(key).IsNull()) return fallback;
-  Napi::Value v = o.Get(key);
-  if (!v.IsString()) throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", std::string(key) + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
-}
 
 Napi::Object object_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (info.Length() <= i || !info[i].IsObject()) throw_js(info.Env(), "MINIELM_INVALID_ARGUMENT", std::string(what) + " must be an object");
   return info[i].As<Napi::Object>();
 }
 
-// minielm::Error from option checks -> a synchronous JS throw with the same code.
-template <typename F>
-void rethrow_js(Napi::Env env, F&& f) {
-  try {
-    f();
-  } catch (const minielm::Error& e) {
-    throw_js(env, e.code(), e.what());
-  }
-}
-
 DistillOptions parse_distill(const Napi::Object& o) {
-  DistillOptions d;
-  std::string loss = get_string(o, "loss", "reverse_kl");
-  if (loss == "reverse_kl") d.divergence = Divergence::ReverseKl;
-  else if (loss == "forward_kl") d.divergence = Divergence::ForwardKl;
-  else if (loss == "jsd") d.divergence = Divergence::Jsd;
-  else throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", "loss must be 'reverse_kl', 'forward_kl' or 'jsd', got '" + loss + "'");
-  d.beta = get_number(o, "beta", d.beta);
-  d.temperature = get_number(o, "temperature", d.temperature);
-  d.ce_weight = get_number(o, "ceWeight", d.ce_weight);
-  rethrow_js(o.Env(), [&] { minielm::loss::validate_distill_options(d); });
-  return d;
+  return to_js(o.Env(), [&] { return minielm::args::parse_distill(fields(o)); });
 }
 
 DpoOptions parse_dpo(const Napi::Object& o) {
-  DpoOptions d;
-  std::string type = get_string(o, "lossType", "sigmoid");
-  if (type == "sigmoid") d.loss = DpoLoss::Sigmoid;
-  else if (type == "ipo") d.loss = DpoLoss::Ipo;
-  else if (type == "hinge") d.loss = DpoLoss::Hinge;
-  else throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", "lossType must be 'sigmoid', 'ipo' or 'hinge', got '" + type + "'");
-  d.beta = get_number(o, "beta", d.beta);
-  d.label_smoothing = get_number(o, "labelSmoothing", d.label_smoothing);
-  rethrow_js(o.Env(), [&] { minielm::loss::validate_dpo_options(d); });
-  return d;
+  return to_js(o.Env(), [&] { return minielm::args::parse_dpo(fields(o)); });
 }
 
 // Keeps up to two models busy (and their JS objects alive) until the job has finished.
@@ -181,19 +143,10 @@ Napi::Value DpoStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 6) throw_js(env, "MINIELM_INVALID_ARGUMENT", "dpoStep(policy, reference, batch, refLogps, options, optim)");
   OwnedBatch b = parse_batch(object_arg(info, 2, "batch"));
-  if (b.targets.empty() || b.weight.empty())
-    throw_js(env, "MINIELM_INVALID_ARGUMENT", "a DPO batch needs targets and a lossMask marking the response tokens");
-  std::vector<double> ref;
-  if (!info[3].IsUndefined() && !info[3].IsNull()) {
-    if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-      throw_js(env, "MINIELM_INVALID_ARGUMENT", "refLogps must be a Float64Array (chosen then rejected)");
-    Napi::Float64Array a = info[3].As<Napi::Float64Array>();
-    if (static_cast<int64_t>(a.ElementLength()) != b.B)
-      throw_js(env, "MINIELM_INVALID_ARGUMENT", "refLogps has " + std::to_string(a.ElementLength()) + " values, expected one per sequence (" + std::to_string(b.B) + ")");
-    ref.assign(a.Data(), a.Data() + b.B);
-    for (double x : ref)
-      if (!std::isfinite(x)) throw_js(env, "MINIELM_INVALID_ARGUMENT", "refLogps must be finite");
-  }
+  std::vector<double> ref = to_js(env, [&] {
+    minielm::args::check_dpo_batch(b);
+    return minielm::args::parse_ref_logps(read_value(info[3]), b.B);
+  });
   DpoOptions o = parse_dpo(object_arg(info, 4, "options"));
   OptimConfig opt = parse_optim(object_arg(info, 5, "optimizer options"));
   if (!ref.empty() && !info[1].IsNull() && !info[1].IsUndefined())
@@ -205,15 +158,134 @@ Napi::Value DpoStep(const Napi::CallbackInfo& info) {
   return pr;
 }
 
-class SeqLogpWorker : public ModelWorker {
+// ---- GRPO ----
+using minielm::loss::GrpoOptions;
+
+GrpoOptions parse_grpo(const Napi::Object& o) {
+  Napi::Env env = o.Env();
+  GrpoOptions g;
+  g.group = get_int(o, "group", 8, 2, 4096);
+  g.eps_low = get_number(o, "epsilonLow", 0.2);
+  g.eps_high = get_number(o, "epsilonHigh", g.eps_low);
+  g.beta = get_number(o, "beta", 0.0);
+  g.adv_eps = get_number(o, "advantageEpsilon", 1e-4);
+  g.max_completion_length = get_int(o, "maxCompletionLength", 0, 0, int64_t{1} << 30);
+  auto str = [&](const char* key, const char* fallback) -> std::string {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return fallback;
+    if (!v.IsString()) throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(key) + " must be a string");
+    return v.As<Napi::String>().Utf8Value();
+  };
+  const std::string loss = str("lossType", "grpo");
+  if (loss == "grpo") g.loss = minielm::loss::GrpoLossType::Grpo;
+  else if (loss == "bnpo") g.loss = minielm::loss::GrpoLossType::Bnpo;
+  else if (loss == "dr_grpo") g.loss = minielm::loss::GrpoLossType::DrGrpo;
+  else throw_js(env, "MINIELM_INVALID_ARGUMENT", "lossType must be 'grpo', 'bnpo' or 'dr_grpo', got '" + loss + "'");
+  const std::string scale = str("scaleRewards", "group");
+  if (scale == "group") g.scale = minielm::loss::GrpoScale::Group;
+  else if (scale == "batch") g.scale = minielm::loss::GrpoScale::Batch;
+  else if (scale == "none") g.scale = minielm::loss::GrpoScale::None;
+  else throw_js(env, "MINIELM_INVALID_ARGUMENT", "scaleRewards must be 'group', 'batch' or 'none', got '" + scale + "'");
+  to_js(env, [&] {
+    minielm::loss::validate_grpo_options(g);
+    return 0;
+  });
+  return g;
+}
+
+// A Float64Array of exactly n values, or empty for null / undefined when optional.
+std::vector<double> float64_values(Napi::Env env, Napi::Value v, size_t n, const char* what, bool optional) {
+  if (optional && (v.IsNull() || v.IsUndefined())) return {};
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(what) + " must be a Float64Array" + (optional ? " or null" : ""));
+  Napi::Float64Array a = v.As<Napi::Float64Array>();
+  if (a.ElementLength() != n)
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(what) + " has " + std::to_string(a.ElementLength()) + " values, expected " + std::to_string(n));
+  std::vector<double> out(a.Data(), a.Data() + n);
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(out[i])) throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(what) + "[" + std::to_string(i) + "] is not finite");
+  return out;
+}
+
+class GrpoWorker : public TwoModelWorker {
  public:
-  SeqLogpWorker(Napi::Env env, NativeModel* owner, Napi::Object self, OwnedBatch b)
+  GrpoWorker(Napi::Env env, NativeModel* pol, Napi::Value vp, NativeModel* ref, Napi::Value vr, OwnedBatch b,
+             std::vector<double> rewards, std::vector<double> old_logps, std::vector<double> ref_logps, GrpoOptions o,
+             OptimConfig opt)
+      : TwoModelWorker(env, pol, vp, ref, vr), batch_(std::move(b)), rewards_(std::move(rewards)),
+        old_(std::move(old_logps)), ref_(std::move(ref_logps)), o_(o), opt_(opt) {}
+
+ protected:
+  void Run() override {
+    r_ = minielm::loss::grpo_step(*a_->raw(), b_ ? b_->raw() : nullptr, ref_.empty() ? nullptr : ref_.data(),
+                                  old_.empty() ? nullptr : old_.data(), batch_.view(), rewards_.data(), o_, opt_);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    const auto& m = r_.metrics;
+    o.Set("loss", m.loss);
+    o.Set("reward", m.reward);
+    o.Set("reward_std", m.reward_std);
+    o.Set("kl", m.kl);
+    o.Set("clip_ratio/low_mean", m.clip_low);
+    o.Set("clip_ratio/high_mean", m.clip_high);
+    o.Set("clip_ratio/region_mean", m.clip_region);
+    o.Set("completions/mean_length", m.mean_length);
+    o.Set("frac_reward_zero_std", m.zero_std_groups);
+    o.Set("gradNorm", r_.step.grad_norm);
+    o.Set("lr", r_.step.lr);
+    o.Set("tokens", r_.step.tokens);
+    o.Set("step", static_cast<double>(r_.step.step));
+    return o;
+  }
+
+ private:
+  OwnedBatch batch_;
+  std::vector<double> rewards_, old_, ref_;
+  GrpoOptions o_;
+  OptimConfig opt_;
+  minielm::loss::GrpoStepStats r_;
+};
+
+// grpoStep(policy, reference | null, batch of P * G sequences, rewards: Float64Array(B),
+//          oldLogps: Float64Array(B * T) | null, refLogps: Float64Array(B * T) | null, options, optim)
+Napi::Value GrpoStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 8) throw_js(env, "MINIELM_INVALID_ARGUMENT", "grpoStep(policy, reference, batch, rewards, oldLogps, refLogps, options, optim)");
+  OwnedBatch b = parse_batch(object_arg(info, 2, "batch"));
+  if (b.targets.empty()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "grpoStep needs batch.targets");
+  const size_t rows = static_cast<size_t>(b.B) * static_cast<size_t>(b.T);
+  std::vector<double> rewards = float64_values(env, info[3], static_cast<size_t>(b.B), "rewards", false);
+  std::vector<double> old = float64_values(env, info[4], rows, "oldLogps", true);
+  std::vector<double> ref = float64_values(env, info[5], rows, "refLogps", true);
+  GrpoOptions o = parse_grpo(object_arg(info, 6, "options"));
+  OptimConfig opt = parse_optim(object_arg(info, 7, "optimizer options"));
+  if (!ref.empty() && !info[1].IsNull() && !info[1].IsUndefined())
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", "give either a reference model or refLogps, not both");
+  auto [p, r] = acquire_two(env, info[0], "policy", info[1], "reference");
+  auto* w = new GrpoWorker(env, p, info[0], r, info[1], std::move(b), std::move(rewards), std::move(old), std::move(ref), o, opt);
+  Napi::Promise pr = w->promise();
+  w->Queue();
+  return pr;
+}
+
+
+// Log-probabilities without gradients: per sequence (sequenceLogProbs) or per token (tokenLogProbs).
+template <bool PerToken>
+class LogpWorker : public ModelWorker {
+ public:
+  LogpWorker(Napi::Env env, NativeModel* owner, Napi::Object self, OwnedBatch b)
       : ModelWorker(env, owner, self), batch_(std::move(b)) {}
 
  protected:
   void Run() override {
-    out_.resize(static_cast<size_t>(batch_.B));
-    minielm::loss::model_sequence_logps(*owner_->raw(), batch_.view(), out_.data());
+    if (PerToken) {
+      out_.resize(static_cast<size_t>(batch_.B * batch_.T));
+      minielm::loss::model_token_logps(*owner_->raw(), batch_.view(), out_.data());
+    } else {
+      out_.resize(static_cast<size_t>(batch_.B));
+      minielm::loss::model_sequence_logps(*owner_->raw(), batch_.view(), out_.data());
+    }
   }
   Napi::Value Result(Napi::Env env) override {
     Napi::Float64Array a = Napi::Float64Array::New(env, out_.size());
@@ -231,7 +303,19 @@ Napi::Value SequenceLogProbs(const Napi::CallbackInfo& info) {
   OwnedBatch b = parse_batch(object_arg(info, 1, "batch"));
   if (b.targets.empty()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "sequenceLogProbs needs batch.targets");
   NativeModel* m = acquire_model(env, info[0], "model");
-  auto* w = new SeqLogpWorker(env, m, info[0].As<Napi::Object>(), std::move(b));
+  auto* w = new LogpWorker<false>(env, m, info[0].As<Napi::Object>(), std::move(b));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// tokenLogProbs(model, batch): log-probability of each masked target token (0 where the mask is 0).
+Napi::Value TokenLogProbs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  OwnedBatch b = parse_batch(object_arg(info, 1, "batch"));
+  if (b.targets.empty()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "tokenLogProbs needs batch.targets");
+  NativeModel* m = acquire_model(env, info[0], "model");
+  auto* w = new LogpWorker<true>(env, m, info[0].As<Napi::Object>(), std::move(b));
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -271,19 +355,10 @@ class KernelBenchWorker : public PromiseWorker {
 // benchAlignKernel(kind, rows, vocab, seconds): times the kernel alone on buffers it allocates.
 Napi::Value BenchAlignKernel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber())
-    throw_js(env, "MINIELM_INVALID_ARGUMENT", "benchAlignKernel(kind, rows, vocab, seconds)");
-  const std::string kind = info[0].As<Napi::String>().Utf8Value();
-  if (kind != "reverse_kl" && kind != "dpo") throw_js(env, "MINIELM_INVALID_ARGUMENT", "benchAlignKernel: kind must be 'reverse_kl' or 'dpo'");
-  // The kernel bench allocates a few rows x vocab buffers: at most 2^28 elements each.
-  const int64_t rows = int_arg(env, info[1], "benchAlignKernel: rows", 1, int64_t{1} << 28);
-  const int64_t vocab = int_arg(env, info[2], "benchAlignKernel: vocab", 1, int64_t{1} << 28);
-  int64_t n = 0;
-  if (!checked_mul(rows, vocab, &n) || n > (int64_t{1} << 28))
-    throw_js(env, "MINIELM_INVALID_ARGUMENT", "benchAlignKernel: rows * vocab may be at most 2^28");
-  const double seconds = info[3].As<Napi::Number>().DoubleValue();
-  if (!(seconds >= 0 && seconds <= 600)) throw_js(env, "MINIELM_INVALID_ARGUMENT", "benchAlignKernel: seconds must be in [0, 600]");
-  auto* w = new KernelBenchWorker(env, kind, rows, vocab, seconds);
+  minielm::args::BenchAlignArgs a = to_js(env, [&] {
+    return minielm::args::parse_bench_align(read_value(info[0]), read_value(info[1]), read_value(info[2]), read_value(info[3]));
+  });
+  auto* w = new KernelBenchWorker(env, a.kind, a.rows, a.vocab, a.seconds);
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -295,6 +370,8 @@ void InitAlign(Napi::Env env, Napi::Object exports) {
   exports.Set("distillStep", Napi::Function::New(env, guarded<DistillStep>));
   exports.Set("dpoStep", Napi::Function::New(env, guarded<DpoStep>));
   exports.Set("sequenceLogProbs", Napi::Function::New(env, guarded<SequenceLogProbs>));
+  exports.Set("grpoStep", Napi::Function::New(env, guarded<GrpoStep>));
+  exports.Set("tokenLogProbs", Napi::Function::New(env, guarded<TokenLogProbs>));
   exports.Set("gradcheckAlign", Napi::Function::New(env, guarded_job<GradcheckAlign>));
   exports.Set("benchAlignKernel", Napi::Function::New(env, guarded<BenchAlignKernel>));
 }

@@ -1,4 +1,4 @@
-// Shared N-API plumbing: argument parsing, Promise workers that map minielm::Error to JS errors with a
+// Shared N-API plumbing: reading JS arguments for the pure checks of parse.h, Promise workers that map minielm::Error to JS errors with a
 // stable `code`, and the NativeModel wrapper. Included by every file under native/napi/.
 #pragma once
 #include <napi.h>
@@ -16,6 +16,7 @@
 #include "../core/gemm.h"
 #include "../core/threads.h"
 #include "../model/gpt2.h"
+#include "parse.h"
 
 namespace minielm_napi {
 
@@ -71,6 +72,16 @@ Napi::Value guarded_job(const Napi::CallbackInfo& info) {
   });
 }
 
+// Type tags of the wrapped classes, set by their constructors. napi_unwrap accepts an object wrapped by any
+// class, so an argument holding another class's object (or one whose prototype was swapped to pass an
+// instanceof test) would have that object's C++ instance reinterpreted; arguments are checked by tag.
+// (Methods need no check: V8 refuses a receiver of another class with "Illegal invocation".)
+inline constexpr napi_type_tag kNativeModelTag = {0x9d1c4f7a6b2e4c01ULL, 0x8a3f5e6d7c2b1a01ULL};
+inline constexpr napi_type_tag kWordConstraintTag = {0x9d1c4f7a6b2e4c02ULL, 0x8a3f5e6d7c2b1a02ULL};
+
+// True when v is an object constructed by the class that `tag` marks.
+inline bool has_tag(Napi::Value v, const napi_type_tag& tag) { return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&tag); }
+
 // Instance methods of an ObjectWrap class T go through guard() too: register them as &T::G<&T::Method>.
 template <typename T>
 struct GuardedMethods {
@@ -92,19 +103,65 @@ inline AddonData& addon_data(Napi::Env env) {
   return *d;
 }
 
-// a * b for sizes, or false when it overflows int64 (or either is negative).
-inline bool checked_mul(int64_t a, int64_t b, int64_t* out) {
-  if (a < 0 || b < 0) return false;
-  return !__builtin_mul_overflow(a, b, out);
+using minielm::args::checked_mul;
+using minielm::args::OwnedBatch;
+
+// Runs f() and rethrows a minielm::Error from the pure parsers of parse.h as the coded JS error.
+template <typename F>
+auto to_js(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const minielm::Error& e) {
+    throw_js(env, e.code(), e.what());
+  }
+}
+
+// One JS value as parse.h sees it (each property is read once, so a getter cannot answer the checks and
+// the copy differently). A typed array is passed by pointer, valid while this call runs.
+inline minielm::args::Value read_value(Napi::Value v) {
+  using minielm::args::ArrayType;
+  using minielm::args::Value;
+  if (v.IsUndefined() || v.IsNull()) return Value::missing();
+  if (v.IsNumber()) return Value::of_number(v.As<Napi::Number>().DoubleValue());
+  if (v.IsString()) return Value::of_string(v.As<Napi::String>().Utf8Value());
+  if (v.IsTypedArray()) {
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    napi_value buffer;
+    size_t byte_offset = 0;
+    napi_status status = napi_get_typedarray_info(v.Env(), v, &type, &length, &data, &buffer, &byte_offset);
+    NAPI_THROW_IF_FAILED(v.Env(), status, Value::missing());
+    const ArrayType t = type == napi_uint8_array     ? ArrayType::Uint8
+                        : type == napi_int32_array   ? ArrayType::Int32
+                        : type == napi_float32_array ? ArrayType::Float32
+                        : type == napi_float64_array ? ArrayType::Float64
+                                                     : ArrayType::Other;
+    // A detached buffer reads as an empty array.
+    return Value::of_array(t, data, data == nullptr ? 0 : length);
+  }
+  return Value::other(v.ToBoolean().Value());
+}
+
+inline minielm::args::Value read_field(const Napi::Object& o, const char* key) {
+  if (!o.Has(key)) return minielm::args::Value::missing();
+  return read_value(o.Get(key));
+}
+
+// The property reader the parse.h templates take.
+inline auto fields(const Napi::Object& o) {
+  return [o](const char* key) { return read_field(o, key); };
+}
+
+// An object argument, or a coded error naming `what`.
+inline Napi::Object object_arg(Napi::Env env, Napi::Value v, const std::string& what) {
+  if (!v.IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", what + " must be an object");
+  return v.As<Napi::Object>();
 }
 
 // A whole number in [lo, hi] read from a JS value, or a coded error naming `what`.
 inline int64_t int_arg(Napi::Env env, Napi::Value v, const std::string& what, int64_t lo, int64_t hi) {
-  if (!v.IsNumber()) throw_js(env, "MINIELM_INVALID_ARGUMENT", what + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
-    throw_js(env, "MINIELM_INVALID_ARGUMENT", what + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(d));
-  return static_cast<int64_t>(d);
+  return to_js(env, [&] { return minielm::args::int_arg(read_value(v), what, lo, hi); });
 }
 
 inline Napi::Float32Array float32_arg(Napi::Env env, Napi::Value v, const std::string& what) {
@@ -119,107 +176,23 @@ inline std::string string_arg(Napi::Env env, Napi::Value v, const std::string& w
 }
 
 inline double get_number(const Napi::Object& o, const char* key, double fallback) {
-  if (!o.Has(key)) return fallback;
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsNumber()) throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", std::string(key) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d)) throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", std::string(key) + " must be finite, got " + std::to_string(d));
-  return d;
+  return to_js(o.Env(), [&] { return minielm::args::number_field(read_field(o, key), key, fallback); });
 }
 
-// get_number clamped into [lo, hi] before the cast (a double past int64's range is undefined behaviour to
-// convert); callers validate the range with their own, more specific message.
 inline int64_t get_int(const Napi::Object& o, const char* key, int64_t fallback, int64_t lo = -(int64_t{1} << 53), int64_t hi = int64_t{1} << 53) {
-  double d = get_number(o, key, static_cast<double>(fallback));
-  d = std::min(std::max(d, static_cast<double>(lo)), static_cast<double>(hi));
-  return static_cast<int64_t>(d);
+  return to_js(o.Env(), [&] { return minielm::args::int_field(read_field(o, key), key, fallback, lo, hi); });
 }
 
 inline Config parse_config(const Napi::Object& o) {
-  Config c;
-  c.vocab_size = get_int(o, "vocab_size", 0);
-  c.n_ctx = get_int(o, "n_ctx", 0);
-  c.n_layer = get_int(o, "n_layer", 0);
-  c.n_head = get_int(o, "n_head", 0);
-  c.n_embd = get_int(o, "n_embd", 0);
-  c.score_head = o.Has("score_head") && o.Get("score_head").ToBoolean();
-  return c;
+  return to_js(o.Env(), [&] { return minielm::args::parse_config(fields(o)); });
 }
 
 inline OptimConfig parse_optim(const Napi::Object& o) {
-  OptimConfig c;
-  c.lr = get_number(o, "lr", c.lr);
-  c.beta1 = get_number(o, "beta1", c.beta1);
-  c.beta2 = get_number(o, "beta2", c.beta2);
-  c.eps = get_number(o, "eps", c.eps);
-  c.weight_decay = get_number(o, "weightDecay", c.weight_decay);
-  c.grad_clip = get_number(o, "gradClip", c.grad_clip);
-  c.warmup_steps = get_int(o, "warmupSteps", 0, 0);
-  c.total_steps = get_int(o, "totalSteps", 0, 0);
-  c.min_lr_ratio = get_number(o, "minLrRatio", c.min_lr_ratio);
-  std::string sched = o.Has("schedule") && o.Get("schedule").IsString() ? o.Get("schedule").As<Napi::String>().Utf8Value() : "cosine";
-  if (sched == "cosine") c.schedule = minielm::Schedule::Cosine;
-  else if (sched == "linear") c.schedule = minielm::Schedule::Linear;
-  else if (sched == "constant") c.schedule = minielm::Schedule::Constant;
-  else throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", "schedule must be 'cosine', 'linear' or 'constant', got '" + sched + "'");
-  return c;
-}
-
-// A batch whose arrays are owned copies (the worker must not read JS memory off the main thread).
-struct OwnedBatch {
-  std::vector<int32_t> tokens, targets;
-  std::vector<float> weight;
-  std::vector<uint8_t> mask;
-  int64_t B = 0, T = 0;
-  Batch view() const {
-    Batch b;
-    b.tokens = tokens.data();
-    b.targets = targets.empty() ? nullptr : targets.data();
-    b.loss_weight = weight.empty() ? nullptr : weight.data();
-    b.attn_mask = mask.empty() ? nullptr : mask.data();
-    b.B = B;
-    b.T = T;
-    return b;
-  }
-};
-
-template <typename TA, typename E>
-inline std::vector<E> copy_typed(const Napi::Object& o, const char* key, napi_typedarray_type type, int64_t expect, bool required) {
-  std::vector<E> out;
-  if (!o.Has(key) || o.Get(key).IsUndefined() || o.Get(key).IsNull()) {
-    if (required) throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", std::string("batch.") + key + " is required");
-    return out;
-  }
-  Napi::Value v = o.Get(key);
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
-    throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", std::string("batch.") + key + " has the wrong array type");
-  TA arr = v.As<TA>();
-  if (static_cast<int64_t>(arr.ElementLength()) != expect)
-    throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", std::string("batch.") + key + " has " + std::to_string(arr.ElementLength()) +
-                                                      " elements, expected batch * seq = " + std::to_string(expect));
-  out.assign(arr.Data(), arr.Data() + expect);
-  return out;
+  return to_js(o.Env(), [&] { return minielm::args::parse_optim(fields(o)); });
 }
 
 inline OwnedBatch parse_batch(const Napi::Object& o) {
-  OwnedBatch b;
-  const double B = get_number(o, "batch", 0), T = get_number(o, "seq", 0);
-  // Sizes are checked here, in C++, whatever the caller validated: a product that overflows could pass
-  // the length check below and let the kernels write past the arrays.
-  constexpr double kMaxDim = 2147483647.0;
-  if (!(B >= 1 && T >= 1 && B <= kMaxDim && T <= kMaxDim) || B != std::floor(B) || T != std::floor(T))
-    throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", "batch.batch and batch.seq must be positive integers below 2^31");
-  b.B = static_cast<int64_t>(B);
-  b.T = static_cast<int64_t>(T);
-  int64_t n = 0;
-  if (!checked_mul(b.B, b.T, &n) || n > (int64_t{1} << 40))
-    throw_js(o.Env(), "MINIELM_INVALID_ARGUMENT", "batch.batch * batch.seq is too large");
-  b.tokens = copy_typed<Napi::Int32Array, int32_t>(o, "tokens", napi_int32_array, n, true);
-  b.targets = copy_typed<Napi::Int32Array, int32_t>(o, "targets", napi_int32_array, n, false);
-  b.weight = copy_typed<Napi::Float32Array, float>(o, "lossMask", napi_float32_array, n, false);
-  b.mask = copy_typed<Napi::Uint8Array, uint8_t>(o, "attentionMask", napi_uint8_array, n, false);
-  return b;
+  return to_js(o.Env(), [&] { return minielm::args::parse_batch(fields(o)); });
 }
 
 inline Napi::Object stats_to_js(Napi::Env env, const StepStats& s) {
@@ -321,6 +294,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel>, public GuardedMethods<
 
   explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
     guard(info.Env(), [&] {
+      info.This().As<Napi::Object>().TypeTag(&kNativeModelTag);
       construct(info);
       return info.Env().Undefined();
     });
@@ -336,7 +310,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel>, public GuardedMethods<
     Config c = parse_config(info[0].As<Napi::Object>());
     double seed = info.Length() >= 2 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
     minielm::JobScope job;
-    model_ = std::make_unique<Model>(c, static_cast<uint64_t>(seed));
+    model_ = std::make_unique<Model>(c, minielm::args::seed_from(seed));
   }
 
   Model& model(Napi::Env env) {
@@ -583,7 +557,8 @@ inline Napi::Value NativeModel::Train(const Napi::CallbackInfo& info) {
     if (!s.IsArray()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "each training step must be an array of micro-batches");
     Napi::Array micro = s.As<Napi::Array>();
     std::vector<OwnedBatch> mb;
-    for (uint32_t j = 0; j < micro.Length(); ++j) mb.push_back(parse_batch(micro.Get(j).As<Napi::Object>()));
+    for (uint32_t j = 0; j < micro.Length(); ++j)
+      mb.push_back(parse_batch(object_arg(env, micro.Get(j), "each micro-batch {batch, seq, tokens, ...}")));
     owned.push_back(std::move(mb));
   }
   OptimConfig opt = parse_optim(info[1].As<Napi::Object>());
@@ -670,11 +645,11 @@ inline Napi::Value NativeModel::TrainScore(const Napi::CallbackInfo& info) {
   std::vector<OwnedBatch> batches;
   std::vector<std::vector<float>> labels, weights;
   for (uint32_t i = 0; i < steps.Length(); ++i) {
-    Napi::Object st = steps.Get(i).As<Napi::Object>();
-    OwnedBatch b = parse_batch(st);
-    labels.push_back(copy_typed<Napi::Float32Array, float>(st, "labels", napi_float32_array, b.B, true));
-    weights.push_back(copy_typed<Napi::Float32Array, float>(st, "weights", napi_float32_array, b.B, false));
-    batches.push_back(std::move(b));
+    Napi::Object st = object_arg(env, steps.Get(i), "each score step {batch, seq, tokens, labels, ...}");
+    minielm::args::ScoreStep s = to_js(env, [&] { return minielm::args::parse_score_step(fields(st)); });
+    labels.push_back(std::move(s.labels));
+    weights.push_back(std::move(s.weights));
+    batches.push_back(std::move(s.batch));
   }
   OptimConfig opt = parse_optim(info[1].As<Napi::Object>());
   acquire(env);
@@ -686,11 +661,17 @@ inline Napi::Value NativeModel::TrainScore(const Napi::CallbackInfo& info) {
   return p;
 }
 
-// Unwraps a NativeModel passed from JS and marks it busy for the duration of a job (released by ModelWorker).
-inline NativeModel* acquire_model(Napi::Env env, Napi::Value v, const char* what) {
-  if (!v.IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(what) + " must be a model");
+// A NativeModel passed from JS (checked by its type tag before it is unwrapped).
+inline NativeModel* unwrap_model(Napi::Env env, Napi::Value v, const char* what) {
+  if (!has_tag(v, kNativeModelTag)) throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(what) + " must be a model");
   NativeModel* m = NativeModel::Unwrap(v.As<Napi::Object>());
   if (!m) throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(what) + " must be a model");
+  return m;
+}
+
+// Unwraps a NativeModel passed from JS and marks it busy for the duration of a job (released by ModelWorker).
+inline NativeModel* acquire_model(Napi::Env env, Napi::Value v, const char* what) {
+  NativeModel* m = unwrap_model(env, v, what);
   m->acquire(env);
   return m;
 }

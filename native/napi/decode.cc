@@ -27,6 +27,7 @@ class NativeWordConstraint : public Napi::ObjectWrap<NativeWordConstraint>, publ
   }
   explicit NativeWordConstraint(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeWordConstraint>(info) {
     guard(info.Env(), [&] {
+      info.This().As<Napi::Object>().TypeTag(&kWordConstraintTag);
       if (info.Length() < 1 || !info[0].IsExternal())
         throw_js(info.Env(), "MINIELM_INVALID_ARGUMENT", "word constraints are made by createWordConstraint()");
       c_ = *info[0].As<Napi::External<std::shared_ptr<const WordConstraint>>>().Data();
@@ -79,37 +80,15 @@ class ConstraintWorker : public PromiseWorker {
   std::shared_ptr<const WordConstraint> c_;
 };
 
-// Byte strings packed as (bytes, offsets[n + 1]).
-std::vector<std::string> unpack_strings(Napi::Env env, Napi::Value bytes_v, Napi::Value offsets_v, const char* what) {
-  if (!bytes_v.IsTypedArray() || bytes_v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-      !offsets_v.IsTypedArray() || offsets_v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(what) + ": expected a Uint8Array of bytes and an Int32Array of offsets");
-  Napi::Uint8Array bytes = bytes_v.As<Napi::Uint8Array>();
-  Napi::Int32Array off = offsets_v.As<Napi::Int32Array>();
-  if (off.ElementLength() < 1) throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(what) + ": offsets needs n + 1 entries");
-  std::vector<std::string> out;
-  out.reserve(off.ElementLength() - 1);
-  const int64_t total = static_cast<int64_t>(bytes.ElementLength());
-  for (size_t i = 0; i + 1 < off.ElementLength(); ++i) {
-    const int64_t a = off[i], b = off[i + 1];
-    if (a < 0 || b < a || b > total) throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(what) + ": offsets must be ascending within the bytes");
-    out.emplace_back(reinterpret_cast<const char*>(bytes.Data()) + a, static_cast<size_t>(b - a));
-  }
-  return out;
-}
-
 // createWordConstraint(tokenBytes, tokenOffsets, special: Uint8Array, wordBytes, wordOffsets) -> Promise
 Napi::Value CreateWordConstraint(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 5) throw_js(env, "MINIELM_INVALID_ARGUMENT", "createWordConstraint(tokenBytes, tokenOffsets, special, wordBytes, wordOffsets)");
-  std::vector<std::string> tokens = unpack_strings(env, info[0], info[1], "tokens");
-  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-      info[2].As<Napi::Uint8Array>().ElementLength() != tokens.size())
-    throw_js(env, "MINIELM_INVALID_ARGUMENT", "special must be a Uint8Array with one flag per token");
-  Napi::Uint8Array sp = info[2].As<Napi::Uint8Array>();
-  std::vector<uint8_t> special(sp.Data(), sp.Data() + sp.ElementLength());
-  std::vector<std::string> words = unpack_strings(env, info[3], info[4], "words");
-  auto* w = new ConstraintWorker(env, std::move(tokens), std::move(special), std::move(words));
+  minielm::args::ConstraintInputs in = to_js(env, [&] {
+    return minielm::args::constraint_inputs(read_value(info[0]), read_value(info[1]), read_value(info[2]), read_value(info[3]),
+                                            read_value(info[4]));
+  });
+  auto* w = new ConstraintWorker(env, std::move(in.tokens), std::move(in.special), std::move(in.words));
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -162,59 +141,29 @@ class GenerateWorker : public ModelWorker {
   std::vector<std::vector<Generated>> out_;
 };
 
-bool get_bool(const Napi::Object& o, const char* key) {
-  return o.Has(key) && o.Get(key).ToBoolean().Value();
-}
-
 // generate(model, prompts: Int32Array[], options) -> Promise<Generation[][]>
 Napi::Value Generate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsObject())
     throw_js(env, "MINIELM_INVALID_ARGUMENT", "generate(model, prompts: Int32Array[], options)");
   Napi::Array arr = info[1].As<Napi::Array>();
-  std::vector<std::vector<int32_t>> prompts;
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value v = arr.Get(i);
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-      throw_js(env, "MINIELM_INVALID_ARGUMENT", "prompt " + std::to_string(i) + " must be an Int32Array of token ids");
-    Napi::Int32Array t = v.As<Napi::Int32Array>();
-    prompts.emplace_back(t.Data(), t.Data() + t.ElementLength());
-  }
+  std::vector<minielm::args::Value> items;
+  for (uint32_t i = 0; i < arr.Length(); ++i) items.push_back(read_value(arr.Get(i)));
+  std::vector<std::vector<int32_t>> prompts = to_js(env, [&] { return minielm::args::parse_prompts(items); });
+  items.clear();
   Napi::Object o = info[2].As<Napi::Object>();
-  GenerateOptions opt;
-  std::string strategy = o.Has("strategy") && o.Get("strategy").IsString() ? o.Get("strategy").As<Napi::String>().Utf8Value() : "greedy";
-  if (strategy == "greedy") opt.strategy = Strategy::Greedy;
-  else if (strategy == "sample") opt.strategy = Strategy::Sample;
-  else if (strategy == "beam") opt.strategy = Strategy::Beam;
-  else throw_js(env, "MINIELM_INVALID_ARGUMENT", "strategy must be 'greedy', 'sample' or 'beam', got '" + strategy + "'");
-  opt.max_new_tokens = get_int(o, "maxNewTokens", 16);
-  opt.eos_token_id = get_int(o, "eosTokenId", -1);
-  opt.temperature = get_number(o, "temperature", 1.0);
-  opt.top_k = get_int(o, "topK", 0);
-  opt.top_p = get_number(o, "topP", 1.0);
-  opt.seed = static_cast<uint64_t>(get_int(o, "seed", 0, 0));
-  opt.num_beams = get_int(o, "numBeams", 1);
-  opt.num_return_sequences = get_int(o, "numReturnSequences", 1);
-  opt.length_penalty = get_number(o, "lengthPenalty", 1.0);
-  opt.no_repeat_ngram_size = get_int(o, "noRepeatNgramSize", 0);
-  opt.repetition_penalty = get_number(o, "repetitionPenalty", 1.0);
-  opt.min_new_tokens = get_int(o, "minNewTokens", 0);
-  if (o.Has("wordConstraint") && !o.Get("wordConstraint").IsUndefined() && !o.Get("wordConstraint").IsNull()) {
-    Napi::Value v = o.Get("wordConstraint");
-    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(env).word_constraint_constructor.Value()))
-      throw_js(env, "MINIELM_INVALID_ARGUMENT", "wordConstraint must be made by createWordConstraint()");
-    opt.word_constraint = NativeWordConstraint::Unwrap(v.As<Napi::Object>())->get();
-  }
-  opt.token_logprobs = get_bool(o, "tokenLogprobs");
-  opt.logits = get_bool(o, "logits");
-  if (o.Has("weights") && o.Get("weights").IsString()) {
-    const std::string w = o.Get("weights").As<Napi::String>().Utf8Value();
-    if (w != "fp32" && w != "bf16") throw_js(env, "MINIELM_INVALID_ARGUMENT", "weights must be 'fp32' or 'bf16', got '" + w + "'");
-    opt.bf16_weights = w == "bf16";
-  }
-  if (!info[0].IsObject()) throw_js(env, "MINIELM_INVALID_ARGUMENT", "generate: model must be a model");
-  NativeModel* unwrapped = NativeModel::Unwrap(info[0].As<Napi::Object>());
-  minielm::decode::validate_generate(unwrapped->model(env).config(), prompts, opt);
+  GenerateOptions opt = to_js(env, [&] {
+    return minielm::args::parse_generate_options(fields(o), [&](GenerateOptions& g) {
+      if (!o.Has("wordConstraint")) return;
+      Napi::Value v = o.Get("wordConstraint");
+      if (v.IsUndefined() || v.IsNull()) return;
+      if (!has_tag(v, kWordConstraintTag))
+        throw_js(env, "MINIELM_INVALID_ARGUMENT", "wordConstraint must be made by createWordConstraint()");
+      g.word_constraint = NativeWordConstraint::Unwrap(v.As<Napi::Object>())->get();
+    });
+  });
+  NativeModel* unwrapped = unwrap_model(env, info[0], "generate: model");
+  to_js(env, [&] { minielm::decode::validate_generate(unwrapped->model(env).config(), prompts, opt); });
   NativeModel* m = acquire_model(env, info[0], "generate: model");
   // model.cancel() stops the decode between steps (MINIELM_ABORTED).
   m->arm_cancel();
