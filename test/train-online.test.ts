@@ -17,7 +17,7 @@ import { trainOnline } from '../lib/train/online.ts';
 import { evaluatePolicy } from '../lib/rewrite/evaluate.ts';
 import { scoreRewrites, type RewardEnvironment } from '../lib/rewrite/environment.ts';
 import { Model } from '../lib/model/model.ts';
-import { preferenceLogProbs, type PreferencePair } from '../lib/model/align.ts';
+import { grpoTokenLogProbs, preferenceLogProbs, type GrpoGroup, type PreferencePair } from '../lib/model/align.ts';
 
 let root = '';
 let tokenizer: Tokenizer;
@@ -135,6 +135,53 @@ test('the kept checkpoint is the one selectBy scores best; the KL penalty enters
   const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.ok(log.some((l) => l.kl_penalty === 0.5 && typeof l.kl === 'number'));
   assert.ok(log.some((l) => l['select/best'] === 0.9));
+});
+
+test('online GRPO: G samples per query, mu updates raise the log-prob of above-average samples, TRL names and time split logged, exact resume', async () => {
+  const common = { init: student, reference: student, tokenizer, env, trainQueries, testQueries, queriesPerIteration: 4, evalEvery: 2, optimizer: { lr: 1e-3 }, seed: 7, progress: false, algo: 'grpo' as const, group: 4, mu: 2 };
+  const seen: { iteration: number; inner: number; groups: readonly GrpoGroup[]; loss: number }[] = [];
+  const init = await Model.load(student);
+  const straight = await trainOnline({ ...common, out: join(root, 'grpo'), iterations: 4, onGrpoUpdate: (iteration, inner, groups, r) => seen.push({ iteration, inner, groups, loss: r.loss }) });
+  assert.is(straight.iterations, 4);
+  assert.is(seen.length, 8, 'mu = 2 updates per iteration');
+  assert.is(straight.updates, 8);
+  for (const u of seen) {
+    assert.is(u.groups.length, 4);
+    for (const g of u.groups) assert.is(g.completions.length, 4, 'G = 4 samples per query');
+  }
+  // The direction GRPO asks for, on the first batch: summed over its samples, the change in log-prob
+  // weighted by the (group-centred) reward is positive after all updates.
+  const first = seen[0].groups;
+  const before = await grpoTokenLogProbs(init, first), after = await grpoTokenLogProbs(straight.policy, first);
+  const T = before.length / (first.length * 4);
+  let gain = 0;
+  first.forEach((g, p) => {
+    const rewards = Array.from(g.rewards);
+    const mean = rewards.reduce((a, b) => a + b, 0) / rewards.length;
+    rewards.forEach((r, j) => {
+      let d = 0;
+      for (let t = 0; t < T; t++) d += after[(p * 4 + j) * T + t] - before[(p * 4 + j) * T + t];
+      gain += (r - mean) * d;
+    });
+  });
+  assert.ok(gain > 0, `reward-weighted log-prob change on the first batch is ${gain}; GRPO should make it positive`);
+  const log = (await readFile(join(root, 'grpo', 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  const steps = log.filter((l) => 'reward_std' in l);
+  assert.is(steps.length, 4);
+  for (const key of ['loss', 'reward', 'reward_std', 'kl', 'clip_ratio/low_mean', 'clip_ratio/high_mean', 'clip_ratio/region_mean', 'completions/mean_length', 'grad_norm', 'time/generation_s', 'time/scoring_s', 'time/update_s'])
+    assert.ok(steps.every((l) => typeof l[key] === 'number' && Number.isFinite(l[key])), `logged ${key}`);
+  assert.ok(steps.some((l) => l.kl > 0), 'the KL to the reference is measured once the policy moved');
+  assert.ok(steps.every((l) => 'clip_ratio/region_mean_mu1' in l), 'the second inner update logs its clip ratio');
+  assert.equal((log[0] as unknown as { algo: string }).algo, 'grpo');
+
+  const controller = new AbortController();
+  const part = await trainOnline({ ...common, out: join(root, 'grpo-resumed'), iterations: 4, signal: controller.signal, onEval: (it) => { if (it === 2) controller.abort(); } });
+  assert.is(part.iterations, 2);
+  const done = await trainOnline({ ...common, out: join(root, 'grpo-resumed'), iterations: 4 });
+  for (const { name } of straight.policy.tensors()) {
+    const a = straight.policy.readTensor(name), b = done.policy.readTensor(name);
+    assert.ok(a.every((v, i) => Object.is(v, b[i])), `tensor ${name} differs after resume`);
+  }
 });
 
 test.run();

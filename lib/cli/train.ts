@@ -37,7 +37,8 @@ export const help = `Usage: minielm train <pretrain|sft|distill|online> [options
   pretrain  causal-LM pretraining on the catalog's text and the training queries (no pretrained weights here)
   sft       supervised fine-tuning on query-to-query pairs (teacher or student), plus denoising pairs
   distill   distil a trained teacher into a student with token-level reverse KL
-  online    online DPO: sample two rewrites per query, retrieve, reward, prefer, update (the paper's loop)
+  online    online DPO: sample two rewrites per query, retrieve, reward, prefer, update (the paper's loop);
+            or GRPO (--algo grpo): G samples per query, group-normalised advantages, clipped ratio
 
 Options of pretrain, sft and distill:
 ${model}
@@ -68,7 +69,12 @@ Online only (--pairs, --tokenizer, --preset are not used; the tokenizer comes fr
   --data NAME|FILE    world of queries, catalog and M1: synthetic (default) | homedepot | a CSV file
   --relevance-model DIR  M1 for unjudged pairs of a table (default: lexical-overlap proxy)
   --iterations N      (default 1000)     --queries-per-iteration N (default 16)   --eval-every N (default 50)
+  --algo dpo|grpo     the update: DPO on the better of two samples (default) or GRPO on G samples per query
   --beta X            DPO beta (default 0.1)   --loss-type sigmoid|ipo|hinge (default sigmoid)
+  --group G           GRPO samples per query (default 8)   --mu N  GRPO updates per batch of samples (default 1)
+  --epsilon-low X     GRPO lower clip (default 0.2)   --epsilon-high X  upper clip (default = --epsilon-low)
+  --grpo-beta X       GRPO k3 KL coefficient (default 0.04 with a reference, 0 with --reference none)
+  --grpo-loss-type T  grpo (default) | bnpo | dr_grpo
   --lr X              (default 1e-4 here)  --temperature X sampling temperature (default 1)`;
 
 const TINY: ModelConfig = { vocab_size: 0, n_ctx: 48, n_layer: 2, n_head: 4, n_embd: 128 };
@@ -258,8 +264,13 @@ async function runOnline(argv: string[]): Promise<number> {
     out: { type: 'string' }, iterations: { type: 'string', default: '1000' }, 'queries-per-iteration': { type: 'string', default: '16' },
     'eval-every': { type: 'string', default: '50' }, beta: { type: 'string', default: '0.1' }, 'loss-type': { type: 'string', default: 'sigmoid' },
     lr: { type: 'string', default: '1e-4' }, temperature: { type: 'string', default: '1' }, seed: { type: 'string', default: '1' }, threads: { type: 'string' },
+    algo: { type: 'string', default: 'dpo' }, group: { type: 'string', default: '8' }, mu: { type: 'string', default: '1' },
+    'epsilon-low': { type: 'string', default: '0.2' }, 'epsilon-high': { type: 'string' }, 'grpo-beta': { type: 'string' }, 'grpo-loss-type': { type: 'string', default: 'grpo' },
   } });
   if (!values.init) throw invalidArgument('--init DIR (the policy to start from) is required');
+  if (values.algo !== 'dpo' && values.algo !== 'grpo') throw invalidArgument(`--algo must be dpo or grpo, got "${values.algo}"`);
+  const grpoLossType = values['grpo-loss-type'] as 'grpo' | 'bnpo' | 'dr_grpo';
+  if (!['grpo', 'bnpo', 'dr_grpo'].includes(grpoLossType)) throw invalidArgument(`--grpo-loss-type must be grpo, bnpo or dr_grpo, got "${grpoLossType}"`);
   if (!values.out) throw invalidArgument('--out DIR is required');
   const int = (flag: keyof typeof values, min: number): number => {
     const v = Number(values[flag]);
@@ -294,8 +305,14 @@ async function runOnline(argv: string[]): Promise<number> {
       trainQueries: [...new Set(world.train.map((p) => p.query))], testQueries: [...new Set(world.test.map((p) => p.query))].slice(0, 300),
       iterations: int('iterations', 1), queriesPerIteration: int('queries-per-iteration', 1), evalEvery: int('eval-every', 1),
       beta: real('beta'), lossType, optimizer: { lr: real('lr') }, temperature: real('temperature'), seed, signal: controller.signal,
+      algo: values.algo as 'dpo' | 'grpo', group: int('group', 2), mu: int('mu', 1),
+      grpo: {
+        epsilonLow: Number(values['epsilon-low']), lossType: grpoLossType,
+        ...(values['epsilon-high'] !== undefined ? { epsilonHigh: Number(values['epsilon-high']) } : {}),
+        ...(values['grpo-beta'] !== undefined ? { beta: Number(values['grpo-beta']) } : {}),
+      },
     });
-    console.log(`online: ${r.iterations} iterations, ${r.updates} DPO updates${r.lastEval ? `, eval reward ${r.lastEval.reward.toFixed(4)} (relevance ${r.lastEval.relevance.toFixed(4)})` : ''}${r.aborted ? ' (interrupted: run again to resume)' : ''}`);
+    console.log(`online: ${r.iterations} iterations, ${r.updates} ${values.algo === 'grpo' ? 'GRPO' : 'DPO'} updates${r.lastEval ? `, eval reward ${r.lastEval.reward.toFixed(4)} (relevance ${r.lastEval.relevance.toFixed(4)})` : ''}${r.aborted ? ' (interrupted: run again to resume)' : ''}`);
     return r.stoppedOnNonFinite ? 1 : r.aborted ? 130 : 0;
   } finally {
     release();

@@ -325,7 +325,7 @@ export interface GrpoStepResult {
  * The batch of a list of groups: one row per completion (prompt + completion, the G rows of a group
  * consecutive), the loss mask on the completion tokens, and the rewards in row order.
  */
-export function buildGrpoBatch(groups: GrpoGroup[], model: Model): { batch: Batch; rewards: Float64Array; group: number } {
+export function buildGrpoBatch(groups: readonly GrpoGroup[], model: Model): { batch: Batch; rewards: Float64Array; group: number } {
   if (!Array.isArray(groups) || groups.length === 0) throw invalidArgument('groups must be a non-empty array of {prompt, completions, rewards}');
   const { vocab_size: V, n_ctx } = model.config;
   const G = groups[0]?.completions?.length ?? 0;
@@ -337,7 +337,7 @@ export function buildGrpoBatch(groups: GrpoGroup[], model: Model): { batch: Batc
     if (!Array.isArray(g.completions) || g.completions.length !== G) throw invalidArgument(`groups[${i}] has ${describeValue(g.completions?.length)} completions; every group needs the same number (${G})`);
     if (!g.rewards || typeof g.rewards !== 'object' || g.rewards.length !== G) throw invalidArgument(`groups[${i}].rewards must hold one reward per completion (${G})`);
     const prompt = tokenIds(`groups[${i}].prompt`, g.prompt, V, 1, n_ctx, 'n_ctx');
-    g.completions.forEach((c, j) => {
+    g.completions.forEach((c: ArrayLike<number>, j: number) => {
       const ids = [...prompt, ...tokenIds(`groups[${i}].completions[${j}]`, c, V, 1, n_ctx, 'n_ctx')];
       if (ids.length - 1 > n_ctx) throw invalidArgument(`groups[${i}].completions[${j}]: prompt + completion has ${ids.length} tokens, more than n_ctx + 1 = ${n_ctx + 1}`);
       const r = g.rewards[j];
@@ -350,7 +350,7 @@ export function buildGrpoBatch(groups: GrpoGroup[], model: Model): { batch: Batc
 }
 
 /** Per-token log-probs of the completion tokens of `groups` under `model` (0 on prompt and padding), in batch layout. */
-export async function grpoTokenLogProbs(model: Model, groups: GrpoGroup[]): Promise<Float64Array> {
+export async function grpoTokenLogProbs(model: Model, groups: readonly GrpoGroup[]): Promise<Float64Array> {
   checkModel('model', model);
   const { batch } = buildGrpoBatch(groups, model);
   const nb = model.toNativeBatch(batch, true);
@@ -361,7 +361,7 @@ export async function grpoTokenLogProbs(model: Model, groups: GrpoGroup[]): Prom
  * One GRPO update of `policy` on groups of sampled completions (group-normalised advantages, clipped
  * ratio with separate low / high bounds, optional k3 KL to a reference); runs off the main thread.
  */
-export async function grpoStep(policy: Model, groups: GrpoGroup[], options: GrpoOptions, optimizer: OptimizerOptions): Promise<GrpoStepResult> {
+export async function grpoStep(policy: Model, groups: readonly GrpoGroup[], options: GrpoOptions, optimizer: OptimizerOptions): Promise<GrpoStepResult> {
   checkModel('policy', policy);
   const o = options ?? {};
   const epsilonLow = o.epsilonLow ?? 0.2;

@@ -1,11 +1,14 @@
 // MiniELM's online stage: the policy (the distilled student) rewrites sampled training queries twice,
 // both rewrites are retrieved and rewarded in the environment, the better one becomes "chosen", and one
 // DPO update follows, against the frozen distilled student as reference or reference-free (eq. 2).
+// With algo 'grpo' it samples G rewrites per query instead and makes mu GRPO updates on them (group-normalised
+// advantages, clipped ratio, k3 KL to the reference), logging TRL's GRPO names. Either way each log record
+// carries the time split of its iteration (time/generation_s, time/scoring_s, time/update_s).
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Model, type OptimizerOptions } from '../model/model.ts';
 import { generate, type GenerateOptions } from '../model/generate.ts';
-import { dpoStep, sequenceLogProbs, type DpoLossType, type DpoStepResult, type PreferencePair } from '../model/align.ts';
+import { dpoStep, grpoStep, grpoTokenLogProbs, sequenceLogProbs, type DpoLossType, type DpoStepResult, type GrpoGroup, type GrpoOptions, type GrpoStepResult, type PreferencePair } from '../model/align.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { preferPair } from '../rewards/metrics.ts';
 import { scoreRewrites, type RewardEnvironment } from '../rewrite/environment.ts';
@@ -58,6 +61,19 @@ export interface OnlineOptions {
   selectBy?: (policy: Model) => Promise<number>;
   /** Called after each DPO update with its iteration (1-based), the pairs it learned from and its metrics. */
   onUpdate?: (iteration: number, pairs: readonly PreferencePair[], result: DpoStepResult) => void;
+  /**
+   * The update: 'dpo' (the paper's: two samples per query, the better one chosen) or 'grpo' (`group`
+   * samples per query, group-normalised advantages, clipped ratio; TaoSR-AGRL's base algorithm).
+   */
+  algo?: 'dpo' | 'grpo';
+  /** GRPO: samples per query (G, default 8). */
+  group?: number;
+  /** GRPO: updates on each batch of samples (mu, default 1), the later ones against the sampling log-probs. */
+  mu?: number;
+  /** GRPO loss settings (lib/model/align.ts); its KL coefficient beta defaults to 0.04 with a reference, 0 without. */
+  grpo?: Pick<GrpoOptions, 'epsilonLow' | 'epsilonHigh' | 'beta' | 'lossType' | 'scaleRewards'>;
+  /** Called after each GRPO update with its iteration (1-based), inner update (0-based), groups and metrics. */
+  onGrpoUpdate?: (iteration: number, inner: number, groups: readonly GrpoGroup[], result: GrpoStepResult) => void;
 }
 
 export interface OnlineResult {
@@ -86,6 +102,12 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
   const maxNewTokens = o.maxNewTokens ?? 16;
   const seed = o.seed ?? 1;
   const beta = o.beta ?? 0.1;
+  const algo = o.algo ?? 'dpo';
+  if (algo !== 'dpo' && algo !== 'grpo') throw invalidArgument(`algo must be 'dpo' or 'grpo', got ${String(algo)}`);
+  const group = algo === 'grpo' ? (o.group ?? 8) : 2;
+  const mu = algo === 'grpo' ? (o.mu ?? 1) : 1;
+  if (!Number.isInteger(group) || group < 2 || group > 64) throw invalidArgument(`group must be an integer in [2, 64], got ${group}`);
+  if (!Number.isInteger(mu) || mu < 1 || mu > 16) throw invalidArgument(`mu must be an integer in [1, 16], got ${mu}`);
   if (o.trainQueries.length < 1) throw invalidArgument('online training needs training queries');
   for (const [name, v] of Object.entries({ iterations, perIteration, evalEvery, maxNewTokens }))
     if (!Number.isInteger(v) || v < 1) throw invalidArgument(`${name} must be a positive integer, got ${v}`);
@@ -106,7 +128,7 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     policy = await Model.load(o.init);
     // A fresh start: drop whatever an attempt killed before its first checkpoint had logged.
     await log.truncateAfter(-1);
-    await log.write({ event: 'start', step: 0, config: policy.config, reference: o.reference ?? 'none', beta, loss_type: o.lossType ?? 'sigmoid' });
+    await log.write({ event: 'start', step: 0, config: policy.config, reference: o.reference ?? 'none', algo, ...(algo === 'grpo' ? { num_generations: group, mu, ...o.grpo } : { beta, loss_type: o.lossType ?? 'sigmoid' }) });
   }
   if (policy.config.vocab_size !== o.tokenizer.vocabSize) throw invalidArgument(`the policy's vocab_size (${policy.config.vocab_size}) differs from the tokenizer's (${o.tokenizer.vocabSize})`);
   const reference = o.reference ? await Model.load(o.reference) : null;
@@ -158,12 +180,55 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     }
     const queries = pickQueries(o.trainQueries.length, perIteration, seed, iteration).map((i) => o.trainQueries[i]);
     const prompts = queries.map((q) => promptIds(o.tokenizer, q, maxPrompt));
+    const t0 = performance.now();
     const gens = await generate(policy, prompts, {
-      ...o.decoding, strategy: 'sample', numReturnSequences: 2, temperature: o.temperature ?? 1, topP: o.topP ?? 1, maxNewTokens,
+      ...o.decoding, strategy: 'sample', numReturnSequences: group, temperature: o.temperature ?? 1, topP: o.topP ?? 1, maxNewTokens,
       eosTokenId: o.tokenizer.eosId, seed: seed * 1_000_003 + iteration,
     });
+    const t1 = performance.now();
     const rewrites = gens.map((pair) => pair.map((g) => rewriteText(o.tokenizer, g.tokens)));
     const scored = await scoreRewrites(o.env, queries, rewrites, iteration);
+    const t2 = performance.now();
+    const timing = (t3: number): Record<string, number> => ({ 'time/generation_s': (t1 - t0) / 1000, 'time/scoring_s': (t2 - t1) / 1000, 'time/update_s': (t3 - t2) / 1000 });
+    if (algo === 'grpo') {
+      const rec: Record<string, unknown> = { step: iteration + 1 };
+      // An empty completion still ends with the end-of-sequence token the policy chose.
+      const groups: GrpoGroup[] = gens.map((samples, i) => ({
+        prompt: prompts[i],
+        completions: samples.map((g) => (g.tokens.length ? g.tokens : [o.tokenizer.eosId])),
+        rewards: scored[i].map((x) => x.reward),
+      }));
+      try {
+        const grpoBeta = o.grpo?.beta ?? (reference ? 0.04 : 0);
+        const refLp = reference && grpoBeta > 0 ? await grpoTokenLogProbs(reference, groups) : undefined;
+        const oldLp = mu > 1 ? await grpoTokenLogProbs(policy, groups) : undefined;
+        for (let inner = 0; inner < mu; inner++) {
+          const r = await grpoStep(policy, groups, { ...o.grpo, beta: grpoBeta, reference: refLp, oldLogps: inner === 0 ? undefined : oldLp }, optimizer);
+          o.onGrpoUpdate?.(iteration + 1, inner, groups, r);
+          if (inner === 0)
+            Object.assign(rec, { loss: r.loss, reward: r.reward, reward_std: r.reward_std, kl: r.kl, 'clip_ratio/low_mean': r['clip_ratio/low_mean'], 'clip_ratio/high_mean': r['clip_ratio/high_mean'], 'clip_ratio/region_mean': r['clip_ratio/region_mean'], 'completions/mean_length': r['completions/mean_length'], frac_reward_zero_std: r.frac_reward_zero_std, grad_norm: r.gradNorm, learning_rate: r.lr });
+          else Object.assign(rec, { [`clip_ratio/region_mean_mu${inner}`]: r['clip_ratio/region_mean'] });
+        }
+      } catch (err) {
+        if (!isNonFinite(err)) throw err;
+        stoppedOnNonFinite = true;
+        await log.write({ event: 'non_finite', step: iteration + 1, message: (err as Error).message });
+        progress?.finish(`stopped: ${(err as Error).message}. The last good checkpoint is in ${ckptDir}.`);
+        break;
+      }
+      Object.assign(rec, timing(performance.now()));
+      iteration++;
+      if (iteration % evalEvery === 0 || iteration === iterations) {
+        lastEval = await evaluatePolicy(policy, o.tokenizer, o.env, evalSet, maxNewTokens, 0, o.decoding);
+        Object.assign(rec, evalRecord(lastEval));
+        await select(rec);
+        o.onEval?.(iteration, lastEval);
+      }
+      await log.write(rec);
+      progress?.update(iteration, gens.flat().reduce((a, g) => a + g.tokens.length, 0), `reward ${(rec.reward as number).toFixed(3)} ± ${(rec.reward_std as number).toFixed(3)}`);
+      if (iteration % evalEvery === 0 || iteration === iterations) await save();
+      continue;
+    }
     // Reference log-probs of every sample: the KL estimate, the KL penalty in the reward, and DPO's
     // reference terms (one reference forward pass serves all three).
     let refLogps: Float64Array | number[] | undefined;
@@ -219,6 +284,7 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
       rec['env/reward_chosen'] = chosenReward / pairs.length;
       rec['env/reward_rejected'] = rejectedReward / pairs.length;
     }
+    Object.assign(rec, timing(performance.now()));
     iteration++;
     if (iteration % evalEvery === 0 || iteration === iterations) {
       lastEval = await evaluatePolicy(policy, o.tokenizer, o.env, evalSet, maxNewTokens, 0, o.decoding);
