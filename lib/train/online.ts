@@ -7,11 +7,11 @@
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Model, type OptimizerOptions } from '../model/model.ts';
-import { generate, type GenerateOptions } from '../model/generate.ts';
+import { generate, type GenerateOptions, type Generation } from '../model/generate.ts';
 import { dpoStep, grpoStep, grpoTokenLogProbs, sequenceLogProbs, type DpoLossType, type DpoStepResult, type GrpoGroup, type GrpoOptions, type GrpoStepResult, type PreferencePair } from '../model/align.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { preferPair } from '../rewards/metrics.ts';
-import { scoreRewrites, type RewardEnvironment } from '../rewrite/environment.ts';
+import { scoreRewrites, type RewardEnvironment, type ScoredRewrite } from '../rewrite/environment.ts';
 import { promptIds, rewriteText } from '../rewrite/format.ts';
 import { evaluatePolicy, type PolicyEvaluation } from '../rewrite/evaluate.ts';
 import { JsonlLog, saveCheckpoint, loadTrainerState, hasCheckpoint, isNonFinite } from './run-state.ts';
@@ -166,69 +166,8 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     rec['select/best'] = best.score;
   };
 
-  if (iteration === 0) {
-    lastEval = await evaluatePolicy(policy, o.tokenizer, o.env, evalSet, maxNewTokens, 0, o.decoding);
-    const rec: Record<string, unknown> = { step: 0, ...evalRecord(lastEval) };
-    await select(rec);
-    await log.write(rec);
-    o.onEval?.(0, lastEval);
-  }
-  while (iteration < iterations) {
-    if (o.signal?.aborted) {
-      aborted = true;
-      break;
-    }
-    const queries = pickQueries(o.trainQueries.length, perIteration, seed, iteration).map((i) => o.trainQueries[i]);
-    const prompts = queries.map((q) => promptIds(o.tokenizer, q, maxPrompt));
-    const t0 = performance.now();
-    const gens = await generate(policy, prompts, {
-      ...o.decoding, strategy: 'sample', numReturnSequences: group, temperature: o.temperature ?? 1, topP: o.topP ?? 1, maxNewTokens,
-      eosTokenId: o.tokenizer.eosId, seed: seed * 1_000_003 + iteration,
-    });
-    const t1 = performance.now();
-    const rewrites = gens.map((pair) => pair.map((g) => rewriteText(o.tokenizer, g.tokens)));
-    const scored = await scoreRewrites(o.env, queries, rewrites, iteration);
-    const t2 = performance.now();
-    const timing = (t3: number): Record<string, number> => ({ 'time/generation_s': (t1 - t0) / 1000, 'time/scoring_s': (t2 - t1) / 1000, 'time/update_s': (t3 - t2) / 1000 });
-    if (algo === 'grpo') {
-      const rec: Record<string, unknown> = { step: iteration + 1 };
-      // An empty completion still ends with the end-of-sequence token the policy chose.
-      const groups: GrpoGroup[] = gens.map((samples, i) => ({
-        prompt: prompts[i],
-        completions: samples.map((g) => (g.tokens.length ? g.tokens : [o.tokenizer.eosId])),
-        rewards: scored[i].map((x) => x.reward),
-      }));
-      try {
-        const grpoBeta = o.grpo?.beta ?? (reference ? 0.04 : 0);
-        const refLp = reference && grpoBeta > 0 ? await grpoTokenLogProbs(reference, groups) : undefined;
-        const oldLp = mu > 1 ? await grpoTokenLogProbs(policy, groups) : undefined;
-        for (let inner = 0; inner < mu; inner++) {
-          const r = await grpoStep(policy, groups, { ...o.grpo, beta: grpoBeta, reference: refLp, oldLogps: inner === 0 ? undefined : oldLp }, optimizer);
-          o.onGrpoUpdate?.(iteration + 1, inner, groups, r);
-          if (inner === 0)
-            Object.assign(rec, { loss: r.loss, reward: r.reward, reward_std: r.reward_std, kl: r.kl, 'clip_ratio/low_mean': r['clip_ratio/low_mean'], 'clip_ratio/high_mean': r['clip_ratio/high_mean'], 'clip_ratio/region_mean': r['clip_ratio/region_mean'], 'completions/mean_length': r['completions/mean_length'], frac_reward_zero_std: r.frac_reward_zero_std, grad_norm: r.gradNorm, learning_rate: r.lr });
-          else Object.assign(rec, { [`clip_ratio/region_mean_mu${inner}`]: r['clip_ratio/region_mean'] });
-        }
-      } catch (err) {
-        if (!isNonFinite(err)) throw err;
-        stoppedOnNonFinite = true;
-        await log.write({ event: 'non_finite', step: iteration + 1, message: (err as Error).message });
-        progress?.finish(`stopped: ${(err as Error).message}. The last good checkpoint is in ${ckptDir}.`);
-        break;
-      }
-      Object.assign(rec, timing(performance.now()));
-      iteration++;
-      if (iteration % evalEvery === 0 || iteration === iterations) {
-        lastEval = await evaluatePolicy(policy, o.tokenizer, o.env, evalSet, maxNewTokens, 0, o.decoding);
-        Object.assign(rec, evalRecord(lastEval));
-        await select(rec);
-        o.onEval?.(iteration, lastEval);
-      }
-      await log.write(rec);
-      progress?.update(iteration, gens.flat().reduce((a, g) => a + g.tokens.length, 0), `reward ${(rec.reward as number).toFixed(3)} ± ${(rec.reward_std as number).toFixed(3)}`);
-      if (iteration % evalEvery === 0 || iteration === iterations) await save();
-      continue;
-    }
+  // One DPO update from the better of each query's two samples (none when every pair ties).
+  const dpoUpdate = async (prompts: number[][], gens: Generation[][], scored: ScoredRewrite[][]): Promise<{ rec: Record<string, unknown>; summary: string }> => {
     // Reference log-probs of every sample: the KL estimate, the KL penalty in the reward, and DPO's
     // reference terms (one reference forward pass serves all three).
     let refLogps: Float64Array | number[] | undefined;
@@ -270,19 +209,69 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
       referenceLogps = { chosen: picked.map((p) => ref[2 * p.query + p.chosen]), rejected: picked.map((p) => ref[2 * p.query + p.rejected]) };
     }
     if (pairs.length > 0) {
-      try {
-        const r = await dpoStep(policy, pairs, { beta, lossType: o.lossType ?? 'sigmoid', reference: referenceLogps }, optimizer);
-        o.onUpdate?.(iteration + 1, pairs, r);
-        Object.assign(rec, { loss: r.loss, 'rewards/chosen': r['rewards/chosen'], 'rewards/rejected': r['rewards/rejected'], 'rewards/margins': r['rewards/margins'], 'rewards/accuracies': r['rewards/accuracies'], 'logps/chosen': r['logps/chosen'], 'logps/rejected': r['logps/rejected'], grad_norm: r.gradNorm, learning_rate: r.lr });
-      } catch (err) {
-        if (!isNonFinite(err)) throw err;
-        stoppedOnNonFinite = true;
-        await log.write({ event: 'non_finite', step: iteration + 1, message: (err as Error).message });
-        progress?.finish(`stopped: ${(err as Error).message}. The last good checkpoint is in ${ckptDir}.`);
-        break;
-      }
+      const r = await dpoStep(policy, pairs, { beta, lossType: o.lossType ?? 'sigmoid', reference: referenceLogps }, optimizer);
+      o.onUpdate?.(iteration + 1, pairs, r);
+      Object.assign(rec, { loss: r.loss, 'rewards/chosen': r['rewards/chosen'], 'rewards/rejected': r['rewards/rejected'], 'rewards/margins': r['rewards/margins'], 'rewards/accuracies': r['rewards/accuracies'], 'logps/chosen': r['logps/chosen'], 'logps/rejected': r['logps/rejected'], grad_norm: r.gradNorm, learning_rate: r.lr });
       rec['env/reward_chosen'] = chosenReward / pairs.length;
       rec['env/reward_rejected'] = rejectedReward / pairs.length;
+    }
+    return { rec, summary: `pairs ${pairs.length}${rec['env/reward_chosen'] !== undefined ? ` | chosen ${(rec['env/reward_chosen'] as number).toFixed(3)} rejected ${(rec['env/reward_rejected'] as number).toFixed(3)}` : ''}` };
+  };
+  // mu GRPO updates on each query's G samples.
+  const grpoUpdate = async (prompts: number[][], gens: Generation[][], scored: ScoredRewrite[][]): Promise<{ rec: Record<string, unknown>; summary: string }> => {
+    const rec: Record<string, unknown> = { step: iteration + 1 };
+    // An empty completion still ends with the end-of-sequence token the policy chose.
+    const groups: GrpoGroup[] = gens.map((samples, i) => ({
+      prompt: prompts[i],
+      completions: samples.map((g) => (g.tokens.length ? g.tokens : [o.tokenizer.eosId])),
+      rewards: scored[i].map((x) => x.reward),
+    }));
+    const grpoBeta = o.grpo?.beta ?? (reference ? 0.04 : 0);
+    const refLp = reference && grpoBeta > 0 ? await grpoTokenLogProbs(reference, groups) : undefined;
+    const oldLp = mu > 1 ? await grpoTokenLogProbs(policy, groups) : undefined;
+    for (let inner = 0; inner < mu; inner++) {
+      const r = await grpoStep(policy, groups, { ...o.grpo, beta: grpoBeta, reference: refLp, oldLogps: inner === 0 ? undefined : oldLp }, optimizer);
+      o.onGrpoUpdate?.(iteration + 1, inner, groups, r);
+      if (inner === 0)
+        Object.assign(rec, { loss: r.loss, reward: r.reward, reward_std: r.reward_std, kl: r.kl, 'clip_ratio/low_mean': r['clip_ratio/low_mean'], 'clip_ratio/high_mean': r['clip_ratio/high_mean'], 'clip_ratio/region_mean': r['clip_ratio/region_mean'], 'completions/mean_length': r['completions/mean_length'], frac_reward_zero_std: r.frac_reward_zero_std, grad_norm: r.gradNorm, learning_rate: r.lr });
+      else Object.assign(rec, { [`clip_ratio/region_mean_mu${inner}`]: r['clip_ratio/region_mean'] });
+    }
+    return { rec, summary: `reward ${(rec.reward as number).toFixed(3)} ± ${(rec.reward_std as number).toFixed(3)}` };
+  };
+
+  if (iteration === 0) {
+    lastEval = await evaluatePolicy(policy, o.tokenizer, o.env, evalSet, maxNewTokens, 0, o.decoding);
+    const rec: Record<string, unknown> = { step: 0, ...evalRecord(lastEval) };
+    await select(rec);
+    await log.write(rec);
+    o.onEval?.(0, lastEval);
+  }
+  while (iteration < iterations) {
+    if (o.signal?.aborted) {
+      aborted = true;
+      break;
+    }
+    const queries = pickQueries(o.trainQueries.length, perIteration, seed, iteration).map((i) => o.trainQueries[i]);
+    const prompts = queries.map((q) => promptIds(o.tokenizer, q, maxPrompt));
+    const t0 = performance.now();
+    const gens = await generate(policy, prompts, {
+      ...o.decoding, strategy: 'sample', numReturnSequences: group, temperature: o.temperature ?? 1, topP: o.topP ?? 1, maxNewTokens,
+      eosTokenId: o.tokenizer.eosId, seed: seed * 1_000_003 + iteration,
+    });
+    const t1 = performance.now();
+    const rewrites = gens.map((pair) => pair.map((g) => rewriteText(o.tokenizer, g.tokens)));
+    const scored = await scoreRewrites(o.env, queries, rewrites, iteration);
+    const t2 = performance.now();
+    const timing = (t3: number): Record<string, number> => ({ 'time/generation_s': (t1 - t0) / 1000, 'time/scoring_s': (t2 - t1) / 1000, 'time/update_s': (t3 - t2) / 1000 });
+    let rec: Record<string, unknown>, summary: string;
+    try {
+      ({ rec, summary } = await (algo === 'grpo' ? grpoUpdate : dpoUpdate)(prompts, gens, scored));
+    } catch (err) {
+      if (!isNonFinite(err)) throw err;
+      stoppedOnNonFinite = true;
+      await log.write({ event: 'non_finite', step: iteration + 1, message: (err as Error).message });
+      progress?.finish(`stopped: ${(err as Error).message}. The last good checkpoint is in ${ckptDir}.`);
+      break;
     }
     Object.assign(rec, timing(performance.now()));
     iteration++;
@@ -293,7 +282,7 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
       o.onEval?.(iteration, lastEval);
     }
     await log.write(rec);
-    progress?.update(iteration, gens.flat().reduce((a, g) => a + g.tokens.length, 0), `pairs ${pairs.length}${rec['env/reward_chosen'] !== undefined ? ` | chosen ${(rec['env/reward_chosen'] as number).toFixed(3)} rejected ${(rec['env/reward_rejected'] as number).toFixed(3)}` : ''}`);
+    progress?.update(iteration, gens.flat().reduce((a, g) => a + g.tokens.length, 0), summary);
     if (iteration % evalEvery === 0 || iteration === iterations) await save();
   }
   if (aborted) {
