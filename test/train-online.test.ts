@@ -18,6 +18,8 @@ import { evaluatePolicy } from '../lib/rewrite/evaluate.ts';
 import { scoreRewrites, type RewardEnvironment } from '../lib/rewrite/environment.ts';
 import { Model } from '../lib/model/model.ts';
 import { grpoTokenLogProbs, preferenceLogProbs, type GrpoGroup, type PreferencePair } from '../lib/model/align.ts';
+import { RuleRewards, RULE_NAMES } from '../lib/rewards/rules.ts';
+import { catalogWords } from '../lib/rewrite/hygiene.ts';
 
 let root = '';
 let tokenizer: Tokenizer;
@@ -25,6 +27,8 @@ let env: RewardEnvironment;
 let trainQueries: string[] = [];
 let testQueries: string[] = [];
 let student = '';
+let references = new Map<string, string[]>();
+let vocabulary = new Set<string>();
 
 test.before(async () => {
   root = await mkdtemp(join(tmpdir(), 'minielm-online-'));
@@ -36,6 +40,8 @@ test.before(async () => {
   env = { retriever, products: catalog.products, relevance: new SyntheticTruthScorer(catalog), judge: new EmbeddedJudge({ seed: 1 }), profiles: generateProfiles(20, 1) };
   trainQueries = [...new Set(q2q.train.map((p) => p.query))];
   testQueries = [...new Set(q2q.test.map((p) => p.query))].slice(0, 24);
+  for (const p of q2q.train) references.set(p.query, [...(references.get(p.query) ?? []), p.rewrite]);
+  vocabulary = catalogWords([...q2q.train.map((p) => p.query), ...[...catalog.products.values()].map((p) => p.title)]);
   const sft = await trainSft({ out: join(root, 'sft'), train: q2q.train, test: q2q.test.slice(0, 32), tokenizer, config: { vocab_size: tokenizer.vocabSize, n_ctx: 40, n_layer: 1, n_head: 2, n_embd: 32 }, steps: 40, batchSize: 16, optimizer: { lr: 1e-2 }, evalEvery: 40, seed: 1, progress: false });
   assert.ok(sft.steps === 40);
   student = join(root, 'sft', 'best');
@@ -182,6 +188,30 @@ test('online GRPO: G samples per query, mu updates raise the log-prob of above-a
     const a = straight.policy.readTensor(name), b = done.policy.readTensor(name);
     assert.ok(a.every((v, i) => Object.is(v, b[i])), `tensor ${name} differs after resume`);
   }
+});
+
+test('GRPO with rule-aware dense rewards and adaptive guided replay: rules logged, failing groups get a reference rewrite, at most the share asked', async () => {
+  const rules = new RuleRewards({ vocabulary });
+  const seen: (readonly GrpoGroup[])[] = [];
+  // minReward above any reward: every group fails, so the share cap decides (floor(0.5 * 4) = 2 per batch).
+  const r = await trainOnline({
+    init: student, reference: student, tokenizer, env, trainQueries, testQueries, queriesPerIteration: 4, evalEvery: 3, optimizer: { lr: 1e-3 }, seed: 9, progress: false,
+    algo: 'grpo', group: 4, rules, guidance: { references, minReward: 2, maxShare: 0.5 }, out: join(root, 'grpo-rules'), iterations: 3,
+    onGrpoUpdate: (_it, _inner, groups) => seen.push(groups),
+  });
+  assert.is(r.iterations, 3);
+  const log = (await readFile(join(root, 'grpo-rules', 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  const steps = log.filter((l) => 'reward_std' in l);
+  for (const k of RULE_NAMES) assert.ok(steps.every((l) => l[`rewards/${k}`] >= 0 && l[`rewards/${k}`] <= 1), `logged rewards/${k}`);
+  assert.ok(steps.every((l) => l['replay/groups'] === 2 && l['replay/share'] === 0.5), 'two of four groups guided per batch');
+  // The guided groups hold a training reference rewrite of their query (its tokens + end of sequence).
+  let guided = 0;
+  for (const groups of seen) for (const g of groups) {
+    const query = tokenizer.decode(Array.from(g.prompt).slice(0, -1));
+    const refs = (references.get(query) ?? []).map((x) => [...tokenizer.encode(x), tokenizer.eosId].join(','));
+    if (g.completions.some((c) => refs.includes(Array.from(c).join(',')))) guided++;
+  }
+  assert.ok(guided >= 2 * 3, `guided groups found in the updates: ${guided}`);
 });
 
 test.run();

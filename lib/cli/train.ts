@@ -75,6 +75,9 @@ Online only (--pairs, --tokenizer, --preset are not used; the tokenizer comes fr
   --epsilon-low X     GRPO lower clip (default 0.2)   --epsilon-high X  upper clip (default = --epsilon-low)
   --grpo-beta X       GRPO k3 KL coefficient (default 0.04 with a reference, 0 with --reference none)
   --grpo-loss-type T  grpo (default) | bnpo | dr_grpo
+  --dense-rewards     GRPO: rule-aware dense rewards (product term kept, no repeats, length, known words,
+                      M1 relevance, diversity, engagement), each logged as rewards/<name>
+  --guided-replay     GRPO: groups whose samples all fail get a training reference rewrite (<= 25 % of a batch)
   --lr X              (default 1e-4 here)  --temperature X sampling temperature (default 1)`;
 
 const TINY: ModelConfig = { vocab_size: 0, n_ctx: 48, n_layer: 2, n_head: 4, n_embd: 128 };
@@ -266,7 +269,9 @@ async function runOnline(argv: string[]): Promise<number> {
     lr: { type: 'string', default: '1e-4' }, temperature: { type: 'string', default: '1' }, seed: { type: 'string', default: '1' }, threads: { type: 'string' },
     algo: { type: 'string', default: 'dpo' }, group: { type: 'string', default: '8' }, mu: { type: 'string', default: '1' },
     'epsilon-low': { type: 'string', default: '0.2' }, 'epsilon-high': { type: 'string' }, 'grpo-beta': { type: 'string' }, 'grpo-loss-type': { type: 'string', default: 'grpo' },
+    'dense-rewards': { type: 'boolean' }, 'guided-replay': { type: 'boolean' },
   } });
+  if ((values['dense-rewards'] || values['guided-replay']) && values.algo !== 'grpo') throw invalidArgument('--dense-rewards and --guided-replay apply to --algo grpo');
   if (!values.init) throw invalidArgument('--init DIR (the policy to start from) is required');
   if (values.algo !== 'dpo' && values.algo !== 'grpo') throw invalidArgument(`--algo must be dpo or grpo, got "${values.algo}"`);
   const grpoLossType = values['grpo-loss-type'] as 'grpo' | 'bnpo' | 'dr_grpo';
@@ -296,6 +301,11 @@ async function runOnline(argv: string[]): Promise<number> {
   const retriever = new Bm25Retriever();
   await retriever.index([...world.products.values()]);
   const tokenizer = await Tokenizer.load(values.init);
+  const { RuleRewards } = await import('../rewards/rules.ts');
+  const { catalogWords } = await import('../rewrite/hygiene.ts');
+  const rules = values['dense-rewards'] ? new RuleRewards({ vocabulary: catalogWords([...world.train.map((p) => p.query), ...[...world.products.values()].map((p) => p.title)]) }) : undefined;
+  const references = new Map<string, string[]>();
+  for (const p of world.train) references.set(p.query, [...(references.get(p.query) ?? []), p.rewrite]);
   const controller = new AbortController();
   const release = interruptOnSignals(controller);
   try {
@@ -306,6 +316,7 @@ async function runOnline(argv: string[]): Promise<number> {
       iterations: int('iterations', 1), queriesPerIteration: int('queries-per-iteration', 1), evalEvery: int('eval-every', 1),
       beta: real('beta'), lossType, optimizer: { lr: real('lr') }, temperature: real('temperature'), seed, signal: controller.signal,
       algo: values.algo as 'dpo' | 'grpo', group: int('group', 2), mu: int('mu', 1),
+      ...(rules ? { rules } : {}), ...(values['guided-replay'] ? { guidance: { references } } : {}),
       grpo: {
         epsilonLow: Number(values['epsilon-low']), lossType: grpoLossType,
         ...(values['epsilon-high'] !== undefined ? { epsilonHigh: Number(values['epsilon-high']) } : {}),

@@ -19,6 +19,7 @@ import { recoverDir } from '../util/atomic.ts';
 import { Progress } from './progress.ts';
 import { xorshift32 } from './batches.ts';
 import { invalidArgument } from '../errors.ts';
+import { RULE_NAMES, HARD_RULES, type RuleRewards } from '../rewards/rules.ts';
 
 export interface OnlineOptions {
   out: string;
@@ -72,6 +73,19 @@ export interface OnlineOptions {
   mu?: number;
   /** GRPO loss settings (lib/model/align.ts); its KL coefficient beta defaults to 0.04 with a reference, 0 without. */
   grpo?: Pick<GrpoOptions, 'epsilonLow' | 'epsilonHigh' | 'beta' | 'lossType' | 'scaleRewards'>;
+  /**
+   * GRPO: rule-aware dense rewards (lib/rewards/rules.ts) in place of the environment's combined reward;
+   * each check's batch mean is logged as rewards/<name>.
+   */
+  rules?: RuleRewards;
+  /**
+   * GRPO: adaptive guided replay. A group whose samples all fail (reward below minReward, or, with rules,
+   * fewer than minRuleShare of the hard rules met) gets a guidance member: a reference rewrite of its query
+   * from `references` (the training Q2Q pairs) replaces its worst sample, is scored like the others and
+   * enters the update with its log-probs under the policy. At most maxShare of a batch's groups (default
+   * 0.25) are guided; logged as replay/groups and replay/share.
+   */
+  guidance?: { references: ReadonlyMap<string, readonly string[]>; minReward?: number; minRuleShare?: number; maxShare?: number };
   /** Called after each GRPO update with its iteration (1-based), inner update (0-based), groups and metrics. */
   onGrpoUpdate?: (iteration: number, inner: number, groups: readonly GrpoGroup[], result: GrpoStepResult) => void;
 }
@@ -166,8 +180,41 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     rec['select/best'] = best.score;
   };
 
+  // Adaptive guided replay (o.guidance): see OnlineOptions.guidance.
+  const guide = async (groups: GrpoGroup[], queries: string[], scored: ScoredRewrite[][], rewardOf: (qi: number, rows: readonly ScoredRewrite[]) => { rewards: number[]; passed: number[] }, rec: Record<string, unknown>): Promise<void> => {
+    const g = o.guidance!;
+    const minReward = g.minReward ?? 0.2, minRuleShare = g.minRuleShare ?? 1, maxShare = g.maxShare ?? 0.25;
+    const budget = Math.floor(maxShare * groups.length);
+    const failing: number[] = [];
+    scored.forEach((rows, i) => {
+      const { rewards, passed } = rewardOf(i, rows);
+      const allFail = rewards.every((r, j) => r < minReward || passed[j] / HARD_RULES.length < minRuleShare);
+      if (allFail && (g.references.get(queries[i])?.length ?? 0) > 0) failing.push(i);
+    });
+    const chosen = failing.slice(0, budget);
+    if (chosen.length) {
+      // The reference rewrite of each guided query, picked by the iteration so that different ones come up.
+      const refs = chosen.map((i) => {
+        const list = g.references.get(queries[i])!;
+        return list[(iteration + i) % list.length]!;
+      });
+      const refScored = await scoreRewrites(o.env, chosen.map((i) => queries[i]), refs.map((r) => [r]), iteration);
+      chosen.forEach((i, c) => {
+        const reward = rewardOf(i, refScored[c]!).rewards[0]!;
+        const rewards = Array.from(groups[i]!.rewards);
+        const worst = rewards.indexOf(Math.min(...rewards));
+        const completions = [...groups[i]!.completions];
+        completions[worst] = [...o.tokenizer.encode(refs[c]!), o.tokenizer.eosId];
+        rewards[worst] = reward;
+        groups[i] = { prompt: groups[i]!.prompt, completions, rewards };
+      });
+    }
+    rec['replay/failing_groups'] = failing.length;
+    rec['replay/groups'] = chosen.length;
+    rec['replay/share'] = chosen.length / groups.length;
+  };
   // One DPO update from the better of each query's two samples (none when every pair ties).
-  const dpoUpdate = async (prompts: number[][], gens: Generation[][], scored: ScoredRewrite[][]): Promise<{ rec: Record<string, unknown>; summary: string }> => {
+  const dpoUpdate = async (_queries: string[], prompts: number[][], gens: Generation[][], scored: ScoredRewrite[][]): Promise<{ rec: Record<string, unknown>; summary: string }> => {
     // Reference log-probs of every sample: the KL estimate, the KL penalty in the reward, and DPO's
     // reference terms (one reference forward pass serves all three).
     let refLogps: Float64Array | number[] | undefined;
@@ -218,14 +265,31 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     return { rec, summary: `pairs ${pairs.length}${rec['env/reward_chosen'] !== undefined ? ` | chosen ${(rec['env/reward_chosen'] as number).toFixed(3)} rejected ${(rec['env/reward_rejected'] as number).toFixed(3)}` : ''}` };
   };
   // mu GRPO updates on each query's G samples.
-  const grpoUpdate = async (prompts: number[][], gens: Generation[][], scored: ScoredRewrite[][]): Promise<{ rec: Record<string, unknown>; summary: string }> => {
+  const grpoUpdate = async (queries: string[], prompts: number[][], gens: Generation[][], scored: ScoredRewrite[][]): Promise<{ rec: Record<string, unknown>; summary: string }> => {
     const rec: Record<string, unknown> = { step: iteration + 1 };
+    // Rewards: the environment's combined reward, or the rule-aware dense one.
+    const rewardOf = (qi: number, rows: readonly ScoredRewrite[]): { rewards: number[]; passed: number[] } => {
+      if (!o.rules) return { rewards: rows.map((x) => x.reward), passed: rows.map(() => HARD_RULES.length) };
+      const r = rows.map((x) => o.rules!.score(queries[qi], x.rewrite, x.components));
+      return { rewards: r.map((x) => x.reward), passed: r.map((x) => x.rulesPassed) };
+    };
     // An empty completion still ends with the end-of-sequence token the policy chose.
     const groups: GrpoGroup[] = gens.map((samples, i) => ({
       prompt: prompts[i],
       completions: samples.map((g) => (g.tokens.length ? g.tokens : [o.tokenizer.eosId])),
-      rewards: scored[i].map((x) => x.reward),
+      rewards: rewardOf(i, scored[i]).rewards,
     }));
+    if (o.rules) {
+      const sums = Object.fromEntries(RULE_NAMES.map((k) => [k, 0])) as Record<string, number>;
+      let count = 0;
+      scored.forEach((rows, i) => rows.forEach((x) => {
+        const r = o.rules!.score(queries[i], x.rewrite, x.components);
+        for (const k of RULE_NAMES) sums[k] += r.scores[k];
+        count++;
+      }));
+      for (const k of RULE_NAMES) rec[`rewards/${k}`] = sums[k] / count;
+    }
+    if (o.guidance) await guide(groups, queries, scored, rewardOf, rec);
     const grpoBeta = o.grpo?.beta ?? (reference ? 0.04 : 0);
     const refLp = reference && grpoBeta > 0 ? await grpoTokenLogProbs(reference, groups) : undefined;
     const oldLp = mu > 1 ? await grpoTokenLogProbs(policy, groups) : undefined;
@@ -265,7 +329,7 @@ export async function trainOnline(o: OnlineOptions): Promise<OnlineResult> {
     const timing = (t3: number): Record<string, number> => ({ 'time/generation_s': (t1 - t0) / 1000, 'time/scoring_s': (t2 - t1) / 1000, 'time/update_s': (t3 - t2) / 1000 });
     let rec: Record<string, unknown>, summary: string;
     try {
-      ({ rec, summary } = await (algo === 'grpo' ? grpoUpdate : dpoUpdate)(prompts, gens, scored));
+      ({ rec, summary } = await (algo === 'grpo' ? grpoUpdate : dpoUpdate)(queries, prompts, gens, scored));
     } catch (err) {
       if (!isNonFinite(err)) throw err;
       stoppedOnNonFinite = true;
