@@ -4,8 +4,10 @@
 // does); the test split is read once per run, at the end: judged recall@10 with 10 rewrites, ROUGE-L against
 // the reference rewrites (with the copy-the-query row), probe pass@1 / pass@10, the combined reward of greedy
 // rewrites, and the time split of an iteration (generation / scoring / update) from the run's log.
-//   node --import tsx scripts/compare-online.ts --base runs/homedepot --out runs/compare-online \
-//     [--seconds 150] [--seeds 1,2,3] [--configs dpo,grpo,grpo-dense-replay] [--eval-queries 300]
+//   node --import tsx scripts/compare-online.ts --base runs/homedepot-v4 --out runs/compare-online \
+//     [--seconds 120] [--seeds 1,2,3] [--configs dpo,grpo,grpo-dense-replay] [--eval-queries 300]
+// The budget is counted in this process's CPU time, --seconds x the engine's threads: the wall time of the
+// run on an otherwise idle machine, and the same for every run when other jobs share the cores.
 // Writes <out>/comparison.json and docs/results/online-comparison.md (with --doc PATH to change it).
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
@@ -27,9 +29,21 @@ import { RuleRewards } from '../lib/rewards/rules.ts';
 import { parseJsonLines } from '../lib/util/atomic.ts';
 import type { RewardEnvironment } from '../lib/rewrite/environment.ts';
 import type { GenerateOptions } from '../lib/model/generate.ts';
+import { native } from '../lib/native.ts';
+
+/** An AbortSignal that fires once this process has used `cpuSeconds` of CPU time from now. */
+function cpuBudget(cpuSeconds: number): { signal: AbortSignal; stop: () => void } {
+  const controller = new AbortController();
+  const start = process.cpuUsage();
+  const timer = setInterval(() => {
+    const u = process.cpuUsage(start);
+    if ((u.user + u.system) / 1e6 >= cpuSeconds) controller.abort();
+  }, 250);
+  return { signal: controller.signal, stop: () => clearInterval(timer) };
+}
 
 const { values } = parseArgs({ options: {
-  base: { type: 'string', default: 'runs/homedepot' }, out: { type: 'string', default: 'runs/compare-online' }, seconds: { type: 'string', default: '150' },
+  base: { type: 'string', default: 'runs/homedepot-v4' }, out: { type: 'string', default: 'runs/compare-online' }, seconds: { type: 'string', default: '150' },
   seeds: { type: 'string', default: '1,2,3' }, configs: { type: 'string', default: 'dpo,grpo,grpo-dense-replay' }, 'eval-queries': { type: 'string', default: '300' },
   doc: { type: 'string', default: 'docs/results/online-comparison.md' },
 } });
@@ -91,12 +105,14 @@ for (const seed of seeds) {
     const algo: Partial<OnlineOptions> = config === 'dpo' ? { algo: 'dpo', queriesPerIteration: 16 } : { algo: 'grpo', group: 8, queriesPerIteration: 4 };
     if (config === 'grpo-dense-replay') Object.assign(algo, { rules, guidance: { references } });
     const started = performance.now();
+    const budget = cpuBudget(seconds * native.numThreads());
     const r = await trainOnline({
       out, init, reference: init, tokenizer, env, trainQueries, testQueries: devQueries, iterations: 100_000, evalEvery: 25,
       beta: 0.1, optimizer: { lr: 1e-4 }, seed, progress: false, decoding, klPenalty: 0.05, ...algo,
-      signal: AbortSignal.timeout(seconds * 1000),
+      signal: budget.signal,
       selectBy: async (policy) => (await judgedOn(devQueries, rewriterOf(policy))).recall,
     });
+    budget.stop();
     const best = r.best ? await Model.load(r.best.dir) : r.policy;
     const { records } = parseJsonLines<Record<string, number>>(await readFile(join(out, 'log.jsonl'), 'utf8'));
     const steps = records.filter((x) => typeof x['time/update_s'] === 'number');
@@ -130,7 +146,7 @@ const fmt = (xs: number[], scale = 1, digits = 3) => {
 const lines = [
   '# Online stage: DPO vs GRPO vs GRPO + dense rewards + guided replay (Home Depot)',
   '',
-  `Each run starts from the distilled student of \`${values.base}\` and trains for the same wall time (${seconds} s, including its dev evaluations), 32 sampled rewrites per iteration (DPO: 16 queries x 2; GRPO: 4 queries x 8), keeping the checkpoint with the best dev judged recall; the test split (${testQueries.length} queries) is read once per run. Seeds ${seeds.join(', ')}; mean ± standard deviation over seeds. Command: \`node --import tsx scripts/compare-online.ts --base ${values.base} --out ${values.out} --seconds ${seconds} --seeds ${values.seeds}\`.`,
+  `Each run starts from the distilled student of \`${values.base}\` and trains for the same budget (${seconds} s on ${native.numThreads()} threads, counted as ${seconds * native.numThreads()} s of CPU time so that other jobs on the machine do not change it; dev evaluations included), 32 sampled rewrites per iteration (DPO: 16 queries x 2; GRPO: 4 queries x 8), keeping the checkpoint with the best dev judged recall; the test split (${testQueries.length} queries) is read once per run. Seeds ${seeds.join(', ')}; mean ± standard deviation over seeds. Command: \`node --import tsx scripts/compare-online.ts --base ${values.base} --out ${values.out} --seconds ${seconds} --seeds ${values.seeds}\`.`,
   '',
   `Copy the query: judged recall@10 ${copyRecall.toFixed(4)}, ROUGE-L ${copyRouge.toFixed(2)}, probes 0 / 0 %. Distilled student before the online stage: judged recall ${initRow.testRecall.toFixed(4)}, ROUGE-L ${initRow.rougeL.toFixed(2)}, probes ${(100 * initRow.probes.passAt1).toFixed(1)} / ${(100 * initRow.probes.passAtN).toFixed(1)} %.`,
   '',

@@ -114,13 +114,15 @@ async function openParquet(path: string, expected: Record<string, string>, neede
   }
   let file: AsyncBuffer;
   let metadata: FileMetaData;
+  let top: ReturnType<typeof parquetSchema>['children'];
   try {
     file = await asyncBufferFromFile(path);
     metadata = await parquetMetadataAsync(file);
+    // A corrupted footer can parse as metadata whose schema list is inconsistent (hyparquet then throws a TypeError).
+    top = parquetSchema(metadata).children;
   } catch (err) {
     throw new MinielmError('MINIELM_BAD_FILE', `${path}: not a readable parquet file (${(err as Error).message}). Check that the download finished and the file is the official parquet.`, { cause: err });
   }
-  const top = parquetSchema(metadata).children;
   const byName = new Map(top.map((c) => [c.element.name, c.element]));
   for (const column of needed) {
     const element = byName.get(column);

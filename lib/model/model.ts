@@ -3,7 +3,7 @@
 // never see MINIELM_BUSY; an AbortSignal stops a multi-step job between steps.
 import { mkdir, readFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MinielmError, invalidArgument } from '../errors.ts';
+import { MinielmError, describeValue, invalidArgument } from '../errors.ts';
 import { native, type NativeBatch, type NativeModel, type NativeOptim } from '../native.ts';
 import { decodeTensor, layoutSafetensors, readSafetensorsIndex, writeFileAtomic, type TensorEntry } from './safetensors.ts';
 import { replaceDir, resolveDir } from '../util/atomic.ts';
@@ -157,13 +157,18 @@ export function cancelNativeJob(model: Model): void {
   cancelImpl(model);
 }
 
+const CONFIG_MAX: Record<(typeof CONFIG_KEYS)[number], number> = { vocab_size: 1 << 22, n_ctx: 1 << 16, n_layer: 256, n_head: 1024, n_embd: 1 << 16 };
+
 export function validateConfig(config: unknown, where = 'config'): ModelConfig {
   if (config === null || typeof config !== 'object') throw invalidArgument(`${where} must be an object with ${CONFIG_KEYS.join(', ')}`);
   const c = config as Record<string, unknown>;
   for (const k of CONFIG_KEYS) {
     const v = c[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
-      throw invalidArgument(`${where}.${k} must be a positive integer, got ${JSON.stringify(v)}`);
+      throw invalidArgument(`${where}.${k} must be a positive integer, got ${describeValue(v)}`);
+    // The engine's own bounds (native/model/gpt2.cc validate_config), checked here too so that nothing
+    // sized by the config (e.g. the tensor list Model.load compares against) is built for an absurd one.
+    if (v > CONFIG_MAX[k]) throw invalidArgument(`${where}.${k} must be an integer in [1, ${CONFIG_MAX[k]}], got ${v}`);
   }
   const out = Object.fromEntries(CONFIG_KEYS.map((k) => [k, c[k] as number])) as unknown as ModelConfig;
   if (c.score_head !== undefined && typeof c.score_head !== 'boolean') throw invalidArgument(`${where}.score_head must be a boolean`);
@@ -175,7 +180,7 @@ export function validateConfig(config: unknown, where = 'config'): ModelConfig {
 function finite(name: string, v: number | undefined, min = -Infinity, max = Infinity): void {
   if (v === undefined) return;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)
-    throw invalidArgument(`${name} must be a finite number in [${min}, ${max}], got ${String(v)}`);
+    throw invalidArgument(`${name} must be a finite number in [${min}, ${max}], got ${describeValue(v)}`);
 }
 
 export function validateOptimizer(o: OptimizerOptions): NativeOptim {
@@ -191,7 +196,7 @@ export function validateOptimizer(o: OptimizerOptions): NativeOptim {
   finite('totalSteps', o.totalSteps, 0);
   finite('minLrRatio', o.minLrRatio, 0, 1);
   if (o.schedule !== undefined && !['cosine', 'linear', 'constant'].includes(o.schedule))
-    throw invalidArgument(`schedule must be cosine, linear or constant, got ${String(o.schedule)}`);
+    throw invalidArgument(`schedule must be cosine, linear or constant, got ${describeValue(o.schedule)}`);
   return { ...o };
 }
 
@@ -208,8 +213,8 @@ export class Model {
   /** A freshly initialised model (GPT-2 initialisation from `seed`). */
   static async create(config: ModelConfig, options: { seed?: number } = {}): Promise<Model> {
     const c = validateConfig(config);
-    const seed = options.seed ?? 0;
-    if (!Number.isSafeInteger(seed) || seed < 0) throw invalidArgument(`seed must be a non-negative integer, got ${seed}`);
+    const seed = optionsObject(options, 'Model.create options').seed ?? 0;
+    if (!Number.isSafeInteger(seed) || seed < 0) throw invalidArgument(`seed must be a non-negative integer, got ${describeValue(seed)}`);
     return new Model(c, await native.createModel(c, seed));
   }
 
@@ -223,6 +228,8 @@ export class Model {
    * gpt2 / distilgpt2 folder works), plus training_state.safetensors when present and asked for.
    */
   static async load(dir: string, options: { trainingState?: boolean } = {}): Promise<Model> {
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument(`Model.load needs a folder path (a non-empty string), got ${describeValue(dir)}`);
+    options = optionsObject(options, 'Model.load options');
     // The last complete set, also when a save into `dir` was killed half-way through its folder swap.
     dir = await resolveDir(dir);
     const config = await readHfConfig(join(dir, 'config.json'));
@@ -278,6 +285,13 @@ export class Model {
    * training_state.safetensors / trainer_state.json, which would not match the new weights.
    */
   async save(dir: string, options: { trainingState?: boolean; metadata?: Record<string, string>; extraFiles?: (dir: string) => Promise<void> } = {}): Promise<void> {
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument(`model.save needs a folder path (a non-empty string), got ${describeValue(dir)}`);
+    options = optionsObject(options, 'model.save options');
+    if (options.metadata !== undefined) {
+      if (options.metadata === null || typeof options.metadata !== 'object') throw invalidArgument(`model.save metadata must be an object of strings, got ${describeValue(options.metadata)}`);
+      for (const [k, v] of Object.entries(options.metadata)) if (typeof v !== 'string') throw invalidArgument(`model.save metadata "${k}" must be a string, got ${describeValue(v)}`);
+    }
+    if (options.extraFiles !== undefined && typeof options.extraFiles !== 'function') throw invalidArgument('model.save extraFiles must be a function (dir) => Promise<void>');
     await this.#enqueue(() => replaceDir(dir, async (dir) => {
       const h = this.#handle();
       await mkdir(dir, { recursive: true });
@@ -332,14 +346,14 @@ export class Model {
   async trainScoreStep(batch: Batch, labels: Float32Array | number[], optimizer: OptimizerOptions, weights?: Float32Array | number[]): Promise<StepResult> {
     this.#requireScoreHead();
     const b = this.#toNative(batch, false);
-    const y = labels instanceof Float32Array ? labels : Float32Array.from(labels);
+    const y = floatArray('labels', labels, b.batch, 'one per sequence');
     if (y.length !== b.batch) throw invalidArgument(`labels has ${y.length} entries, expected one per sequence (${b.batch})`);
     y.forEach((v, i) => {
       if (!(v >= 0 && v <= 1)) throw invalidArgument(`labels[${i}] = ${v} must lie in [0, 1]`);
     });
     let w: Float32Array | undefined;
     if (weights !== undefined) {
-      w = weights instanceof Float32Array ? weights : Float32Array.from(weights);
+      w = floatArray('weights', weights, b.batch, 'one per sequence');
       if (w.length !== b.batch) throw invalidArgument(`weights has ${w.length} entries, expected ${b.batch}`);
       w.forEach((v, i) => {
         if (!(Number.isFinite(v) && v >= 0)) throw invalidArgument(`weights[${i}] = ${v} must be finite and >= 0`);
@@ -378,8 +392,9 @@ export class Model {
 
   /** Forward pass; the loss when targets are given; logits [batch, seq, vocab] when `logits: true`. */
   async forward(batch: Batch, options: { logits?: boolean } = {}): Promise<ForwardResult> {
+    const logits = optionsObject(options, 'forward options').logits === true;
     const b = this.#toNative(batch, false);
-    return this.#enqueue(() => this.#handle().forward(b, options.logits === true));
+    return this.#enqueue(() => this.#handle().forward(b, logits));
   }
 
   /**
@@ -399,6 +414,9 @@ export class Model {
    * signal stops the run at a step boundary (the model stays consistent and can be saved).
    */
   async train(steps: (Batch | Batch[])[], optimizer: OptimizerOptions, options: TrainOptions = {}): Promise<{ steps: StepResult[]; aborted: boolean }> {
+    if (!Array.isArray(steps)) throw invalidArgument(`train needs an array of steps (each a batch or an array of batches), got ${describeValue(steps)}`);
+    options = optionsObject(options, 'train options');
+    if (options.onStep !== undefined && typeof options.onStep !== 'function') throw invalidArgument(`train options.onStep must be a function, got ${describeValue(options.onStep)}`);
     const results: StepResult[] = [];
     for (let i = 0; i < steps.length; i++) {
       if (options.signal?.aborted) return { steps: results, aborted: true };
@@ -436,8 +454,8 @@ export class Model {
   #toNative(b: Batch, needTargets: boolean): NativeBatch {
     if (!b || typeof b !== 'object') throw invalidArgument('batch must be an object {tokens, batch, seq, ...}');
     const { batch, seq } = b;
-    if (!Number.isInteger(batch) || batch <= 0) throw invalidArgument(`batch.batch must be a positive integer, got ${String(batch)}`);
-    if (!Number.isInteger(seq) || seq <= 0) throw invalidArgument(`batch.seq must be a positive integer, got ${String(seq)}`);
+    if (!Number.isInteger(batch) || batch <= 0) throw invalidArgument(`batch.batch must be a positive integer, got ${describeValue(batch)}`);
+    if (!Number.isInteger(seq) || seq <= 0) throw invalidArgument(`batch.seq must be a positive integer, got ${describeValue(seq)}`);
     if (seq > this.config.n_ctx) throw invalidArgument(`batch.seq = ${seq} exceeds the model context n_ctx = ${this.config.n_ctx}; truncate the sequences`);
     const n = batch * seq;
     const V = this.config.vocab_size;
@@ -446,8 +464,9 @@ export class Model {
         if (required) throw invalidArgument(`batch.${name} is required`);
         return undefined;
       }
-      const arr = a instanceof Int32Array ? a : Int32Array.from(a);
-      if (arr.length !== n) throw invalidArgument(`batch.${name} has ${arr.length} entries, expected batch * seq = ${n}`);
+      checkArrayLike(`batch.${name}`, a, n);
+      const arr = a instanceof Int32Array ? a : new Int32Array(n);
+      if (arr !== a) for (let i = 0; i < n; i++) arr[i] = numberAt(`batch.${name}`, a, i);
       return arr;
     };
     const tokens = ids('tokens', b.tokens, true) as Int32Array;
@@ -459,8 +478,7 @@ export class Model {
     const targets = ids('targets', b.targets, needTargets);
     let lossMask: Float32Array | undefined;
     if (b.lossMask !== undefined) {
-      lossMask = b.lossMask instanceof Float32Array ? b.lossMask : Float32Array.from(b.lossMask);
-      if (lossMask.length !== n) throw invalidArgument(`batch.lossMask has ${lossMask.length} entries, expected ${n}`);
+      lossMask = floatArray('batch.lossMask', b.lossMask, n);
       for (let i = 0; i < n; i++)
         if (!Number.isFinite(lossMask[i]) || lossMask[i] < 0) throw invalidArgument(`batch.lossMask[${i}] must be finite and >= 0, got ${lossMask[i]}`);
     }
@@ -474,8 +492,17 @@ export class Model {
     }
     let attentionMask: Uint8Array | undefined;
     if (b.attentionMask !== undefined) {
-      attentionMask = b.attentionMask instanceof Uint8Array ? b.attentionMask : Uint8Array.from(b.attentionMask);
-      if (attentionMask.length !== n) throw invalidArgument(`batch.attentionMask has ${attentionMask.length} entries, expected ${n}`);
+      checkArrayLike('batch.attentionMask', b.attentionMask, n);
+      if (b.attentionMask instanceof Uint8Array) attentionMask = b.attentionMask;
+      else {
+        const src = b.attentionMask;
+        attentionMask = new Uint8Array(n);
+        for (let i = 0; i < n; i++) {
+          const v = numberAt('batch.attentionMask', src, i);
+          if (v !== 0 && v !== 1) throw invalidArgument(`batch.attentionMask[${i}] must be 0 or 1, got ${describeValue(v)}`);
+          attentionMask[i] = v;
+        }
+      }
     }
     return { tokens, batch, seq, targets, lossMask, attentionMask };
   }
@@ -496,13 +523,14 @@ export async function readHfConfig(file: string): Promise<ModelConfig> {
   } catch (err) {
     throw new MinielmError('MINIELM_BAD_FILE', `${file}: not valid JSON (${(err as Error).message})`);
   }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: a config.json must hold a JSON object, got ${describeValue(raw)}`);
   if (raw.model_type !== undefined && raw.model_type !== 'gpt2')
-    throw new MinielmError('MINIELM_CHECKPOINT', `${file}: model_type "${String(raw.model_type)}" is not supported (only gpt2)`);
+    throw new MinielmError('MINIELM_CHECKPOINT', `${file}: model_type ${describeValue(raw.model_type)} is not supported (only gpt2)`);
   const act = raw.activation_function;
   if (act !== undefined && act !== 'gelu_new' && act !== 'gelu_pytorch_tanh')
-    throw new MinielmError('MINIELM_CHECKPOINT', `${file}: activation_function "${String(act)}" is not supported (the engine implements tanh GELU, "gelu_new")`);
+    throw new MinielmError('MINIELM_CHECKPOINT', `${file}: activation_function ${describeValue(act)} is not supported (the engine implements tanh GELU, "gelu_new")`);
   const eps = raw.layer_norm_epsilon;
-  if (eps !== undefined && eps !== 1e-5) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: layer_norm_epsilon ${String(eps)} is not supported (1e-5 only)`);
+  if (eps !== undefined && eps !== 1e-5) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: layer_norm_epsilon ${describeValue(eps)} is not supported (1e-5 only)`);
   const config = { vocab_size: raw.vocab_size, n_ctx: raw.n_positions ?? raw.n_ctx, n_layer: raw.n_layer, n_head: raw.n_head, n_embd: raw.n_embd };
   try {
     return validateConfig(config, file);
@@ -532,3 +560,33 @@ export function hfConfig(c: ModelConfig): Record<string, unknown> {
   };
 }
 
+
+/** `options` as an object: undefined means {}, anything else that is not an object is refused. */
+function optionsObject<T extends object>(options: T | undefined | null, what: string): T {
+  if (options === undefined) return {} as T;
+  if (options === null || typeof options !== 'object') throw invalidArgument(`${what} must be an object, got ${describeValue(options)}`);
+  return options;
+}
+
+/** An array or typed array of exactly `n` entries (checked before anything is copied, whatever length it claims). */
+function checkArrayLike(name: string, a: unknown, n: number, expected = 'batch * seq'): asserts a is ArrayLike<unknown> {
+  if (a === null || typeof a !== 'object' || typeof (a as { length?: unknown }).length !== 'number')
+    throw invalidArgument(`${name} must be an array or a typed array, got ${describeValue(a)}`);
+  const len = (a as { length: number }).length;
+  if (len !== n) throw invalidArgument(`${name} has ${describeValue(len)} entries, expected ${expected} = ${n}`);
+}
+
+function numberAt(name: string, a: ArrayLike<unknown>, i: number): number {
+  const v = a[i];
+  if (typeof v !== 'number') throw invalidArgument(`${name}[${i}] must be a number, got ${describeValue(v)}`);
+  return v;
+}
+
+/** A Float32Array copy (or the array itself) of `n` numbers. */
+function floatArray(name: string, a: unknown, n: number, expected = 'batch * seq'): Float32Array {
+  checkArrayLike(name, a, n, expected);
+  if (a instanceof Float32Array) return a;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = numberAt(name, a, i);
+  return out;
+}

@@ -3,7 +3,7 @@
 // Parsed in TypeScript because the header is JSON: Node's parser is safer than a hand-written C++ one.
 // Every inconsistency is reported with the file name, so a truncated or tampered file never reaches C++.
 import { open } from 'node:fs/promises';
-import { MinielmError } from '../errors.ts';
+import { MinielmError, describeValue } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 
 export type Dtype = 'F32' | 'F16' | 'BF16' | 'F64';
@@ -80,6 +80,7 @@ export interface SafetensorsIndex {
  * the engine converts the values in a worker (lib/model/model.ts).
  */
 export function parseSafetensorsHeader(buf: Uint8Array, file: string): SafetensorsIndex {
+  if (!(buf instanceof Uint8Array)) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `parseSafetensors needs the file's bytes (a Uint8Array or Buffer), got ${describeValue(buf)}`);
   if (buf.byteLength < 8) throw bad(file, `only ${buf.byteLength} bytes, shorter than the 8-byte header length`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const headerLen = Number(view.getBigUint64(0, true));
@@ -142,6 +143,7 @@ export async function readSafetensorsIndex(file: string): Promise<SafetensorsInd
 const READ_CHUNK = 32 * 1024 * 1024;
 
 async function readWhole(file: string): Promise<Buffer> {
+  if (typeof file !== 'string' || file.length === 0) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `a safetensors file path must be a non-empty string, got ${describeValue(file)}`);
   try {
     // fs.promises.readFile reads in 512 KiB pieces, each a round trip through the main thread; one buffer
     // of the file's size filled by large reads is several times faster for checkpoints.
@@ -181,6 +183,7 @@ export interface TensorToWrite {
  */
 export function layoutSafetensors(tensors: { name: string; shape: number[] }[], metadata: Record<string, string> = {}): { buffer: Buffer; offsets: number[] } {
   const header: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new MinielmError('MINIELM_INVALID_ARGUMENT', `safetensors metadata "${k}" must be a string, got ${describeValue(v)}`);
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   const rel: number[] = [];

@@ -97,7 +97,9 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
     if (!HANDLER_OPTIONS.includes(key)) throw invalidArgument(`createRewriteHandler: unknown option "${key}"; the options are ${HANDLER_OPTIONS.join(', ')}`);
   }
   const retriever = options.retriever;
-  if (retriever !== undefined && (retriever === null || typeof retriever.search !== 'function')) throw invalidArgument('retriever must have search(queries, k) (Bm25Retriever, MeilisearchRetriever)');
+  // An object: a string has a search method too (String.prototype.search).
+  if (retriever !== undefined && (retriever === null || typeof retriever !== 'object' || typeof retriever.search !== 'function'))
+    throw invalidArgument(`retriever must be an object with search(queries, k) (Bm25Retriever, MeilisearchRetriever), got ${describeValue(retriever)}`);
   if (options.products !== undefined && typeof (options.products as Iterable<unknown>)?.[Symbol.iterator] !== 'function') throw invalidArgument('products must be an iterable of { id, title }');
   if (options.registry !== undefined && !(options.registry instanceof Registry)) throw invalidArgument('registry must be a prom-client Registry');
   if (options.playground !== undefined && typeof options.playground !== 'boolean') throw invalidArgument(`playground must be true or false, got ${describeValue(options.playground)}`);

@@ -406,7 +406,9 @@ export class Rewriter {
    */
   async expand(query: string, retriever: Retriever, options?: ExpandOptions): Promise<Expansion> {
     const o = checkKeys('expand', options, EXPAND_OPTIONS) as ExpandOptions;
-    if (!retriever || typeof retriever.search !== 'function') throw invalidArgument('expand needs a retriever with search(queries, k) (Bm25Retriever, MeilisearchRetriever)');
+    // An object: a string passes a bare search check (String.prototype.search) and would turn the texts into a RegExp.
+    if (!retriever || typeof retriever !== 'object' || typeof retriever.search !== 'function')
+      throw invalidArgument(`expand needs a retriever with search(queries, k) (Bm25Retriever, MeilisearchRetriever), got ${describe(retriever)}`);
     const k = intOption('k', o.k, 1, MAX_K, 10);
     const merge = o.merge ?? 'rrf';
     if (merge !== 'rrf' && merge !== 'interleave') throw optionError('merge', `merge must be 'rrf' or 'interleave', got ${describe(merge)}`);
