@@ -133,6 +133,10 @@ export interface NativeAddon {
    * the model, in a worker thread; resolves to the name of the first tensor holding NaN or Inf, or null.
    */
   writeTensors(model: NativeModel, kinds: string[], names: string[], buffer: Uint8Array, offsets: Float64Array, dtypes: Uint8Array): Promise<string | null>;
+  /** writeTensors reading each tensor from `path` at offsets[i] (pread in the worker: no file-sized buffer here). */
+  readTensorsFromFile(model: NativeModel, path: string, kinds: string[], names: string[], offsets: Float64Array, dtypes: Uint8Array): Promise<string | null>;
+  /** Creates `path` with `header` then each tensor as float32 in order, and fsyncs it, in a worker. */
+  writeTensorsToFile(model: NativeModel, path: string, header: Uint8Array, kinds: string[], names: string[]): Promise<void>;
   generate(model: NativeModel, prompts: Int32Array[], options: NativeGenerateOptions): Promise<NativeGeneration[][]>;
   decodeIsa(): 'avx512' | 'generic';
   createWordConstraint(tokenBytes: Uint8Array, tokenOffsets: Int32Array, special: Uint8Array, wordBytes: Uint8Array, wordOffsets: Int32Array): Promise<NativeWordConstraint>;

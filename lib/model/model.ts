@@ -5,7 +5,8 @@ import { mkdir, readFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MinielmError, describeValue, invalidArgument } from '../errors.ts';
 import { native, type NativeBatch, type NativeModel, type NativeOptim } from '../native.ts';
-import { decodeTensor, layoutSafetensors, readSafetensorsIndex, writeFileAtomic, type TensorEntry } from './safetensors.ts';
+import { decodeTensor, readFileRange, readSafetensorsHeader, safetensorsHeader, writeFileAtomic, type TensorEntry } from './safetensors.ts';
+import { writeFileAtomicWith } from '../util/atomic.ts';
 import { replaceDir, resolveDir } from '../util/atomic.ts';
 
 export interface ModelConfig {
@@ -127,25 +128,28 @@ export function withNativeHandle<R>(model: Model, job: (handle: NativeModel) => 
 
 const DTYPE_CODE: Record<TensorEntry['dtype'], number> = { F32: 0, F16: 1, BF16: 2, F64: 3 };
 
-/** Converts and copies tensors of a read safetensors buffer into the engine, in a worker; the first tensor holding NaN / Inf, or null. */
-function copyIn(h: NativeModel, kind: 'param' | 'm' | 'v', tensors: [string, TensorEntry][], buffer: Buffer): Promise<string | null> {
-  return native.writeTensors(h, tensors.map(() => kind), tensors.map(([name]) => name), buffer, Float64Array.from(tensors, ([, t]) => t.begin), Uint8Array.from(tensors, ([, t]) => DTYPE_CODE[t.dtype]));
+/**
+ * Reads, converts and copies tensors of a safetensors file into the engine, in a worker (pread straight into
+ * the model: no file-sized buffer on the JavaScript side); the first tensor holding NaN / Inf, or null.
+ */
+function copyIn(h: NativeModel, kind: 'param' | 'm' | 'v', tensors: [string, TensorEntry][], file: string): Promise<string | null> {
+  return native.readTensorsFromFile(h, file, tensors.map(() => kind), tensors.map(([name]) => name), Float64Array.from(tensors, ([, t]) => t.begin), Uint8Array.from(tensors, ([, t]) => DTYPE_CODE[t.dtype]));
 }
 
-/** A float32 safetensors file of the engine's tensors, filled by the engine in a worker. */
-async function copyOut(h: NativeModel, tensors: { kind: 'param' | 'm' | 'v'; name: string; shape: number[] }[], metadata: Record<string, string>): Promise<Buffer> {
+/** Writes the engine's tensors as a float32 safetensors file, atomically; the engine writes the data itself, in a worker. */
+async function copyOut(h: NativeModel, file: string, tensors: { kind: 'param' | 'm' | 'v'; name: string; shape: number[] }[], metadata: Record<string, string>): Promise<void> {
   const names = tensors.map((t) => (t.kind === 'param' ? t.name : `${t.kind}.${t.name}`));
-  const { buffer, offsets } = layoutSafetensors(tensors.map((t, i) => ({ name: names[i]!, shape: t.shape })), metadata);
-  await native.readTensors(h, tensors.map((t) => t.kind), tensors.map((t) => t.name), buffer, Float64Array.from(offsets));
-  return buffer;
+  const { header } = safetensorsHeader(tensors.map((t, i) => ({ name: names[i]!, shape: t.shape })), metadata);
+  await writeFileAtomicWith(file, (tmp) => native.writeTensorsToFile(h, tmp, header, tensors.map((t) => t.kind), tensors.map((t) => t.name)));
 }
 
 /** Whether two tensors of one file hold the same values (bytes compared when the dtypes agree). */
-function sameValues(buffer: Buffer, a: TensorEntry, b: TensorEntry): boolean {
+async function sameValues(file: string, a: TensorEntry, b: TensorEntry): Promise<boolean> {
   if (a.count !== b.count) return false;
-  if (a.dtype === b.dtype) return buffer.subarray(a.begin, a.end).equals(buffer.subarray(b.begin, b.end));
-  const x = parseOne(buffer, a), y = parseOne(buffer, b);
-  return x.every((v, i) => v === y[i]);
+  const [x, y] = await Promise.all([readFileRange(file, a.begin, a.end), readFileRange(file, b.begin, b.end)]);
+  if (a.dtype === b.dtype) return x.equals(y);
+  const fx = parseOne(x, { ...a, begin: 0, end: x.length }), fy = parseOne(y, { ...b, begin: 0, end: y.length });
+  return fx.every((v, i) => v === fy[i]);
 }
 
 function parseOne(buffer: Buffer, t: TensorEntry): Float32Array {
@@ -236,7 +240,7 @@ export class Model {
     const weightsFile = join(dir, 'model.safetensors');
     // The file is read off the event loop and only its header is parsed here; the values are converted,
     // checked for NaN / Inf and copied into the engine in a worker (native/napi/io.cc).
-    const file = await readSafetensorsIndex(weightsFile);
+    const file = await readSafetensorsHeader(weightsFile);
     if (file.tensors.has('score.weight')) config.score_head = true;
     // Every check comes before the engine allocates anything: a config.json that does not describe these
     // weights (or asks for an absurd model) is refused by comparing against the shapes it implies.
@@ -248,7 +252,7 @@ export class Model {
       if (/\.attn\.(masked_)?bias$/.test(name) && t.shape.length === 4) continue;
       if (name === 'lm_head.weight') {
         const wte = file.tensors.get('wte.weight') ?? file.tensors.get('transformer.wte.weight');
-        if (wte && sameValues(file.buffer, wte, t)) continue;
+        if (wte && (await sameValues(weightsFile, wte, t))) continue;
         throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: lm_head.weight differs from wte.weight; minielm models tie the LM head to the token embedding`);
       }
       const shape = wanted.get(name);
@@ -263,7 +267,7 @@ export class Model {
       throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: missing tensors ${absent.slice(0, 5).join(', ')}${absent.length > 5 ? ` and ${absent.length - 5} more` : ''} that config.json ${JSON.stringify(config)} implies`);
     const model = await Model.create(config, { seed: 0 });
     try {
-      const nonFinite = await copyIn(model.#handle(), 'param', weights, file.buffer);
+      const nonFinite = await copyIn(model.#handle(), 'param', weights, weightsFile);
       if (nonFinite !== null) {
         const raw = [...file.tensors.keys()].find((k) => k === nonFinite || k === `transformer.${nonFinite}`) ?? nonFinite;
         throw new MinielmError('MINIELM_CHECKPOINT', `${weightsFile}: tensor "${raw}" contains NaN or Inf`);
@@ -298,11 +302,11 @@ export class Model {
       // The engine copies its tensors into the file buffer in a worker; fs.promises writes it.
       const infos = h.tensors();
       const params = infos.map((t) => ({ kind: 'param' as const, name: t.name, shape: t.shape }));
-      await writeFileAtomic(join(dir, 'model.safetensors'), await copyOut(h, params, { format: 'pt', producer: 'minielm', ...(options.metadata ?? {}) }));
+      await copyOut(h, join(dir, 'model.safetensors'), params, { format: 'pt', producer: 'minielm', ...(options.metadata ?? {}) });
       if (options.trainingState) {
         const state = infos.flatMap((t) => (['m', 'v'] as const).map((kind) => ({ kind, name: t.name, shape: t.shape })));
         const meta = { format: 'minielm-training-state-v1', step: String(h.getStep()), rng: h.getRngState().map(String).join(',') };
-        await writeFileAtomic(join(dir, 'training_state.safetensors'), await copyOut(h, state, meta));
+        await copyOut(h, join(dir, 'training_state.safetensors'), state, meta);
       }
       await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(hfConfig(this.config), null, 2)}\n`);
       if (options.extraFiles) await options.extraFiles(dir);
@@ -310,7 +314,7 @@ export class Model {
   }
 
   async #loadTrainingState(file: string): Promise<void> {
-    const { tensors, metadata, buffer } = await readSafetensorsIndex(file);
+    const { tensors, metadata } = await readSafetensorsHeader(file);
     if (metadata.format !== 'minielm-training-state-v1') throw new MinielmError('MINIELM_CHECKPOINT', `${file}: not a minielm training state (format ${metadata.format ?? 'missing'})`);
     const step = Number(metadata.step);
     const rng = (metadata.rng ?? '').split(',');
@@ -325,7 +329,7 @@ export class Model {
       }
     }
     for (const kind of ['m', 'v'] as const) {
-      const nonFinite = await copyIn(h, kind, parts[kind], buffer);
+      const nonFinite = await copyIn(h, kind, parts[kind], file);
       if (nonFinite !== null) throw new MinielmError('MINIELM_CHECKPOINT', `${file}: optimizer state "${kind}.${nonFinite}" contains NaN or Inf`);
     }
     h.setStep(step);

@@ -79,13 +79,13 @@ export interface SafetensorsIndex {
  * Checks the header and every tensor's byte range without decoding any data (cheap for any file size):
  * the engine converts the values in a worker (lib/model/model.ts).
  */
-export function parseSafetensorsHeader(buf: Uint8Array, file: string): SafetensorsIndex {
+export function parseSafetensorsHeader(buf: Uint8Array, file: string, fileSize = buf?.byteLength): SafetensorsIndex {
   if (!(buf instanceof Uint8Array)) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `parseSafetensors needs the file's bytes (a Uint8Array or Buffer), got ${describeValue(buf)}`);
   if (buf.byteLength < 8) throw bad(file, `only ${buf.byteLength} bytes, shorter than the 8-byte header length`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const headerLen = Number(view.getBigUint64(0, true));
-  if (headerLen > MAX_HEADER || 8 + headerLen > buf.byteLength)
-    throw bad(file, `header length ${headerLen} does not fit in the file (${buf.byteLength} bytes): truncated?`);
+  if (headerLen > MAX_HEADER || 8 + headerLen > fileSize || 8 + headerLen > buf.byteLength)
+    throw bad(file, `header length ${headerLen} does not fit in the file (${fileSize} bytes): truncated?`);
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + headerLen))) as Record<string, unknown>;
@@ -94,7 +94,7 @@ export function parseSafetensorsHeader(buf: Uint8Array, file: string): Safetenso
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) throw bad(file, 'header is not a JSON object');
   const dataStart = 8 + headerLen;
-  const dataLen = buf.byteLength - dataStart;
+  const dataLen = fileSize - dataStart;
   const tensors = new Map<string, TensorEntry>();
   let metadata: Record<string, string> = {};
   const ranges: [number, number, string][] = [];
@@ -131,6 +131,55 @@ export function parseSafetensors(buf: Uint8Array, file: string): SafetensorsFile
   const tensors = new Map<string, LoadedTensor>();
   for (const [name, t] of index.tensors) tensors.set(name, { dtype: t.dtype, shape: t.shape, data: decodeTensor(buf.subarray(t.begin, t.end), t.dtype, t.count) });
   return { tensors, metadata: index.metadata };
+}
+
+/**
+ * Reads and checks only the header of a safetensors file (the tensors stay on disk: the engine reads them
+ * itself, in a worker); `size` is the file's length.
+ */
+export async function readSafetensorsHeader(file: string): Promise<SafetensorsIndex & { size: number }> {
+  if (typeof file !== 'string' || file.length === 0) throw new MinielmError('MINIELM_INVALID_ARGUMENT', `a safetensors file path must be a non-empty string, got ${describeValue(file)}`);
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new MinielmError(code === 'ENOENT' ? 'MINIELM_NOT_FOUND' : 'MINIELM_BAD_FILE', `${file}: cannot read (${(err as Error).message})`);
+  }
+  let head: Buffer, size: number;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new Error('not a regular file');
+    size = st.size;
+    const lenBytes = Buffer.alloc(8);
+    await fh.read(lenBytes, 0, Math.min(8, size), 0);
+    const headerLen = size >= 8 ? Number(lenBytes.readBigUInt64LE(0)) : 0;
+    const want = Math.min(size, 8 + Math.min(headerLen, MAX_HEADER));
+    head = Buffer.alloc(want);
+    await fh.read(head, 0, want, 0);
+  } catch (err) {
+    throw new MinielmError('MINIELM_BAD_FILE', `${file}: cannot read (${(err as Error).message})`);
+  } finally {
+    await fh.close();
+  }
+  return { ...parseSafetensorsHeader(head, file, size), size };
+}
+
+/** The bytes [begin, end) of a file. */
+export async function readFileRange(file: string, begin: number, end: number): Promise<Buffer> {
+  const fh = await open(file, 'r');
+  try {
+    const out = Buffer.alloc(end - begin);
+    let pos = 0;
+    while (pos < out.length) {
+      const { bytesRead } = await fh.read(out, pos, Math.min(READ_CHUNK, out.length - pos), begin + pos);
+      if (bytesRead === 0) throw new MinielmError('MINIELM_BAD_FILE', `${file}: shorter than its header says (truncated while reading?)`);
+      pos += bytesRead;
+    }
+    return out;
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Reads a file (off the event loop) and checks its header; the data stays raw in `buffer`. */
@@ -182,27 +231,37 @@ export interface TensorToWrite {
  * header written, and each tensor's byte offset in it, for the caller (or the engine, in a worker) to fill.
  */
 export function layoutSafetensors(tensors: { name: string; shape: number[] }[], metadata: Record<string, string> = {}): { buffer: Buffer; offsets: number[] } {
-  const header: Record<string, unknown> = {};
+  const { header, offsets, size } = safetensorsHeader(tensors, metadata);
+  const buffer = Buffer.allocUnsafe(size);
+  header.copy(buffer, 0);
+  return { buffer, offsets };
+}
+
+/**
+ * The header bytes (length prefix included) of a float32 safetensors file holding `tensors` in order, each
+ * tensor's byte offset in the file and the file's size.
+ */
+export function safetensorsHeader(tensors: { name: string; shape: number[] }[], metadata: Record<string, string> = {}): { header: Buffer; offsets: number[]; size: number } {
+  const meta: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new MinielmError('MINIELM_INVALID_ARGUMENT', `safetensors metadata "${k}" must be a string, got ${describeValue(v)}`);
-  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  if (Object.keys(metadata).length) meta.__metadata__ = metadata;
   let offset = 0;
   const rel: number[] = [];
   for (const t of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + n * 4] };
+    meta[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + n * 4] };
     rel.push(offset);
     offset += n * 4;
   }
-  let json = JSON.stringify(header);
+  let json = JSON.stringify(meta);
   // Pad the header with spaces so the data starts 8-byte aligned (as the reference writer does).
   const pad = (8 - ((8 + Buffer.byteLength(json)) % 8)) % 8;
   json += ' '.repeat(pad);
-  const headerBytes = Buffer.from(json, 'utf8');
-  const buffer = Buffer.allocUnsafe(8 + headerBytes.length + offset);
-  buffer.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(buffer, 8);
-  const start = 8 + headerBytes.length;
-  return { buffer, offsets: rel.map((o) => start + o) };
+  const jsonBytes = Buffer.from(json, 'utf8');
+  const header = Buffer.allocUnsafe(8 + jsonBytes.length);
+  header.writeBigUInt64LE(BigInt(jsonBytes.length), 0);
+  jsonBytes.copy(header, 8);
+  return { header, offsets: rel.map((o) => header.length + o), size: header.length + offset };
 }
 
 /** Serialises float32 tensors in the given order. */

@@ -74,8 +74,7 @@ async function writeAll(fh: Awaited<ReturnType<typeof open>>, data: string | Uin
 
 /** Writes `data` to `file` so that a reader sees the old content or the new one, never a mix or a prefix. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = tmpName(file);
-  try {
+  await writeFileAtomicWith(file, async (tmp) => {
     const fh = await open(tmp, 'w');
     try {
       await writeAll(fh, data);
@@ -83,6 +82,17 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
     } finally {
       await fh.close();
     }
+  });
+}
+
+/**
+ * writeFileAtomic for a writer of its own: `write(tmp)` creates and fsyncs the temporary sibling (e.g. the
+ * engine writing a checkpoint from its own memory), which then replaces `file` by rename.
+ */
+export async function writeFileAtomicWith(file: string, write: (tmp: string) => Promise<void>): Promise<void> {
+  const tmp = tmpName(file);
+  try {
+    await write(tmp);
     await rename(tmp, file);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);

@@ -4,11 +4,22 @@
 // parses the safetensors header and does the file I/O through fs.promises.
 //   readTensors(model, kinds[], names[], buffer, offsets) -> Promise<void>
 //     copies each tensor's float32 values (little-endian) into buffer at offsets[i] bytes.
+//   readTensorsFromFile(model, path, kinds[], names[], offsets, dtypes) -> Promise<string | null>
+//     the same as writeTensors, reading each tensor from the file at offsets[i] with pread: no file-sized
+//     buffer in JavaScript at all (Model.load uses this).
+//   writeTensorsToFile(model, path, header, kinds[], names[]) -> Promise<void>
+//     creates `path`, writes `header` then each tensor as float32 in order, fsyncs (Model.save uses this on
+//     a temporary file it then renames).
 //   writeTensors(model, kinds[], names[], buffer, offsets, dtypes) -> Promise<string | null>
 //     converts the tensor stored at offsets[i] with dtypes[i] (0 F32, 1 F16, 2 BF16, 3 F64) into the model;
 //     resolves to the name of the first tensor holding NaN or Inf (the model is then partly written, and
 //     the caller discards it), or null.
 // The buffer stays referenced until the job ends; the model is held busy like any other job.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 
@@ -95,6 +106,127 @@ std::vector<Slot> resolve(Napi::Env env, NativeModel* owner, const Napi::Array& 
   return slots;
 }
 
+// Converts n values of `dtype` at src (little-endian) to float32 at dst; false when one is NaN or Inf.
+bool convert(const uint8_t* src, Dtype dtype, float* dst, int64_t n) {
+  bool finite = true;
+  for (int64_t i = 0; i < n; ++i) {
+    float v;
+    switch (dtype) {
+      case Dtype::F32: std::memcpy(&v, src + 4 * i, 4); break;
+      case Dtype::F64: {
+        double d;
+        std::memcpy(&d, src + 8 * i, 8);
+        v = static_cast<float>(d);
+        break;
+      }
+      case Dtype::F16: {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        v = half_to_float(h);
+        break;
+      }
+      default: {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        const uint32_t bits = static_cast<uint32_t>(h) << 16;
+        std::memcpy(&v, &bits, 4);
+      }
+    }
+    finite = finite && std::isfinite(v);
+    dst[i] = v;
+  }
+  return finite;
+}
+
+// A file descriptor closed on scope exit; errors carry the path and errno's text.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+[[noreturn]] void io_error(const std::string& path, const char* what) {
+  throw minielm::Error(errno == ENOENT ? "MINIELM_NOT_FOUND" : "MINIELM_BAD_FILE", path + ": " + what + " (" + std::strerror(errno) + ")");
+}
+
+// Every tensor read from / written to a file in one worker: reads go through a staging buffer of at most
+// 16 MiB so converting needs no file-sized memory.
+class FileReadWorker : public ModelWorker {
+ public:
+  FileReadWorker(Napi::Env env, NativeModel* owner, Napi::Object self, std::string path, std::vector<Slot> slots)
+      : ModelWorker(env, owner, self), path_(std::move(path)), slots_(std::move(slots)) {}
+
+ protected:
+  void Run() override {
+    Fd f;
+    f.fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (f.fd < 0) io_error(path_, "cannot open");
+    struct stat st;
+    if (::fstat(f.fd, &st) != 0) io_error(path_, "cannot stat");
+    std::vector<uint8_t> stage;
+    for (const Slot& s : slots_) {
+      const int64_t width = kBytes[static_cast<int>(s.dtype)];
+      if (s.offset + s.size * width > static_cast<int64_t>(st.st_size))
+        throw minielm::Error("MINIELM_BAD_FILE", path_ + ": tensor '" + s.name + "' lies past the end of the file (changed while loading?)");
+      const int64_t per = std::max<int64_t>(1, (int64_t{16} << 20) / width);
+      for (int64_t i = 0; i < s.size; i += per) {
+        const int64_t n = std::min(per, s.size - i);
+        stage.resize(static_cast<size_t>(n * width));
+        int64_t got = 0;
+        while (got < n * width) {
+          const ssize_t r = ::pread(f.fd, stage.data() + got, static_cast<size_t>(n * width - got), s.offset + (i * width) + got);
+          if (r < 0 && errno == EINTR) continue;
+          if (r <= 0) io_error(path_, "read failed");
+          got += r;
+        }
+        if (!convert(stage.data(), s.dtype, s.data + i, n)) {
+          bad_ = s.name;
+          return;
+        }
+      }
+    }
+  }
+  Napi::Value Result(Napi::Env env) override { return bad_.empty() ? env.Null() : Napi::String::New(env, bad_); }
+
+ private:
+  std::string path_;
+  std::vector<Slot> slots_;
+  std::string bad_;
+};
+
+class FileWriteWorker : public ModelWorker {
+ public:
+  FileWriteWorker(Napi::Env env, NativeModel* owner, Napi::Object self, std::string path, std::vector<uint8_t> header,
+                  std::vector<Slot> slots)
+      : ModelWorker(env, owner, self), path_(std::move(path)), header_(std::move(header)), slots_(std::move(slots)) {}
+
+ protected:
+  void Run() override {
+    Fd f;
+    f.fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f.fd < 0) io_error(path_, "cannot create");
+    auto put = [&](const uint8_t* p, int64_t n) {
+      while (n > 0) {
+        const ssize_t w = ::write(f.fd, p, static_cast<size_t>(std::min<int64_t>(n, int64_t{1} << 26)));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) io_error(path_, "write failed");
+        p += w;
+        n -= w;
+      }
+    };
+    put(header_.data(), static_cast<int64_t>(header_.size()));
+    for (const Slot& s : slots_) put(reinterpret_cast<const uint8_t*>(s.data), s.size * 4);
+    if (::fsync(f.fd) != 0) io_error(path_, "fsync failed");
+  }
+  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  std::string path_;
+  std::vector<uint8_t> header_;
+  std::vector<Slot> slots_;
+};
+
 class ReadWorker : public ModelWorker {
  public:
   ReadWorker(Napi::Env env, NativeModel* owner, Napi::Object self, Napi::Uint8Array buf, std::vector<Slot> slots)
@@ -124,35 +256,7 @@ class WriteWorker : public ModelWorker {
  protected:
   void Run() override {
     for (const Slot& s : slots_) {
-      const uint8_t* src = bytes_ + s.offset;
-      bool finite = true;
-      for (int64_t i = 0; i < s.size; ++i) {
-        float v;
-        switch (s.dtype) {
-          case Dtype::F32: std::memcpy(&v, src + 4 * i, 4); break;
-          case Dtype::F64: {
-            double d;
-            std::memcpy(&d, src + 8 * i, 8);
-            v = static_cast<float>(d);
-            break;
-          }
-          case Dtype::F16: {
-            uint16_t h;
-            std::memcpy(&h, src + 2 * i, 2);
-            v = half_to_float(h);
-            break;
-          }
-          default: {
-            uint16_t h;
-            std::memcpy(&h, src + 2 * i, 2);
-            const uint32_t bits = static_cast<uint32_t>(h) << 16;
-            std::memcpy(&v, &bits, 4);
-          }
-        }
-        finite = finite && std::isfinite(v);
-        s.data[i] = v;
-      }
-      if (!finite) {
+      if (!convert(bytes_ + s.offset, s.dtype, s.data, s.size)) {
         bad_ = s.name;
         return;
       }
@@ -184,20 +288,26 @@ Napi::Float64Array offsets_arg(Napi::Env env, Napi::Value v, const char* what) {
   return v.As<Napi::Float64Array>();
 }
 
+// Acquires the model (busy until the job ends) and resolves its slots; releases it again when they are bad.
+std::pair<NativeModel*, std::vector<Slot>> acquire_slots(Napi::Env env, Napi::Value model, const Napi::Array& kinds,
+                                                         const Napi::Array& names, const Napi::Float64Array& offsets,
+                                                         const Napi::Uint8Array* dtypes, size_t bytes, const char* fn) {
+  NativeModel* m = acquire_model(env, model, "model");  // throws if disposed or busy
+  try {
+    return {m, resolve(env, m, kinds, names, offsets, dtypes, bytes, fn)};
+  } catch (...) {
+    m->release();
+    throw;
+  }
+}
+
 Napi::Value ReadTensors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array kinds = array_arg(env, info[1], "readTensors: kinds");
   Napi::Array names = array_arg(env, info[2], "readTensors: names");
   Napi::Uint8Array buf = bytes_arg(env, info[3], "readTensors");
   Napi::Float64Array offsets = offsets_arg(env, info[4], "readTensors: offsets");
-  NativeModel* m = acquire_model(env, info[0], "model");  // throws if disposed or busy
-  std::vector<Slot> slots;
-  try {
-    slots = resolve(env, m, kinds, names, offsets, nullptr, buf.ByteLength(), "readTensors");
-  } catch (...) {
-    m->release();
-    throw;
-  }
+  auto [m, slots] = acquire_slots(env, info[0], kinds, names, offsets, nullptr, buf.ByteLength(), "readTensors");
   auto* w = new ReadWorker(env, m, info[0].As<Napi::Object>(), buf, std::move(slots));
   Napi::Promise p = w->promise();
   w->Queue();
@@ -213,25 +323,58 @@ Napi::Value WriteTensors(const Napi::CallbackInfo& info) {
   if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     throw_js(env, "MINIELM_INVALID_ARGUMENT", "writeTensors: dtypes must be a Uint8Array");
   Napi::Uint8Array dtypes = info[5].As<Napi::Uint8Array>();
-  NativeModel* m = acquire_model(env, info[0], "model");  // throws if disposed or busy
-  std::vector<Slot> slots;
-  try {
-    slots = resolve(env, m, kinds, names, offsets, &dtypes, buf.ByteLength(), "writeTensors");
-  } catch (...) {
-    m->release();
-    throw;
-  }
+  auto [m, slots] = acquire_slots(env, info[0], kinds, names, offsets, &dtypes, buf.ByteLength(), "writeTensors");
   auto* w = new WriteWorker(env, m, info[0].As<Napi::Object>(), buf, std::move(slots));
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
 }
 
+
+std::string path_arg(Napi::Env env, Napi::Value v, const char* fn) {
+  if (!v.IsString()) throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(fn) + ": path must be a string");
+  std::string p = v.As<Napi::String>().Utf8Value();
+  if (p.empty() || p.find('\0') != std::string::npos) throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(fn) + ": path must be a non-empty string without NUL");
+  return p;
+}
+
+Napi::Value ReadTensorsFromFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = path_arg(env, info[1], "readTensorsFromFile");
+  Napi::Array kinds = array_arg(env, info[2], "readTensorsFromFile: kinds");
+  Napi::Array names = array_arg(env, info[3], "readTensorsFromFile: names");
+  Napi::Float64Array offsets = offsets_arg(env, info[4], "readTensorsFromFile: offsets");
+  if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", "readTensorsFromFile: dtypes must be a Uint8Array");
+  Napi::Uint8Array dtypes = info[5].As<Napi::Uint8Array>();
+  auto [m, slots] = acquire_slots(env, info[0], kinds, names, offsets, &dtypes, static_cast<size_t>(int64_t{1} << 53), "readTensorsFromFile");
+  auto* w = new FileReadWorker(env, m, info[0].As<Napi::Object>(), std::move(path), std::move(slots));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value WriteTensorsToFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = path_arg(env, info[1], "writeTensorsToFile");
+  Napi::Uint8Array header = bytes_arg(env, info[2], "writeTensorsToFile");
+  Napi::Array kinds = array_arg(env, info[3], "writeTensorsToFile: kinds");
+  Napi::Array names = array_arg(env, info[4], "writeTensorsToFile: names");
+  Napi::Float64Array offsets = Napi::Float64Array::New(env, names.Length());
+  auto [m, slots] = acquire_slots(env, info[0], kinds, names, offsets, nullptr, static_cast<size_t>(int64_t{1} << 53), "writeTensorsToFile");
+  std::vector<uint8_t> h(header.Data(), header.Data() + header.ByteLength());
+  auto* w = new FileWriteWorker(env, m, info[0].As<Napi::Object>(), std::move(path), std::move(h), std::move(slots));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
 }  // namespace
 
 void InitIo(Napi::Env env, Napi::Object exports) {
   exports.Set("readTensors", Napi::Function::New(env, guarded<ReadTensors>));
   exports.Set("writeTensors", Napi::Function::New(env, guarded<WriteTensors>));
+  exports.Set("readTensorsFromFile", Napi::Function::New(env, guarded<ReadTensorsFromFile>));
+  exports.Set("writeTensorsToFile", Napi::Function::New(env, guarded<WriteTensorsToFile>));
 }
 
 }  // namespace minielm_napi
