@@ -5,6 +5,7 @@
 // build-fuzz/corpus/<target>/), prints executions and crashes per target and writes build-fuzz/summary.json.
 // Then, when test/fuzz/run-js.ts exists, runs the JavaScript fuzzing with the same --seconds.
 // Usage: npm run fuzz -- [--seconds N] [--runs N] [--only a,b] [--jobs N] [--parallel N] [--no-js] [--probe]
+//        npm run fuzz -- --update-seeds [--only a,b]   (after a run: grow the committed seed corpora)
 // Exit status: 0 when every target built and ran without a crash; 1 otherwise; 77 when no clang with
 // libFuzzer is installed (Debian: apt-get install clang-14 libclang-rt-14-dev).
 import { spawn, spawnSync } from 'node:child_process';
@@ -88,6 +89,20 @@ try {
   process.exit(1);
 }
 console.log(`# fuzz: built in ${((Date.now() - built) / 1000).toFixed(1)} s`);
+
+// --update-seeds: adds to each seed corpus the inputs of build-fuzz/corpus/<target>/ that reach code (edges,
+// not hit counts) the seeds do not, keeping the committed corpora small; then exits.
+if (argv.includes('--update-seeds')) {
+  for (let i = 0; i < targets.length; i++) {
+    const seeds = join(fuzzDir, 'corpus', targets[i]);
+    mkdirSync(seeds, { recursive: true });
+    const r = spawnSync(exes[i], ['-merge=1', '-use_counters=0', seeds, join(out, 'corpus', targets[i])], { cwd: root, encoding: 'utf8' });
+    const added = /MERGE-OUTER: (\d+) new files/.exec(`${r.stdout}${r.stderr}`)?.[1] ?? '?';
+    console.log(`${targets[i]}: ${added} seeds added, ${readdirSync(seeds).length} in native/fuzz/corpus/${targets[i]}/`);
+    if (r.status !== 0) process.exit(1);
+  }
+  process.exit(0);
+}
 
 function runTarget(target, exe) {
   const corpus = join(out, 'corpus', target);

@@ -58,6 +58,26 @@ test('another class of native object passed as a model or a word constraint is r
   assert.is(out[0][0].tokens.length, 2);
 });
 
+test('sampling at a temperature near 0 or past float range keeps the word constraint (it drew masked tokens)', async () => {
+  // 1 / T overflowed (or underflowed) float: NaN weights, and the draw fell through to a masked token.
+  const tokens = Array.from({ length: 40 }, (_, i) => ['a', 'b', 'ab', ' a', ' b', 'ba', ' ', 'abc', 'c', 'aa'][i % 10]);
+  const wc = await constraint(tokens, ['ab', 'ba']);
+  const model = await native.createModel({ vocab_size: 40, n_ctx: 10, n_layer: 1, n_head: 2, n_embd: 8 }, 8);
+  for (const temperature of [1e-304, 1e-40, 1e39, 1e300]) {
+    for (const topK of [0, 10]) {
+      const out = await native.generate(model, [Int32Array.from([1, 2])], { strategy: 'sample', numReturnSequences: 8, maxNewTokens: 7, temperature, topK, wordConstraint: wc } as never);
+      for (const g of out[0]) {
+        let state = 0;
+        for (const t of g.tokens) {
+          const next = wc.step(state, t);
+          assert.ok(next >= 0, `temperature ${temperature}, topK ${topK}: token ${t} from state ${state} is outside the word constraint`);
+          state = next;
+        }
+      }
+    }
+  }
+});
+
 test('a micro-batch or score step that is not an object is a coded error (it was an uncoded napi error)', async () => {
   const model = await native.createModel(CONFIG, 0);
   assert.is(await codeOf(() => model.train([[1 as never]], { lr: 1e-3 })), 'MINIELM_INVALID_ARGUMENT');

@@ -376,8 +376,12 @@ struct SampleScratch {
 };
 
 // One draw from softmax(logits / T) restricted by top-k then top-p (HF's warper order). u in [0, 1).
+// Tokens the hygiene masked (logit -inf) are never drawn: the vector exp gives them a tiny positive weight,
+// not 0, and a temperature near 0 or past float's range made the weights NaN (0 * inf, -inf * 0), after
+// which the draw fell through to the last candidate, a masked token: a word outside the word constraint.
+// So 1 / T is kept inside [1e-30, 1e30] (T -> 0 still picks the best token, T -> inf draws uniformly).
 int32_t sample_token(const float* logits, int64_t V, const GenerateOptions& o, double u, SampleScratch& s) {
-  const float inv_t = static_cast<float>(1.0 / o.temperature);
+  const float inv_t = static_cast<float>(std::min(std::max(1.0 / o.temperature, 1e-30), 1e30));
   const bool use_k = o.top_k > 0 && o.top_k < V;
   const bool use_p = o.top_p < 1.0;
   if (!use_k && !use_p) {
@@ -388,14 +392,15 @@ int32_t sample_token(const float* logits, int64_t V, const GenerateOptions& o, d
     const float total = exp_scaled(logits, V, mx, inv_t, p);
     const double target = u * static_cast<double>(total);
     double cum = 0;
-    int64_t last = 0;
+    int64_t last = -1;
     for (int64_t i = 0; i < V; ++i) {
-      if (p[i] <= 0) continue;
+      if (!(p[i] > 0) || !(logits[i] > -INFINITY)) continue;
       cum += p[i];
       last = i;
       if (cum > target) return static_cast<int32_t>(i);
     }
-    return static_cast<int32_t>(last);  // rounding left the target just above the sum
+    // Rounding left the target just above the sum (or every weight underflowed: take the best token).
+    return static_cast<int32_t>(last >= 0 ? last : arg_max(logits, V));
   }
   // Candidates sorted by logit, best first: the top k, or for top-p alone a growing prefix until it
   // holds top_p of the mass (a full sort of the vocabulary only when the distribution is very flat).
@@ -410,6 +415,7 @@ int32_t sample_token(const float* logits, int64_t V, const GenerateOptions& o, d
   }
   for (;;) {
     count = top_m(logits, V, m, s.idx.data(), s.val.data());
+    while (count > 1 && !(s.val[count - 1] > -INFINITY)) --count;  // masked candidates (the best one is finite)
     const float shift = use_k ? s.val[0] : mx;
     float* p = s.val.data();
     const float sum = exp_scaled(p, count, shift, inv_t, p);
@@ -422,7 +428,8 @@ int32_t sample_token(const float* logits, int64_t V, const GenerateOptions& o, d
       kept_mass += p[i];
       keep = i + 1;
     }
-    const bool enough = !use_p || kept_mass >= o.top_p * total || keep < count;
+    // Enough mass, or a cut inside the candidates, or every unmasked token is a candidate already.
+    const bool enough = !use_p || kept_mass >= o.top_p * total || keep < count || count < std::min(m, V);
     if (use_k || enough || m >= V) break;
     m = std::min<int64_t>(V, m * 4);
   }

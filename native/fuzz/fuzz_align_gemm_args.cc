@@ -69,11 +69,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto len = [&](const Value& x, const Value& y) -> size_t {
         if (x.kind != Value::Kind::Number || y.kind != Value::Kind::Number || !(x.number >= 0 && x.number <= 64 && y.number >= 0 && y.number <= 64))
           return p.ConsumeIntegralInRange<size_t>(0, 16);
-        return static_cast<size_t>(x.number) * static_cast<size_t>(y.number) + (p.ConsumeIntegralInRange<int>(0, 7) == 0 ? 1 : 0);
+        return static_cast<size_t>(x.number) * static_cast<size_t>(y.number) + (fuzz::one_in(p, 8) ? 1 : 0);
       };
       const size_t la = len(M, K), lb = len(K, N);
-      const Value A = arena.array(p, p.ConsumeIntegralInRange<int>(0, 7) == 0 ? fuzz::any_array_type(p) : ArrayType::Float32, la);
-      const Value B = arena.array(p, p.ConsumeIntegralInRange<int>(0, 7) == 0 ? fuzz::any_array_type(p) : ArrayType::Float32, lb);
+      const Value A = arena.array(p, fuzz::one_in(p, 8) ? fuzz::any_array_type(p) : ArrayType::Float32, la);
+      const Value B = arena.array(p, fuzz::one_in(p, 8) ? fuzz::any_array_type(p) : ArrayType::Float32, lb);
       minielm::args::GemmShape s;
       if (fuzz::accepts({"MINIELM_INVALID_ARGUMENT"}, [&] { s = minielm::args::parse_gemm(M, N, K, A, B); })) {
         FUZZ_CHECK(s.M >= 1 && s.N >= 1 && s.K >= 1 && s.M <= (int64_t{1} << 31) && s.N <= (int64_t{1} << 31) && s.K <= (int64_t{1} << 31), "dims");

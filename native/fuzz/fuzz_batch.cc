@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Arena arena;
   fuzz::Object o;
   // Mostly small real shapes (so the arrays can exist), sometimes the edges.
-  const bool edges = p.ConsumeIntegralInRange<int>(0, 3) == 0;
+  const bool edges = fuzz::one_in(p, 4);
   o.props["batch"] = edges ? fuzz::any_value(p, arena) : Value::of_number(p.ConsumeIntegralInRange<int>(0, 9));
   o.props["seq"] = edges ? fuzz::any_value(p, arena) : Value::of_number(p.ConsumeIntegralInRange<int>(0, 9));
   if (edges && p.ConsumeBool()) o.props["batch"] = Value::of_number(fuzz::edge_double(p));

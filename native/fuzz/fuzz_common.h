@@ -57,6 +57,11 @@ bool accepts(std::initializer_list<const char*> codes, F&& f) {
   }
 }
 
+// True one time in n. Written so that an input that has run out of bytes (FuzzedDataProvider then returns
+// the low end of every range) makes the rare choice never, not always: `ConsumeIntegralInRange(0, n-1) == 0`
+// turned every string of a drained input into a 50 KB one.
+inline bool one_in(FuzzedDataProvider& p, int n) { return p.ConsumeIntegralInRange<int>(1, n) == n; }
+
 // Doubles on the edges of the checks: signs, integers around 2^31 / 2^53 / 2^63 / 2^64, fractions,
 // non-finite values, subnormals.
 inline double edge_double(FuzzedDataProvider& p) {

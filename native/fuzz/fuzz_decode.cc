@@ -43,7 +43,7 @@ std::shared_ptr<const WordConstraint> fuzz_constraint(FuzzedDataProvider& p, int
   std::vector<uint8_t> special(static_cast<size_t>(V), 0);
   for (int64_t t = 0; t < V; ++t) {
     tokens[t] = kPieces[p.ConsumeIntegralInRange<int>(0, 11)];
-    special[t] = p.ConsumeIntegralInRange<int>(0, 9) == 0;
+    special[t] = fuzz::one_in(p, 10);
   }
   std::vector<std::string> words(p.ConsumeIntegralInRange<size_t>(0, 6));
   static const char* kWords[] = {"a", "ab", "ba", "abc", "aab", "b", "cab"};
@@ -64,15 +64,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::vector<int32_t>> keep(p.ConsumeIntegralInRange<size_t>(1, 3));
   std::vector<Value> items;
   for (auto& ids : keep) {
-    ids.resize(p.ConsumeIntegralInRange<size_t>(p.ConsumeIntegralInRange<int>(0, 15) == 0 ? 0 : 1, 5));
-    for (auto& t : ids) t = p.ConsumeIntegralInRange<int>(0, 31) == 0 ? static_cast<int32_t>(V) : static_cast<int32_t>(p.ConsumeIntegralInRange<int64_t>(0, V - 1));
+    ids.resize(p.ConsumeIntegralInRange<size_t>(fuzz::one_in(p, 16) ? 0 : 1, 5));
+    for (auto& t : ids) t = fuzz::one_in(p, 32) ? static_cast<int32_t>(V) : static_cast<int32_t>(p.ConsumeIntegralInRange<int64_t>(0, V - 1));
     items.push_back(arena.array_of(ids));
   }
   fuzz::Object o;
   o.props["strategy"] = Value::of_string(fuzz::one_of(p, {"greedy", "sample", "beam"}));
   auto num = [&](const char* key, double lo, double hi, bool whole) {
     if (!p.ConsumeBool()) return;
-    if (p.ConsumeIntegralInRange<int>(0, 9) == 0) {
+    if (fuzz::one_in(p, 10)) {
       o.props[key] = Value::of_number(fuzz::edge_double(p));
       return;
     }
@@ -93,9 +93,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   num("repetitionPenalty", 0.2, 3, false);
   num("minNewTokens", 0, 6, true);
   if (p.ConsumeBool()) o.props["tokenLogprobs"] = Value::other(true);
-  if (p.ConsumeIntegralInRange<int>(0, 3) == 0) o.props["logits"] = Value::other(true);
-  if (p.ConsumeIntegralInRange<int>(0, 3) == 0) o.props["weights"] = Value::of_string("bf16");
-  const bool constrained = p.ConsumeIntegralInRange<int>(0, 2) == 0;
+  if (fuzz::one_in(p, 4)) o.props["logits"] = Value::other(true);
+  if (fuzz::one_in(p, 4)) o.props["weights"] = Value::of_string("bf16");
+  const bool constrained = fuzz::one_in(p, 3);
 
   std::vector<std::vector<int32_t>> prompts;
   GenerateOptions opt;
@@ -108,6 +108,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }))
     return 0;
 
+  if (std::getenv("FUZZ_VERBOSE") != nullptr)  // triage: what a crashing input decodes
+    std::fprintf(stderr, "V=%lld strategy=%d prompts=%zu max_new=%lld eos=%lld temperature=%g top_k=%lld top_p=%g beams=%lld n=%lld "
+                         "length_penalty=%g no_repeat=%lld repetition=%g min_new=%lld constraint=%d logits=%d bf16=%d seed=%llu\n",
+                 static_cast<long long>(V), static_cast<int>(opt.strategy), prompts.size(), static_cast<long long>(opt.max_new_tokens),
+                 static_cast<long long>(opt.eos_token_id), opt.temperature, static_cast<long long>(opt.top_k), opt.top_p,
+                 static_cast<long long>(opt.num_beams), static_cast<long long>(opt.num_return_sequences), opt.length_penalty,
+                 static_cast<long long>(opt.no_repeat_ngram_size), opt.repetition_penalty, static_cast<long long>(opt.min_new_tokens),
+                 opt.word_constraint != nullptr, opt.logits, opt.bf16_weights, static_cast<unsigned long long>(opt.seed));
   // An edge value can validly ask for tens of thousands of samples or a thousand beams: checked above,
   // but too slow to decode under the sanitizers many times a second.
   const int64_t per_prompt = opt.strategy == Strategy::Beam ? opt.num_beams : opt.strategy == Strategy::Greedy ? 1 : opt.num_return_sequences;
@@ -153,7 +161,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
   }
-  if (opt.strategy == Strategy::Sample && p.ConsumeIntegralInRange<int>(0, 3) == 0) {
+  if (opt.strategy == Strategy::Sample && fuzz::one_in(p, 4)) {
     const auto again = minielm::decode::generate(m, prompts, opt);
     for (size_t i = 0; i < out.size(); ++i)
       for (size_t j = 0; j < out[i].size(); ++j) FUZZ_CHECK(again[i][j].tokens == out[i][j].tokens, "sampling is reproducible from its seed");

@@ -70,7 +70,7 @@ minielm::Config fuzz_config(FuzzedDataProvider& p) {
     }
   };
   // One input in four: a long context (where per-sequence tables of a long prompt get large).
-  const bool long_ctx = p.ConsumeIntegralInRange<int>(0, 3) == 0;
+  const bool long_ctx = fuzz::one_in(p, 4);
   c.vocab_size = dim(1 << 22);
   c.n_ctx = long_ctx ? (1 << 16) - p.ConsumeIntegralInRange<int64_t>(0, 1 << 12) : dim(1 << 16);
   c.n_layer = dim(256);
@@ -81,7 +81,7 @@ minielm::Config fuzz_config(FuzzedDataProvider& p) {
 
 // A prompt: mostly short, sometimes as long as the context (filled with one id, then a few fuzzed ones).
 Value fuzz_prompt(FuzzedDataProvider& p, fuzz::Arena& arena, const minielm::Config& c, std::vector<std::vector<int32_t>>& keep) {
-  if (p.ConsumeIntegralInRange<int>(0, 15) == 0) return fuzz::any_value(p, arena);
+  if (fuzz::one_in(p, 16)) return fuzz::any_value(p, arena);
   size_t len;
   switch (p.ConsumeIntegralInRange<int>(0, 7)) {
     case 0:
@@ -95,7 +95,7 @@ Value fuzz_prompt(FuzzedDataProvider& p, fuzz::Arena& arena, const minielm::Conf
   }
   std::vector<int32_t> ids(len, static_cast<int32_t>(p.ConsumeIntegralInRange<int64_t>(0, c.vocab_size - 1)));
   for (size_t i = 0; i < std::min<size_t>(len, 8); ++i)
-    ids[i] = p.ConsumeIntegralInRange<int>(0, 15) == 0 ? p.ConsumeIntegral<int32_t>()
+    ids[i] = fuzz::one_in(p, 16) ? p.ConsumeIntegral<int32_t>()
                                                        : static_cast<int32_t>(p.ConsumeIntegralInRange<int64_t>(0, c.vocab_size - 1));
   keep.push_back(ids);
   return arena.array_of(keep.back());
@@ -129,7 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (p.ConsumeBool()) o.props["logits"] = fuzz::any_value(p, arena);
   if (p.ConsumeBool()) o.props["weights"] = p.ConsumeBool() ? Value::of_string(fuzz::one_of(p, {"fp32", "bf16"})) : fuzz::any_value(p, arena);
   // A word constraint over a vocabulary of the model's size or another (only built when small).
-  const bool constrained = c.vocab_size <= 64 && p.ConsumeIntegralInRange<int>(0, 3) == 0;
+  const bool constrained = c.vocab_size <= 64 && fuzz::one_in(p, 4);
   const int64_t wc_vocab = p.ConsumeBool() ? c.vocab_size : p.ConsumeIntegralInRange<int64_t>(1, 64);
 
   std::vector<std::vector<int32_t>> prompts;

@@ -52,7 +52,7 @@ float fuzz_weight(FuzzedDataProvider& p) {
 }
 
 int32_t fuzz_id(FuzzedDataProvider& p, int64_t V) {
-  if (p.ConsumeIntegralInRange<int>(0, 15) == 0) {
+  if (fuzz::one_in(p, 16)) {
     static const int32_t kBad[] = {-1, INT32_MIN, INT32_MAX, static_cast<int32_t>(kVocab), static_cast<int32_t>(kVocab + 1)};
     return kBad[p.ConsumeIntegralInRange<int>(0, 4)];
   }
@@ -62,7 +62,7 @@ int32_t fuzz_id(FuzzedDataProvider& p, int64_t V) {
 // A batch object as JS would pass it: consistent shapes (parse_batch must accept it), fuzzed contents.
 minielm::args::OwnedBatch fuzz_batch(FuzzedDataProvider& p, fuzz::Arena& arena, bool even_rows) {
   int64_t B = p.ConsumeIntegralInRange<int64_t>(1, 4), T = p.ConsumeIntegralInRange<int64_t>(1, kCtx + 1);
-  if (even_rows) B = 2 * p.ConsumeIntegralInRange<int64_t>(1, 2) - (p.ConsumeIntegralInRange<int>(0, 7) == 0 ? 1 : 0);
+  if (even_rows) B = 2 * p.ConsumeIntegralInRange<int64_t>(1, 2) - (fuzz::one_in(p, 8) ? 1 : 0);
   const size_t n = static_cast<size_t>(B * T);
   std::vector<int32_t> tokens(n), targets(n);
   std::vector<float> weight(n);
@@ -70,14 +70,14 @@ minielm::args::OwnedBatch fuzz_batch(FuzzedDataProvider& p, fuzz::Arena& arena, 
   for (auto& t : tokens) t = fuzz_id(p, kVocab);
   for (auto& t : targets) t = fuzz_id(p, kVocab);
   for (auto& w : weight) w = p.ConsumeBool() ? 1.0f : fuzz_weight(p);
-  for (auto& m : mask) m = p.ConsumeIntegralInRange<int>(0, 3) == 0 ? 0 : static_cast<uint8_t>(p.ConsumeIntegralInRange<int>(1, 2));
+  for (auto& m : mask) m = fuzz::one_in(p, 4) ? 0 : static_cast<uint8_t>(p.ConsumeIntegralInRange<int>(1, 2));
   fuzz::Object o;
   o.props["batch"] = Value::of_number(static_cast<double>(B));
   o.props["seq"] = Value::of_number(static_cast<double>(T));
   o.props["tokens"] = arena.array_of(tokens);
-  if (p.ConsumeIntegralInRange<int>(0, 4) != 0) o.props["targets"] = arena.array_of(targets);
+  if (!fuzz::one_in(p, 5)) o.props["targets"] = arena.array_of(targets);
   if (p.ConsumeBool()) o.props["lossMask"] = arena.array_of(weight);
-  if (p.ConsumeIntegralInRange<int>(0, 2) == 0) o.props["attentionMask"] = arena.array_of(mask);
+  if (fuzz::one_in(p, 3)) o.props["attentionMask"] = arena.array_of(mask);
   minielm::args::OwnedBatch b;
   const bool ok = fuzz::accepts({"MINIELM_INVALID_ARGUMENT"}, [&] { b = minielm::args::parse_batch(o); });
   FUZZ_CHECK(ok, "a well-formed batch object was refused");
@@ -202,7 +202,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (p.ConsumeBool()) o.props["ceWeight"] = fuzz::number_or_other(p, arena, 0, 1);
       minielm::loss::DistillOptions d;
       if (!fuzz::accepts({"MINIELM_INVALID_ARGUMENT"}, [&] { d = minielm::args::parse_distill(o); })) break;
-      const bool same_vocab = p.ConsumeIntegralInRange<int>(0, 5) != 0;
+      const bool same_vocab = !fuzz::one_in(p, 6);
       Model& t = same_vocab ? *m.teacher : *m.other;
       const minielm::OptimConfig opt = fuzz_optim(p, arena);
       // Distillation needs targets only for its CE part; its weights are the mask either way.

@@ -25,27 +25,28 @@ void pack(FuzzedDataProvider& p, fuzz::Arena& arena, const std::vector<std::stri
     all += s;
     off.push_back(static_cast<int32_t>(all.size()));
   }
-  if (p.ConsumeIntegralInRange<int>(0, 7) == 0 && !off.empty()) {
+  if (fuzz::one_in(p, 8) && !off.empty()) {
     const size_t i = p.ConsumeIntegralInRange<size_t>(0, off.size() - 1);
     off[i] = p.ConsumeBool() ? p.ConsumeIntegral<int32_t>() : off[i] + p.ConsumeIntegralInRange<int32_t>(-2, 2);
   }
-  if (p.ConsumeIntegralInRange<int>(0, 31) == 0) off.clear();
+  if (fuzz::one_in(p, 32)) off.clear();
   std::vector<uint8_t> b(all.begin(), all.end());
-  *bytes = p.ConsumeIntegralInRange<int>(0, 31) == 0 ? fuzz::any_value(p, arena) : arena.array_of(b);
-  *offsets = p.ConsumeIntegralInRange<int>(0, 31) == 0 ? fuzz::any_value(p, arena) : arena.array_of(off);
+  *bytes = fuzz::one_in(p, 32) ? fuzz::any_value(p, arena) : arena.array_of(b);
+  *offsets = fuzz::one_in(p, 32) ? fuzz::any_value(p, arena) : arena.array_of(off);
 }
 
 std::string fuzz_bytes(FuzzedDataProvider& p, size_t max_len, bool allow_space) {
   // A small alphabet (so tokens and words share prefixes), spaces, and now and then any byte; rarely long.
   static const char kAlpha[] = "abc ab";
   size_t len = p.ConsumeIntegralInRange<size_t>(0, max_len);
-  if (p.ConsumeIntegralInRange<int>(0, 63) == 0) len = p.ConsumeIntegralInRange<size_t>(0, 5000);
-  if (p.ConsumeIntegralInRange<int>(0, 255) == 0) len = p.ConsumeIntegralInRange<size_t>(0, 300000);  // deep tries
+  // Long strings cost a trie node per byte (tens of microseconds each under ASan, and the corpus collects
+  // them): now and then 300 bytes; the deep tries of a 100 KB token are the input's `deep` mode instead.
+  if (fuzz::one_in(p, 64)) len = p.ConsumeIntegralInRange<size_t>(0, 300);
   std::string s;
   const char fill = kAlpha[p.ConsumeIntegralInRange<int>(0, 5)];
   for (size_t i = 0; i < len; ++i) {
-    char ch = i >= 16 ? fill : p.ConsumeIntegralInRange<int>(0, 7) == 0 ? static_cast<char>(p.ConsumeIntegral<uint8_t>()) : kAlpha[p.ConsumeIntegralInRange<int>(0, 5)];
-    if (!allow_space && is_space(static_cast<unsigned char>(ch)) && p.ConsumeIntegralInRange<int>(0, 15) != 0) ch = 'a';
+    char ch = i >= 16 ? fill : fuzz::one_in(p, 8) ? static_cast<char>(p.ConsumeIntegral<uint8_t>()) : kAlpha[p.ConsumeIntegralInRange<int>(0, 5)];
+    if (!allow_space && is_space(static_cast<unsigned char>(ch)) && !fuzz::one_in(p, 16)) ch = 'a';
     s += ch;
   }
   return s;
@@ -59,13 +60,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> tokens(p.ConsumeIntegralInRange<size_t>(0, 24)), words(p.ConsumeIntegralInRange<size_t>(0, 24));
   for (auto& t : tokens) t = fuzz_bytes(p, 6, true);
   for (auto& w : words) w = fuzz_bytes(p, 8, false);
+  // One input in 1024: a 20-40 KB token or word, a trie as deep as that (the walk used to recurse per byte
+  // and overflowed the stack at ~100 KB; native/tests/regressions_test.cc checks 300 KB). Rare, because the
+  // corpus keeps such inputs and each costs tens of milliseconds under ASan.
+  if (fuzz::one_in(p, 1024)) {
+    std::string deep(p.ConsumeIntegralInRange<size_t>(20000, 40000), p.ConsumeBool() ? ' ' : 'a');
+    if (p.ConsumeBool() || words.empty()) tokens.push_back(deep);
+    else words.back() = deep;
+  }
+  if (std::getenv("FUZZ_VERBOSE") != nullptr) {  // triage: the sizes an input decodes to
+    size_t bytes = 0;
+    for (const auto& t : tokens) bytes += t.size();
+    for (const auto& w : words) bytes += w.size();
+    std::fprintf(stderr, "tokens=%zu words=%zu bytes=%zu\n", tokens.size(), words.size(), bytes);
+  }
   Value tb, to, wb, wo;
   pack(p, arena, tokens, &tb, &to);
   pack(p, arena, words, &wb, &wo);
   std::vector<uint8_t> flags(tokens.size());
-  for (auto& f : flags) f = p.ConsumeIntegralInRange<int>(0, 5) == 0;
-  if (p.ConsumeIntegralInRange<int>(0, 15) == 0) flags.resize(p.ConsumeIntegralInRange<size_t>(0, 30));
-  const Value special = p.ConsumeIntegralInRange<int>(0, 31) == 0 ? fuzz::any_value(p, arena, tokens.size()) : arena.array_of(flags);
+  for (auto& f : flags) f = fuzz::one_in(p, 6);
+  if (fuzz::one_in(p, 16)) flags.resize(p.ConsumeIntegralInRange<size_t>(0, 30));
+  const Value special = fuzz::one_in(p, 32) ? fuzz::any_value(p, arena, tokens.size()) : arena.array_of(flags);
 
   minielm::args::ConstraintInputs in;
   if (!fuzz::accepts({"MINIELM_INVALID_ARGUMENT"}, [&] { in = minielm::args::constraint_inputs(tb, to, special, wb, wo); })) return 0;

@@ -12,6 +12,7 @@
 #include "../core/peak.h"
 #include "../decode/constraint.h"
 #include "../decode/decoder.h"
+#include "../model/gpt2.h"
 #include "../napi/parse.h"
 
 using namespace minielm;
@@ -78,6 +79,55 @@ void generate_tables_counted() {
   check(code_of([&] { decode::validate_generate(c, prompts, o); }) == "none", "the same prompts with 4 samples pass");
 }
 
+// Sampling at a temperature near 0 (1 / T = inf in float) or past float's range (1 / T = 0) made the token
+// weights NaN (0 * inf, -inf * 0), and the inverse-CDF draw then fell through to its last candidate: a token
+// the hygiene had masked, e.g. one spelling a word outside the word constraint (found by fuzz_decode).
+void extreme_temperatures_keep_the_mask() {
+  Gpt2<float> m(Config{80, 10, 2, 2, 8, false}, 8);
+  std::vector<std::string> tokens(80);
+  const char* pieces[] = {"a", "b", "ab", " a", " b", "ba", " ", "abc", "c", "aa"};
+  for (int t = 0; t < 80; ++t) tokens[t] = pieces[t % 10];
+  auto wc = std::make_shared<const decode::WordConstraint>(tokens, std::vector<uint8_t>(80, 0), std::vector<std::string>{"ab", "ba"});
+  for (double temperature : {1.24359e-304, 1e-40, 1e-3, 1e39, 1e300}) {
+    for (int64_t top_k : {0, 10}) {
+      decode::GenerateOptions o;
+      o.strategy = decode::Strategy::Sample;
+      o.num_return_sequences = 8;
+      o.max_new_tokens = 7;
+      o.eos_token_id = 64;
+      o.temperature = temperature;
+      o.top_k = top_k;
+      o.word_constraint = wc;
+      bool ok = true;
+      std::string why;
+      for (const auto& list : decode::generate(m, {{1, 2}}, o))
+        for (const auto& g : list) {
+          int32_t st = decode::WordConstraint::kRoot;
+          for (int32_t t : g.tokens) {
+            const int32_t next = wc->step(st, t);
+            if (next < 0 && t != o.eos_token_id) {
+              ok = false;
+              why = "token " + std::to_string(t) + " from state " + std::to_string(st);
+            }
+            st = std::max(decode::WordConstraint::kRoot, next);
+          }
+        }
+      char name[96];
+      std::snprintf(name, sizeof name, "sampling at temperature %g (top_k %lld) obeys the word constraint", temperature, static_cast<long long>(top_k));
+      check(ok, name, why);
+    }
+  }
+  // Near 0 the draw is the best token: the same as greedy.
+  decode::GenerateOptions s;
+  s.strategy = decode::Strategy::Sample;
+  s.temperature = 1e-300;
+  s.max_new_tokens = 6;
+  decode::GenerateOptions g = s;
+  g.strategy = decode::Strategy::Greedy;
+  check(decode::generate(m, {{3, 4}}, s)[0][0].tokens == decode::generate(m, {{3, 4}}, g)[0][0].tokens,
+        "sampling at temperature 1e-300 is greedy decoding");
+}
+
 // int_arg / int_field compared their bounds as doubles only, so a bound past 2^53 (rounded) or 2^63
 // (outside int64 when converted back) let a value through that is outside [lo, hi], or converted a double
 // past int64's range (undefined behaviour). No caller used such bounds; the parsers are now exact for any.
@@ -100,6 +150,7 @@ void integer_bounds() {
 int main() {
   deep_token_trie();
   generate_tables_counted();
+  extreme_temperatures_keep_the_mask();
   integer_bounds();
   std::printf("%s: %d failures\n", g_failures ? "FAILED" : "regressions passed", g_failures);
   return g_failures ? 1 : 0;
