@@ -146,6 +146,14 @@ class Child {
   }
 }
 
+async function readyWithin(c: Child, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((res) => (timer = setTimeout(() => res(false), ms)));
+  const ok = await Promise.race([c.ready.then(() => true), timeout]);
+  clearTimeout(timer);
+  return ok;
+}
+
 /**
  * Runs `n` trials: the next child starts up while the current one works, is killed after a random delay,
  * then checked. `check` says whether the state moved on; when it did not (a loaded machine), the delays
@@ -155,8 +163,15 @@ async function killTrials(mode: string, n: number, maxDelayMs: number, check: (t
   let next = new Child(mode, 0);
   let window = maxDelayMs;
   for (let t = 0; t < n; t++) {
-    const cur = next;
-    await cur.ready;
+    let cur = next;
+    // A child that does not get ready (it has not touched any state yet) is replaced rather than waited for
+    // forever: seen once in CI, a child stuck before "ready" while building its world. Counted and reported.
+    for (let attempt = 0; !(await readyWithin(cur, 90_000)); attempt++) {
+      if (attempt >= 2) throw new Error(`crash child (${mode}) trial ${t} never got ready, three times:\n${cur.stderr}`);
+      console.warn(`crash-safety: ${mode} trial ${t}: the child did not get ready in 90 s; replacing it`);
+      cur.proc.kill('SIGKILL');
+      cur = new Child(mode, t);
+    }
     next = new Child(mode, t + 1);
     cur.go();
     await new Promise((r) => setTimeout(r, random() * window));
@@ -164,7 +179,12 @@ async function killTrials(mode: string, n: number, maxDelayMs: number, check: (t
     const moved = await check(t, cur);
     window = moved ? Math.max(maxDelayMs, window / 1.5) : Math.min(4 * maxDelayMs, window * 1.5);
   }
-  await next.ready;
+  for (let attempt = 0; !(await readyWithin(next, 90_000)); attempt++) {
+    if (attempt >= 2) throw new Error(`crash child (${mode}) never got ready, three times:\n${next.stderr}`);
+    console.warn(`crash-safety: ${mode}: the last child did not get ready in 90 s; replacing it`);
+    next.proc.kill('SIGKILL');
+    next = new Child(mode, n);
+  }
   return next;
 }
 
