@@ -22,7 +22,8 @@
         "native/napi/io.cc",
         "native/loss/align.cc",
         "native/loss/distill_avx2.cc",
-        "native/loss/selftest_align.cc"
+        "native/loss/selftest_align.cc",
+        "native/cuda/none.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -13,7 +13,13 @@ export type MinielmErrorCode =
   | 'MINIELM_OVERLOADED'
   | 'MINIELM_UNREACHABLE'
   | 'MINIELM_TIMEOUT'
-  | 'MINIELM_JUDGE';
+  | 'MINIELM_JUDGE'
+  /** CUDA was asked for where this build or machine has no usable GPU (the message says which and why). */
+  | 'MINIELM_NO_DEVICE'
+  /** A CUDA call failed on the device. */
+  | 'MINIELM_CUDA'
+  /** The operation exists, but not on the device the model lives on (the message says what to use). */
+  | 'MINIELM_UNSUPPORTED';
 
 export class MinielmError extends Error {
   readonly code: MinielmErrorCode;

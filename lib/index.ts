@@ -1,6 +1,7 @@
 // minielm's public API. The native addon is loaded by lib/native.ts only; everything here is typed.
-export { Model, PRESETS, validateConfig, readHfConfig, hfConfig } from './model/model.ts';
-export type { ModelConfig, Batch, OptimizerOptions, StepResult, ForwardResult, TrainOptions } from './model/model.ts';
+export { Model, PRESETS, validateConfig, readHfConfig, hfConfig, cudaInfo, resolveDevice } from './model/model.ts';
+export type { ModelConfig, Batch, OptimizerOptions, StepResult, ForwardResult, TrainOptions, Device } from './model/model.ts';
+export type { CudaInfo } from './native.ts';
 export { readSafetensors, writeSafetensors, parseSafetensors, encodeSafetensors } from './model/safetensors.ts';
 export { MinielmError, type MinielmErrorCode } from './errors.ts';
 export { encodePairs, makeBatch, epochBatches } from './train/batches.ts';

@@ -1,6 +1,7 @@
 // The one module that loads the native addon (prebuilds/ or build/ via node-gyp-build) and declares its
 // interface. Everything else imports the typed wrappers in lib/model/.
 import { createRequire } from 'node:module';
+import { existsSync, statSync } from 'node:fs';
 // The addon speaks the public option and result types; they are declared once, next to their API.
 import type { ModelConfig, OptimizerOptions, StepResult, ForwardResult } from './model/model.ts';
 import type { DistillOptions, DistillStepResult, DpoOptions, DpoStepResult, GrpoOptions, GrpoStepResult } from './model/align.ts';
@@ -60,6 +61,21 @@ export interface NativeModel {
   trainScore(steps: (NativeBatch & { labels: Float32Array; weights?: Float32Array })[], optim: NativeOptim): Promise<{ steps: NativeStepStats[]; aborted: boolean }>;
   cancel(): void;
   dispose(): void;
+  /** Makes the model's copy on CUDA device `index` (the host copy stays the source for checkpoints). */
+  toDevice(index: number): Promise<void>;
+  /** 'cpu', or 'cuda:N' once toDevice(N) resolved. */
+  device(): string;
+}
+
+/** The CUDA backend of this build of the addon. */
+export interface CudaInfo {
+  /** The addon was built with the CUDA backend (npm run build:cmake with nvcc). */
+  built: boolean;
+  /** Usable CUDA devices (0 without the backend, a driver or a GPU). */
+  devices: number;
+  /** Why there is no device, when devices is 0. */
+  reason: string;
+  names: string[];
 }
 
 /** The instruction-set level of each kernel family; the addon itself is compiled for plain x86-64. */
@@ -126,6 +142,7 @@ export interface NativeAddon {
   gradcheckScore(config: NativeConfig, seed: number, samples: number): Record<string, number>;
   cpuIsa(): string;
   isaInfo(): IsaInfo;
+  cudaInfo(): CudaInfo;
   /** Copies each tensor's float32 values into `buffer` at `offsets[i]` bytes, in a worker thread. */
   readTensors(model: NativeModel, kinds: string[], names: string[], buffer: Uint8Array, offsets: Float64Array): Promise<void>;
   /**
@@ -152,7 +169,40 @@ export interface NativeAddon {
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 
+/**
+ * The CMake build (`npm run build:cmake`: the same sources plus the CUDA backend where nvcc is found) when
+ * the user asked for it: MINIELM_ADDON names an addon file, else build-cmake/Release/minielm.node is used
+ * when it exists and is newer than node-gyp's build/Release/minielm.node.
+ */
+function cmakeAddon(): string | undefined {
+  const forced = process.env.MINIELM_ADDON;
+  if (forced) return forced;
+  for (const dir of [root, join(root, '..')]) {
+    const cm = join(dir, 'build-cmake', 'Release', 'minielm.node');
+    if (!existsSync(cm)) continue;
+    const gyp = join(dir, 'build', 'Release', 'minielm.node');
+    if (!existsSync(gyp) || statSync(cm).mtimeMs > statSync(gyp).mtimeMs) return cm;
+  }
+  return undefined;
+}
+
+/** The addon file in use ('' when node-gyp-build loaded it from where it resolves). */
+export let addonPath = '';
+
 function load(): NativeAddon {
+  const cm = cmakeAddon();
+  if (cm) {
+    try {
+      const addon = require(cm) as NativeAddon;
+      addonPath = cm;
+      return addon;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw Object.assign(new Error(`minielm: the CMake-built addon ${cm} could not be loaded (${message}); rebuild it (npm run build:cmake) or unset MINIELM_ADDON`), {
+        code: 'MINIELM_NATIVE',
+      });
+    }
+  }
   // dist/lib/native.js sits one level deeper than lib/native.ts; node-gyp-build wants the package root.
   const candidates = [root, join(root, '..')];
   let lastError: unknown;

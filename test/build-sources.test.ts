@@ -36,7 +36,17 @@ test('binding.gyp and CMakeLists.txt list the same sources', () => {
 });
 
 test('every C++ source under native/ is built (nothing forgotten in both lists)', () => {
-  assert.equal(cppFiles('native').sort(), gypSources());
+  // native/cuda/none.cc: the CUDA entry points of a build without CUDA (CMake swaps in the .cu files).
+  assert.equal([...cppFiles('native'), 'native/cuda/none.cc'].sort(), gypSources());
+});
+
+test('CMakeLists.txt compiles every CUDA source of native/cuda/', () => {
+  const text = readFileSync(join(root, 'CMakeLists.txt'), 'utf8');
+  const m = /set\(MINIELM_CUDA_SOURCES\s+([^)]*)\)/.exec(text);
+  assert.ok(m, 'CMakeLists.txt defines MINIELM_CUDA_SOURCES');
+  const listed = m![1].split(/\s+/).filter(Boolean).sort();
+  const present = readdirSync(join(root, 'native', 'cuda')).filter((f) => f.endsWith('.cu')).map((f) => `native/cuda/${f}`).sort();
+  assert.equal(listed, present);
 });
 
 test('package.json declares what cmake-js and node-gyp-build need offline', () => {

@@ -5,25 +5,26 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { native } from '../native.ts';
+import { addonPath, native } from '../native.ts';
 
 export const help = `Usage: minielm info [--json]
 
 Prints the native addon in use, which instruction-set level each kernel family runs at on this CPU
-(MINIELM_ISA=generic|avx2 caps it), the GEMM backend and the number of threads.`;
+(MINIELM_ISA=generic|avx2 caps it), the GEMM backend, the number of threads and the CUDA devices the
+addon can use (a CUDA build comes from npm run build:cmake; MINIELM_ADDON=FILE loads a given addon).`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' } }, strict: true });
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const require = createRequire(import.meta.url);
-  let addon = '';
-  try {
+  let addon = addonPath;
+  if (!addon) try {
     const gypBuild = require('node-gyp-build') as { resolve?: (dir: string) => string };
     addon = gypBuild.resolve?.(root) ?? '';
   } catch {
     addon = '';
   }
-  const info = { addon, platform: `${process.platform}-${process.arch}`, node: process.version, isa: native.isaInfo(), gemm: native.gemmInfo(), threads: native.numThreads() };
+  const info = { addon, platform: `${process.platform}-${process.arch}`, node: process.version, isa: native.isaInfo(), gemm: native.gemmInfo(), threads: native.numThreads(), cuda: native.cudaInfo() };
   if (values.json) {
     console.log(JSON.stringify(info, null, 2));
     return 0;
@@ -34,5 +35,6 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`rows      softmax / GELU / distillation: ${info.isa.rowKernels}`);
   console.log(`decode    ${info.isa.decode}`);
   console.log(`threads   ${info.threads}`);
+  console.log(`cuda      ${info.cuda.devices > 0 ? info.cuda.names.map((n, i) => `cuda:${i} ${n}`).join('; ') : `none: ${info.cuda.reason}`}`);
   return 0;
 }

@@ -21,6 +21,7 @@ Serves a trained rewriter: POST /v1/rewrite, POST /v1/expand (with a catalog), G
   --meilisearch-index UID (default minielm-products)
   --catalog-words         rewrites may only use words of the catalog's titles (and its queries)
   --weights fp32|bf16     (default fp32)               --threads N        native threads (default all cores)
+  --device cpu|cuda[:N]   where the model decodes (default cpu; cuda needs a CUDA build: npm run build:cmake)
   --max-batch N           sequences per native decode (default 256; 1 turns micro-batching off)
   --max-wait-ms X         how long a request waits for others to batch with (default 2)
   --cache-size N          cached rewrite lists (default 4096; 0 = off)
@@ -102,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       model: { type: 'string' }, host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8080' },
       catalog: { type: 'string' }, 'meilisearch-url': { type: 'string' }, 'meilisearch-index': { type: 'string' }, 'catalog-words': { type: 'boolean' },
-      weights: { type: 'string' }, threads: { type: 'string' }, 'max-batch': { type: 'string' }, 'max-wait-ms': { type: 'string' },
+      weights: { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' }, 'max-batch': { type: 'string' }, 'max-wait-ms': { type: 'string' },
       'cache-size': { type: 'string' }, 'queue-limit': { type: 'string' }, 'timeout-ms': { type: 'string' },
       'max-body-bytes': { type: 'string' }, 'max-queries': { type: 'string' }, 'max-n': { type: 'string' },
     },
@@ -114,6 +115,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.weights !== undefined && values.weights !== 'fp32' && values.weights !== 'bf16') throw invalidArgument(`--weights must be fp32 or bf16, got "${values.weights}"`);
   const rewriterOptions: RewriterOptions = {
     weights: values.weights as 'fp32' | 'bf16' | undefined,
+    device: values.device as RewriterOptions['device'],
     threads: intFlag(values, 'threads', 1, 1024),
     maxBatch: intFlag(values, 'max-batch', 1, 65536),
     maxWaitMs: numberFlag(values, 'max-wait-ms', 0),

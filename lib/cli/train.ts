@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Model, PRESETS, type ModelConfig, type OptimizerOptions } from '../model/model.ts';
+import { Model, PRESETS, resolveDevice, type Device, type ModelConfig, type OptimizerOptions } from '../model/model.ts';
 import { Tokenizer, trainTokenizer } from '../tokenizer/index.ts';
 import { trainSft, type RewritePair, type SftResult } from '../train/sft.ts';
 import { trainDistill } from '../train/distill.ts';
@@ -30,6 +30,7 @@ const model = `  --out DIR           run folder: checkpoint/ (latest, resumable)
   --lr X              peak learning rate (default 1e-3)     --warmup N       warm-up steps (default 100)
   --weight-decay X    AdamW weight decay (default 0.1)      --eval-every N   eval + best checkpoint (default 100)
   --seed N            (default 1)                           --threads N      native threads (default all cores)
+  --device D          cpu (default) or cuda / cuda:N (pretrain and sft; a CUDA build: npm run build:cmake)
 Re-running the same command resumes from <out>/checkpoint exactly; Ctrl-C saves and exits.`;
 
 export const help = `Usage: minielm train <pretrain|sft|distill|online> [options]
@@ -88,7 +89,7 @@ const MODEL_FLAGS = {
   'n-layer': { type: 'string' }, 'n-head': { type: 'string' }, 'n-embd': { type: 'string' }, 'n-ctx': { type: 'string' }, init: { type: 'string' },
   steps: { type: 'string', default: '2000' }, batch: { type: 'string', default: '32' }, lr: { type: 'string', default: '1e-3' },
   warmup: { type: 'string', default: '100' }, 'weight-decay': { type: 'string', default: '0.1' }, 'eval-every': { type: 'string', default: '100' },
-  seed: { type: 'string', default: '1' }, threads: { type: 'string' },
+  seed: { type: 'string', default: '1' }, threads: { type: 'string' }, device: { type: 'string', default: 'cpu' },
 } as const;
 
 type Values = Record<string, string | boolean | undefined>;
@@ -100,13 +101,15 @@ function numberFlag(values: Values, flag: string, min: number, integer = false):
 }
 
 /** The flags every offline stage shares, checked before any data is loaded or a tokenizer trained, so a typo fails at once. */
-function startRun(values: Values): { out: string; seed: number; steps: number; batchSize: number; evalEvery: number; optimizer: OptimizerOptions } {
+function startRun(values: Values): { out: string; seed: number; steps: number; batchSize: number; evalEvery: number; optimizer: OptimizerOptions; device: Device } {
   if (!values.out) throw invalidArgument('--out DIR is required');
+  const device = (values.device ?? 'cpu') as Device;
+  resolveDevice(device, '--device');
   if (!['student', 'teacher', 'tiny'].includes(values.preset as string)) throw invalidArgument(`--preset must be student, teacher or tiny, got "${String(values.preset)}"`);
   if (values.threads) native.setNumThreads(numberFlag(values, 'threads', 1, true));
   return {
     out: values.out as string, seed: numberFlag(values, 'seed', 0, true), steps: numberFlag(values, 'steps', 1, true), batchSize: numberFlag(values, 'batch', 1, true),
-    evalEvery: numberFlag(values, 'eval-every', 1, true),
+    evalEvery: numberFlag(values, 'eval-every', 1, true), device,
     optimizer: { lr: numberFlag(values, 'lr', 0), warmupSteps: numberFlag(values, 'warmup', 0, true), weightDecay: numberFlag(values, 'weight-decay', 0), gradClip: 1 },
   };
 }
@@ -198,6 +201,8 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (!values.pairs) throw invalidArgument('--pairs DIR is required (a folder with train.jsonl and test.jsonl)');
   const run = startRun(values);
+  if (mode === 'distill' && run.device !== 'cpu')
+    throw new MinielmError('MINIELM_UNSUPPORTED', `--device ${run.device}: distillation runs on the CPU engine only for now (the reverse-KL kernel exists for CUDA, the step is not wired to the device yet); leave --device out`);
   const { out, seed } = run;
   const real = await readPairs(join(values.pairs, 'train.jsonl'));
   const test = await readPairs(join(values.pairs, 'test.jsonl'));

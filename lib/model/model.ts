@@ -4,7 +4,7 @@
 import { mkdir, readFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MinielmError, describeValue, invalidArgument } from '../errors.ts';
-import { native, type NativeBatch, type NativeModel, type NativeOptim } from '../native.ts';
+import { native, type CudaInfo, type NativeBatch, type NativeModel, type NativeOptim } from '../native.ts';
 import { decodeTensor, readFileRange, readSafetensorsHeader, safetensorsHeader, writeFileAtomic, type TensorEntry } from './safetensors.ts';
 import { writeFileAtomicWith } from '../util/atomic.ts';
 import { replaceDir, resolveDir } from '../util/atomic.ts';
@@ -163,6 +163,30 @@ export function cancelNativeJob(model: Model): void {
 
 const CONFIG_MAX: Record<(typeof CONFIG_KEYS)[number], number> = { vocab_size: 1 << 22, n_ctx: 1 << 16, n_layer: 256, n_head: 1024, n_embd: 1 << 16 };
 
+/** The CUDA backend of the loaded addon: built with it or not, the devices it sees, why none. */
+export function cudaInfo(): CudaInfo {
+  return native.cudaInfo();
+}
+
+/** Where a model runs: the CPU engine, or a CUDA GPU ('cuda' is 'cuda:0'). */
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+
+/**
+ * The CUDA device index `device` names, or -1 for the CPU. Throws MINIELM_INVALID_ARGUMENT for a malformed
+ * name and MINIELM_NO_DEVICE (with the reason) when CUDA is asked for and this build or machine has none.
+ */
+export function resolveDevice(device: unknown, where = 'device'): number {
+  if (device === undefined || device === 'cpu') return -1;
+  const m = typeof device === 'string' ? /^cuda(?::(\d{1,4}))?$/.exec(device) : null;
+  if (!m) throw invalidArgument(`${where} must be 'cpu', 'cuda' or 'cuda:N', got ${describeValue(device)}`);
+  const index = m[1] === undefined ? 0 : Number(m[1]);
+  const info = native.cudaInfo();
+  if (info.devices === 0) throw new MinielmError('MINIELM_NO_DEVICE', `${where} '${device}' asked for, but ${info.reason}`);
+  if (index >= info.devices)
+    throw new MinielmError('MINIELM_NO_DEVICE', `${where} '${device}' does not exist: ${info.devices} CUDA device(s) found (${info.names.join(', ')})`);
+  return index;
+}
+
 export function validateConfig(config: unknown, where = 'config'): ModelConfig {
   if (config === null || typeof config !== 'object') throw invalidArgument(`${where} must be an object with ${CONFIG_KEYS.join(', ')}`);
   const c = config as Record<string, unknown>;
@@ -214,12 +238,34 @@ export class Model {
     this.#native = handle;
   }
 
-  /** A freshly initialised model (GPT-2 initialisation from `seed`). */
-  static async create(config: ModelConfig, options: { seed?: number } = {}): Promise<Model> {
+  /**
+   * A freshly initialised model (GPT-2 initialisation from `seed`, the same on every device). With
+   * `device: 'cuda'` it trains, evaluates and decodes on the GPU (bf16 compute, fp32 master weights);
+   * checkpoints are the same files either way.
+   */
+  static async create(config: ModelConfig, options: { seed?: number; device?: Device } = {}): Promise<Model> {
     const c = validateConfig(config);
-    const seed = optionsObject(options, 'Model.create options').seed ?? 0;
+    options = optionsObject(options, 'Model.create options');
+    const seed = options.seed ?? 0;
     if (!Number.isSafeInteger(seed) || seed < 0) throw invalidArgument(`seed must be a non-negative integer, got ${describeValue(seed)}`);
-    return new Model(c, await native.createModel(c, seed));
+    const device = resolveDevice(options.device, 'Model.create options.device');
+    const model = new Model(c, await native.createModel(c, seed));
+    if (device >= 0) await model.#toDevice(device);
+    return model;
+  }
+
+  /** 'cpu' or 'cuda:N'. */
+  get device(): string {
+    return this.#native ? this.#native.device() : 'cpu';
+  }
+
+  async #toDevice(index: number): Promise<void> {
+    try {
+      await this.#enqueue(() => this.#handle().toDevice(index));
+    } catch (err) {
+      await this.dispose();
+      throw err;
+    }
   }
 
   static {
@@ -231,9 +277,10 @@ export class Model {
    * Loads a checkpoint folder: config.json + model.safetensors in Hugging Face GPT-2 layout (a user's
    * gpt2 / distilgpt2 folder works), plus training_state.safetensors when present and asked for.
    */
-  static async load(dir: string, options: { trainingState?: boolean } = {}): Promise<Model> {
+  static async load(dir: string, options: { trainingState?: boolean; device?: Device } = {}): Promise<Model> {
     if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument(`Model.load needs a folder path (a non-empty string), got ${describeValue(dir)}`);
     options = optionsObject(options, 'Model.load options');
+    const device = resolveDevice(options.device, 'Model.load options.device');
     // The last complete set, also when a save into `dir` was killed half-way through its folder swap.
     dir = await resolveDir(dir);
     const config = await readHfConfig(join(dir, 'config.json'));
@@ -277,6 +324,7 @@ export class Model {
       await model.dispose();
       throw err;
     }
+    if (device >= 0) await model.#toDevice(device);
     return model;
   }
 

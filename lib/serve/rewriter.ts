@@ -4,7 +4,7 @@
 // speed, never results); a bounded queue refuses instead of growing; an LRU cache answers repeats.
 import { MinielmError, invalidArgument } from '../errors.ts';
 import { native } from '../native.ts';
-import { Model } from '../model/model.ts';
+import { Model, resolveDevice, type Device } from '../model/model.ts';
 import { generate, MAX_BEAMS, type GenerateOptions, type Generation, type WordConstraint } from '../model/generate.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { promptIds, rewriteText } from '../rewrite/format.ts';
@@ -17,6 +17,8 @@ import { resolveDir } from '../util/atomic.ts';
 export interface RewriterOptions {
   /** Weights the decoder reads: 'bf16' halves the bytes per step, results move slightly. Default 'fp32'. */
   weights?: 'fp32' | 'bf16';
+  /** Where the model decodes: 'cpu' (default) or a CUDA GPU ('cuda', 'cuda:N'; bf16 on the device). Rewriter.load only. */
+  device?: Device;
   /** Native threads. Process-wide: the engine has one thread pool. Default: left as it is (all cores). */
   threads?: number;
   /** Sequences (requests x n) one native decode may hold; a request larger than this runs alone. Default 256. */
@@ -185,7 +187,7 @@ interface RunningBatch {
   controller: AbortController;
 }
 
-const LOAD_OPTIONS = ['weights', 'threads', 'maxBatch', 'maxWaitMs', 'cacheSize', 'queueLimit', 'hygiene', 'words', 'maxNewTokens', 'bandit'];
+const LOAD_OPTIONS = ['weights', 'device', 'threads', 'maxBatch', 'maxWaitMs', 'cacheSize', 'queueLimit', 'hygiene', 'words', 'maxNewTokens', 'bandit'];
 const REWRITE_OPTIONS = ['n', 'strategy', 'temperature', 'topP', 'seed', 'signal', 'includeQuery'];
 const EXPAND_OPTIONS = ['n', 'strategy', 'temperature', 'topP', 'seed', 'signal', 'k', 'merge', 'limit', 'select', 'send'];
 const FEEDBACK_KEYS = ['query', 'rewrite', 'clicked'];
@@ -240,8 +242,11 @@ function describe(value: unknown): string {
   return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
 
-function validateLoadOptions(options: RewriterOptions | undefined): { settings: RewriterSettings; threads?: number; words?: string[]; bandit?: Bandit | BanditOptions } {
+function validateLoadOptions(options: RewriterOptions | undefined): { settings: RewriterSettings; threads?: number; words?: string[]; bandit?: Bandit | BanditOptions; device?: Device } {
   const o = checkKeys('Rewriter.load', options, LOAD_OPTIONS) as RewriterOptions;
+  if (o.device !== undefined && (typeof o.device !== 'string' || !/^(cpu|cuda(:\d{1,4})?)$/.test(o.device)))
+    throw optionError('device', `device must be 'cpu', 'cuda' or 'cuda:N', got ${describe(o.device)}`);
+  if (o.device !== undefined) resolveDevice(o.device, 'Rewriter.load options.device');
   if (o.weights !== undefined && o.weights !== 'fp32' && o.weights !== 'bf16') throw optionError('weights', `weights must be 'fp32' or 'bf16', got ${describe(o.weights)}`);
   const threads = o.threads === undefined ? undefined : intOption('threads', o.threads, 1, 1024, 1);
   if (o.maxWaitMs !== undefined && (typeof o.maxWaitMs !== 'number' || !Number.isFinite(o.maxWaitMs) || o.maxWaitMs < 0 || o.maxWaitMs > 10_000))
@@ -280,7 +285,7 @@ function validateLoadOptions(options: RewriterOptions | undefined): { settings: 
   };
   if (o.bandit !== undefined && !(o.bandit instanceof Bandit) && (o.bandit === null || typeof o.bandit !== 'object' || Array.isArray(o.bandit)))
     throw optionError('bandit', `bandit must be a Bandit or its options ({ stateFile, seed, maxArms, priorWeight, basePrior }), got ${describe(o.bandit)}`);
-  return { settings, threads, words, bandit: o.bandit };
+  return { settings, threads, words, bandit: o.bandit, device: o.device };
 }
 
 function validateDecoding(o: RewriteOptions | ExpandOptions): Decoding {
@@ -340,7 +345,7 @@ export class Rewriter {
     const checked = validateLoadOptions(options);
     // Resolved once, so the model and the tokenizer come from the same save even mid-swap.
     const from = await resolveDir(dir);
-    const [loaded, tokenizerLoaded] = await Promise.allSettled([Model.load(from), Tokenizer.load(from)]);
+    const [loaded, tokenizerLoaded] = await Promise.allSettled([Model.load(from, { device: checked.device }), Tokenizer.load(from)]);
     if (tokenizerLoaded.status === 'rejected') {
       if (loaded.status === 'fulfilled') await loaded.value.dispose();
       throw tokenizerLoaded.reason;
@@ -359,7 +364,10 @@ export class Rewriter {
   static async fromModel(model: Model, tokenizer: Tokenizer, options?: RewriterOptions): Promise<Rewriter> {
     if (!(model instanceof Model)) throw invalidArgument('Rewriter.fromModel needs a Model (Model.load or Model.create)');
     if (!(tokenizer instanceof Tokenizer)) throw invalidArgument('Rewriter.fromModel needs a Tokenizer (Tokenizer.load)');
-    return Rewriter.#create(model, tokenizer, validateLoadOptions(options), false);
+    const checked = validateLoadOptions(options);
+    if (checked.device !== undefined)
+      throw optionError('device', `Rewriter.fromModel decodes on the model's own device (${model.device}); create or load the model with { device } instead`);
+    return Rewriter.#create(model, tokenizer, checked, false);
   }
 
   static async #create(model: Model, tokenizer: Tokenizer, checked: ReturnType<typeof validateLoadOptions>, ownsModel: boolean): Promise<Rewriter> {

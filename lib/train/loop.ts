@@ -5,7 +5,7 @@
 // (the signal) saves and exits, NaN/Inf stops without saving, a JSONL log and a progress line.
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { Model, type ModelConfig, type OptimizerOptions, type Batch, type StepResult } from '../model/model.ts';
+import { Model, type Device, type ModelConfig, type OptimizerOptions, type Batch, type StepResult } from '../model/model.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { makeBatch, epochBatches, type EncodedExample } from './batches.ts';
 import { JsonlLog, saveCheckpoint, loadTrainerState, hasCheckpoint, isNonFinite } from './run-state.ts';
@@ -23,6 +23,8 @@ export interface TrainRunOptions {
   config?: ModelConfig;
   /** Start from this checkpoint folder instead of a fresh initialisation (a pretrained run's best/, a user's GPT-2). */
   init?: string;
+  /** Where the model trains: 'cpu' (default) or 'cuda' / 'cuda:N'. Checkpoints are the same files either way. */
+  device?: Device;
   steps: number;
   batchSize: number;
   optimizer: OptimizerOptions;
@@ -93,14 +95,14 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainRunResult> {
   let resumedState: Record<string, unknown> | null = null;
   if (await hasCheckpoint(ckptDir)) {
     const state = await loadTrainerState(ckptDir);
-    model = await Model.load(ckptDir, { trainingState: true });
+    model = await Model.load(ckptDir, { trainingState: true, device: o.device });
     bestEvalLoss = typeof state.bestEvalLoss === 'number' ? state.bestEvalLoss : Infinity;
     resumedState = state;
   } else if (o.init) {
-    model = await Model.load(o.init);
+    model = await Model.load(o.init, { device: o.device });
   } else {
     if (!o.config) throw invalidArgument(`${o.label}: needs a model config or an init checkpoint`);
-    model = await Model.create(o.config, { seed: o.seed });
+    model = await Model.create(o.config, { seed: o.seed, device: o.device });
   }
   if (model.config.vocab_size !== o.tokenizer.vocabSize)
     throw invalidArgument(`the model's vocab_size (${model.config.vocab_size}) differs from the tokenizer's (${o.tokenizer.vocabSize}); train the model with this tokenizer`);

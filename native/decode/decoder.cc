@@ -130,22 +130,8 @@ void layernorm_row(const float* x, const float* w, const float* b, int64_t C, fl
   for (int64_t c = 0; c < C; ++c) out[c] = (x[c] - m) * s * w[c] + b[c];
 }
 
-// One input token of a forward step: its id, its position, and the cache rows of positions 0..pos of its
-// sequence (ctx[pos] is where this token's keys and values go).
-struct Row {
-  int32_t token;
-  int32_t pos;
-  const int32_t* ctx;
-};
-
-// Work run after the logits are ready, split over threads: fn(item, tid) for item in [0, count).
-struct Phase {
-  int64_t count;
-  std::function<void(int64_t, int)> fn;
-};
-
 // The incremental forward pass over the model's parameters (read in place, never copied).
-class KvForward {
+class KvForward final : public StepForward {
  public:
   KvForward(Gpt2<float>& m, int64_t cache_rows, int64_t max_rows, int64_t max_head_rows, bool bf16 = false)
       : cfg_(m.config()), cap_(cache_rows) {
@@ -201,10 +187,10 @@ class KvForward {
     max_head_ = max_head_rows;
   }
 
-  int64_t vocab() const { return cfg_.vocab_size; }
+  int64_t vocab() const override { return cfg_.vocab_size; }
 
   // Hands out n consecutive cache rows.
-  int32_t alloc(int64_t n) {
+  int32_t alloc(int64_t n) override {
     if (next_ + n > cap_) throw Error("MINIELM_NATIVE", "KV cache overflow (internal sizing error)");
     const int32_t first = static_cast<int32_t>(next_);
     next_ += n;
@@ -215,7 +201,7 @@ class KvForward {
   // rows listed in head[0..nh) to logits [nh, V], then runs the phases. One thread-pool job in all.
   // `independent`: no row attends to another row of this call (true for every step after the prefill).
   void run(const Row* rows, int64_t n, const int32_t* head, int64_t nh, float* logits, const std::vector<Phase>& phases,
-           bool independent) {
+           bool independent) override {
     if (n > max_rows_ || nh > max_head_) throw Error("MINIELM_NATIVE", "decode step larger than planned (internal sizing error)");
     const int64_t C = cfg_.n_embd, L = cfg_.n_layer;
     for (int64_t r = 0; r < n; ++r) {
@@ -527,6 +513,13 @@ void check_cancel(const GenerateOptions& o) {
     throw Error("MINIELM_ABORTED", "generation was aborted");
 }
 
+// The CPU forward pass, or the one a device backend supplies.
+std::unique_ptr<StepForward> make_forward(Gpt2<float>& model, const StepFactory* factory, int64_t cache_rows,
+                                          int64_t max_rows, int64_t max_head_rows, bool bf16) {
+  if (factory != nullptr && *factory) return (*factory)(cache_rows, max_rows, max_head_rows);
+  return std::make_unique<KvForward>(model, cache_rows, max_rows, max_head_rows, bf16);
+}
+
 struct Plan {
   int64_t prompt_tokens = 0;
   std::vector<int32_t> prompt_base;  // first cache row of each prompt
@@ -534,14 +527,15 @@ struct Plan {
 
 // ---- greedy and sampling ----
 std::vector<std::vector<Generated>> run_sampling(Gpt2<float>& model, const std::vector<std::vector<int32_t>>& prompts,
-                                                 const GenerateOptions& o) {
+                                                 const GenerateOptions& o, const StepFactory* factory) {
   const int64_t np = static_cast<int64_t>(prompts.size());
   const int64_t n = o.strategy == Strategy::Greedy ? 1 : o.num_return_sequences;
   int64_t prompt_tokens = 0;
   for (const auto& p : prompts) prompt_tokens += static_cast<int64_t>(p.size());
   const int64_t seqs = np * n;
-  KvForward fw(model, prompt_tokens + seqs * (o.max_new_tokens - 1), std::max(prompt_tokens, seqs), std::max(np, seqs),
-               o.bf16_weights);
+  std::unique_ptr<StepForward> fwp = make_forward(model, factory, prompt_tokens + seqs * (o.max_new_tokens - 1),
+                                                 std::max(prompt_tokens, seqs), std::max(np, seqs), o.bf16_weights);
+  StepForward& fw = *fwp;
   const int64_t V = fw.vocab();
 
   struct Seq {
@@ -697,14 +691,15 @@ struct Cand {
 };
 
 std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vector<std::vector<int32_t>>& prompts,
-                                             const GenerateOptions& o) {
+                                             const GenerateOptions& o, const StepFactory* factory) {
   const int64_t np = static_cast<int64_t>(prompts.size());
   const int64_t B = o.num_beams;
   const int64_t width = 2 * B;  // candidates per beam: enough to refill B live beams after EOS picks
   int64_t prompt_tokens = 0;
   for (const auto& p : prompts) prompt_tokens += static_cast<int64_t>(p.size());
-  KvForward fw(model, prompt_tokens + np * B * (o.max_new_tokens - 1), std::max(prompt_tokens, np * B), np * B,
-               o.bf16_weights);
+  std::unique_ptr<StepForward> fwp = make_forward(model, factory, prompt_tokens + np * B * (o.max_new_tokens - 1),
+                                                 std::max(prompt_tokens, np * B), np * B, o.bf16_weights);
+  StepForward& fw = *fwp;
   const int64_t V = fw.vocab();
   const int64_t w = std::min(width, V);
   const double lp_pow = o.length_penalty;
@@ -978,10 +973,10 @@ void validate_generate(const Config& c, const std::vector<std::vector<int32_t>>&
 }
 
 std::vector<std::vector<Generated>> generate(Gpt2<float>& model, const std::vector<std::vector<int32_t>>& prompts,
-                                             const GenerateOptions& o) {
+                                             const GenerateOptions& o, const StepFactory* factory) {
   validate_generate(model.config(), prompts, o);
-  if (o.strategy == Strategy::Beam) return run_beam(model, prompts, o);
-  return run_sampling(model, prompts, o);
+  if (o.strategy == Strategy::Beam) return run_beam(model, prompts, o, factory);
+  return run_sampling(model, prompts, o, factory);
 }
 
 }  // namespace decode

@@ -8,6 +8,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -70,6 +71,38 @@ struct Generated {
   std::vector<float> logits;            // [tokens, vocab], when asked for
 };
 
+// One input token of a forward step: its id, its position, and the cache rows of positions 0..pos of its
+// sequence (ctx[pos] is where this token's keys and values go).
+struct Row {
+  int32_t token;
+  int32_t pos;
+  const int32_t* ctx;
+};
+
+// Work run after the logits are ready, split over the engine's threads: fn(item, tid) for item in [0, count).
+struct Phase {
+  int64_t count;
+  std::function<void(int64_t, int)> fn;
+};
+
+// The incremental (KV-cache) forward pass the search runs on: the CPU one in decoder.cc, or a device one
+// (native/cuda/) that keeps the cache and computes the logits on the GPU and hands them back to the host,
+// where the search (sampling, beams, hygiene, word constraint) runs unchanged.
+class StepForward {
+ public:
+  virtual ~StepForward() = default;
+  virtual int64_t vocab() const = 0;
+  // Hands out n consecutive cache rows.
+  virtual int32_t alloc(int64_t n) = 0;
+  // Runs rows[0..n) through the model (their keys/values land in the cache), writes the logits of the rows
+  // listed in head[0..nh) to the host array logits [nh, V], then runs the phases (on the host).
+  // `independent`: no row attends to another row of this call (true for every step after the prefill).
+  virtual void run(const Row* rows, int64_t n, const int32_t* head, int64_t nh, float* logits,
+                   const std::vector<Phase>& phases, bool independent) = 0;
+};
+// Makes the forward pass of one generate call: (cache rows, max rows per step, max logits rows per step).
+using StepFactory = std::function<std::unique_ptr<StepForward>(int64_t, int64_t, int64_t)>;
+
 // Throws Error(MINIELM_INVALID_ARGUMENT) naming the prompt or option at fault, or
 // Error(MINIELM_OUT_OF_MEMORY) when the cache and logits the call needs exceed the machine's memory.
 void validate_generate(const Config& config, const std::vector<std::vector<int32_t>>& prompts,
@@ -77,8 +110,9 @@ void validate_generate(const Config& config, const std::vector<std::vector<int32
 
 // One list of num_return_sequences (or, for beam search, at most that many) sequences per prompt;
 // beam results are sorted by score, best first.
+// `factory`: the forward pass to use (null: the CPU engine's, on the model's parameters).
 std::vector<std::vector<Generated>> generate(Gpt2<float>& model, const std::vector<std::vector<int32_t>>& prompts,
-                                             const GenerateOptions& options);
+                                             const GenerateOptions& options, const StepFactory* factory = nullptr);
 
 }  // namespace decode
 }  // namespace minielm

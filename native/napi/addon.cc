@@ -201,6 +201,22 @@ Napi::Value IsaInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The CUDA backend: whether this build has it, how many devices it sees (and why none), their names.
+// Asking the driver can take a moment the first time (it initialises); a JS caller asks once and caches.
+Napi::Value CudaInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  std::string why;
+  const int n = minielm::cuda::device_count(&why);
+  o.Set("built", minielm::cuda::built());
+  o.Set("devices", n);
+  o.Set("reason", n > 0 ? std::string() : why);
+  Napi::Array names = Napi::Array::New(env, static_cast<size_t>(std::max(n, 0)));
+  for (int i = 0; i < n; ++i) names.Set(static_cast<uint32_t>(i), minielm::cuda::device_name(i));
+  o.Set("names", names);
+  return o;
+}
+
 void InitIo(Napi::Env env, Napi::Object exports);  // io.cc: checkpoint tensor I/O off the event loop
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -224,6 +240,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gradcheckScore", Napi::Function::New(env, guarded_job<GradcheckScore>));
   exports.Set("cpuIsa", Napi::Function::New(env, guarded<CpuIsa>));
   exports.Set("isaInfo", Napi::Function::New(env, guarded<IsaInfo>));
+  exports.Set("cudaInfo", Napi::Function::New(env, guarded<CudaInfo>));
   InitDecode(env, exports);
   InitAlign(env, exports);
   InitIo(env, exports);

@@ -25,6 +25,14 @@ DpoOptions parse_dpo(const Napi::Object& o) {
   return to_js(o.Env(), [&] { return minielm::args::parse_dpo(fields(o)); });
 }
 
+// The distillation, preference and GRPO steps run on the CPU engine only for now (native/cuda/loss.cu has
+// their kernels, the steps are not wired to the device yet): say so rather than train a stale host copy.
+inline void cpu_only(NativeModel* a, NativeModel* b, const char* what) {
+  if ((a && a->device()) || (b && b->device()))
+    throw minielm::Error("MINIELM_UNSUPPORTED", std::string(what) +
+                                                    " does not run on a CUDA device yet; use models on device 'cpu' for it");
+}
+
 // Keeps up to two models busy (and their JS objects alive) until the job has finished.
 class TwoModelWorker : public PromiseWorker {
  public:
@@ -70,7 +78,10 @@ class DistillWorker : public TwoModelWorker {
       : TwoModelWorker(env, s, vs, t, vt), batch_(std::move(b)), o_(o), opt_(opt) {}
 
  protected:
-  void Run() override { r_ = minielm::loss::distill_step(*a_->raw(), *b_->raw(), batch_.view(), o_, opt_); }
+  void Run() override {
+    cpu_only(a_, b_, "distillStep");
+    r_ = minielm::loss::distill_step(*a_->raw(), *b_->raw(), batch_.view(), o_, opt_);
+  }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = stats_to_js(env, r_.step);
     o.Set("kl", r_.divergence);
@@ -110,6 +121,7 @@ class DpoWorker : public TwoModelWorker {
 
  protected:
   void Run() override {
+    cpu_only(a_, b_, "dpoStep");
     r_ = minielm::loss::dpo_step(*a_->raw(), b_ ? b_->raw() : nullptr, ref_logps_.empty() ? nullptr : ref_logps_.data(),
                                  batch_.view(), o_, opt_);
   }
@@ -217,6 +229,7 @@ class GrpoWorker : public TwoModelWorker {
 
  protected:
   void Run() override {
+    cpu_only(a_, b_, "grpoStep");
     r_ = minielm::loss::grpo_step(*a_->raw(), b_ ? b_->raw() : nullptr, ref_.empty() ? nullptr : ref_.data(),
                                   old_.empty() ? nullptr : old_.data(), batch_.view(), rewards_.data(), o_, opt_);
   }
@@ -279,6 +292,7 @@ class LogpWorker : public ModelWorker {
 
  protected:
   void Run() override {
+    cpu_only(owner_, nullptr, PerToken ? "tokenLogProbs" : "sequenceLogProbs");
     if (PerToken) {
       out_.resize(static_cast<size_t>(batch_.B * batch_.T));
       minielm::loss::model_token_logps(*owner_->raw(), batch_.view(), out_.data());

@@ -17,6 +17,7 @@
 #include "../core/error.h"
 #include "../core/gemm.h"
 #include "../core/threads.h"
+#include "../cuda/device.h"
 #include "../model/gpt2.h"
 #include "parse.h"
 
@@ -291,6 +292,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel>, public GuardedMethods<
                            InstanceMethod("trainScore", &NativeModel::G<&NativeModel::TrainScore>, kMethodAttrs),
                            InstanceMethod("cancel", &NativeModel::G<&NativeModel::Cancel>, kMethodAttrs),
                            InstanceMethod("dispose", &NativeModel::G<&NativeModel::Dispose>, kMethodAttrs),
+                           InstanceMethod("toDevice", &NativeModel::G<&NativeModel::ToDevice>, kMethodAttrs),
+                           InstanceMethod("device", &NativeModel::G<&NativeModel::Device>, kMethodAttrs),
                        });
   }
 
@@ -303,7 +306,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel>, public GuardedMethods<
   }
 
   // The finalizer of a model dropped without dispose() frees it the same way as dispose().
-  ~NativeModel() override { free_off_thread(std::move(model_)); }
+  ~NativeModel() override {
+    device_.reset();
+    free_off_thread(std::move(model_));
+  }
 
   void construct(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -334,6 +340,33 @@ class NativeModel : public Napi::ObjectWrap<NativeModel>, public GuardedMethods<
   void arm_cancel() { cancel_.store(false); }
   std::atomic<bool>& cancel_flag() { return cancel_; }
   Model* raw() { return model_.get(); }
+
+  // ---- the device copy (native/cuda/device.h) ----
+  // With a device copy the host model stays the source of truth for reads and writes from JS and for
+  // checkpoints: a device training job marks the host stale (downloaded before the next host read), a host
+  // write marks the device stale (uploaded before the next device job). Both run inside a job (the model is
+  // busy) or on the JS thread while no job runs, so they never race.
+  minielm::cuda::DeviceModel* device() { return device_.get(); }
+  void set_device(std::unique_ptr<minielm::cuda::DeviceModel> d) {
+    device_ = std::move(d);
+    host_stale_ = device_stale_ = false;
+  }
+  void before_host_read() {
+    if (device_ && host_stale_) {
+      device_->download();
+      host_stale_ = false;
+    }
+  }
+  void after_host_write() {
+    if (device_) device_stale_ = true;
+  }
+  void before_device_job() {
+    if (device_ && device_stale_) {
+      device_->upload();
+      device_stale_ = false;
+    }
+  }
+  void after_device_train() { host_stale_ = true; }
 
  private:
   Napi::Value Tensors(const Napi::CallbackInfo& info) {
@@ -378,6 +411,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel>, public GuardedMethods<
     if (busy_.load()) throw_js(env, "MINIELM_BUSY", "the model is running a job; await it before reading tensors");
     int64_t size = 0;
     float* p = tensor_ptr(env, string_arg(env, info[0], "readTensor: kind"), string_arg(env, info[1], "readTensor: name"), &size);
+    to_js(env, [&] {
+      before_host_read();
+      return 0;
+    });
     Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(size));
     std::copy(p, p + size, out.Data());
     return out;
@@ -392,7 +429,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel>, public GuardedMethods<
     Napi::Float32Array src = float32_arg(env, info[2], "writeTensor: data for '" + name + "'");
     if (static_cast<int64_t>(src.ElementLength()) != size)
       throw_js(env, "MINIELM_INVALID_ARGUMENT", "tensor '" + name + "' has " + std::to_string(size) + " elements, got " + std::to_string(src.ElementLength()));
+    to_js(env, [&] {
+      before_host_read();  // the tensors not written here must not be lost to a later upload
+      return 0;
+    });
     std::copy(src.Data(), src.Data() + size, p);
+    after_host_write();
     return env.Undefined();
   }
 
@@ -435,6 +477,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel>, public GuardedMethods<
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     if (busy_.load()) throw_js(info.Env(), "MINIELM_BUSY", "cannot dispose a model while a job runs");
+    device_.reset();
     free_off_thread(std::move(model_));
     return info.Env().Undefined();
   }
@@ -452,16 +495,27 @@ class NativeModel : public Napi::ObjectWrap<NativeModel>, public GuardedMethods<
     }
   }
 
+  Napi::Value Device(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    model(env);
+    return Napi::String::New(env, device_ ? "cuda:" + std::to_string(device_->device()) : std::string("cpu"));
+  }
+  Napi::Value ToDevice(const Napi::CallbackInfo& info);
   Napi::Value Forward(const Napi::CallbackInfo& info);
   Napi::Value Train(const Napi::CallbackInfo& info);
   Napi::Value Score(const Napi::CallbackInfo& info);
   Napi::Value TrainScore(const Napi::CallbackInfo& info);
 
   std::unique_ptr<Model> model_;
+  std::unique_ptr<minielm::cuda::DeviceModel> device_;  // declared after model_: it refers to it
+  bool host_stale_ = false, device_stale_ = false;
   std::atomic<bool> busy_{false};
   std::atomic<bool> cancel_{false};
 };
 
+
+constexpr const char* kNoScoreOnDevice =
+    "the score head (relevance scorer) does not run on a CUDA device yet; keep the scorer on device 'cpu'";
 
 // Holds a reference to the JS model object so it cannot be collected while the job runs.
 class ModelWorker : public PromiseWorker {
@@ -484,6 +538,21 @@ class ForwardWorker : public ModelWorker {
  protected:
   void Run() override {
     Batch batch = b_.view();
+    if (minielm::cuda::DeviceModel* d = owner_->device()) {
+      owner_->before_device_job();
+      const int64_t BT = b_.B * b_.T;
+      if (want_logits_) {
+        logits_.resize(static_cast<size_t>(BT * m_->config().vocab_size));
+        d->forward(batch, logits_.data());
+      }
+      if (batch.targets) {
+        losses_.resize(static_cast<size_t>(BT));
+        loss_sum_ = d->cross_entropy(batch, losses_.data());
+        weight_ = 0;
+        for (int64_t i = 0; i < BT; ++i) weight_ += batch.loss_weight ? batch.loss_weight[i] : 1.0;
+      }
+      return;
+    }
     m_->forward(batch);
     if (want_logits_) {
       const float* l = m_->logits();
@@ -551,7 +620,13 @@ class TrainWorker : public ModelWorker {
       }
       std::vector<Batch> views;
       for (auto& b : step) views.push_back(b.view());
-      results_.push_back(m_->train_step(views, opt_));
+      if (minielm::cuda::DeviceModel* d = owner_->device()) {
+        owner_->before_device_job();
+        owner_->after_device_train();  // before the step: a step that throws half-way may have moved the weights
+        results_.push_back(d->train_step(views, opt_));
+      } else {
+        results_.push_back(m_->train_step(views, opt_));
+      }
     }
   }
   Napi::Value Result(Napi::Env env) override { return steps_to_js(env, results_, aborted_); }
@@ -588,6 +663,39 @@ inline Napi::Value NativeModel::Train(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// Makes the model's device copy (allocation and upload run off the JS thread).
+class ToDeviceWorker : public ModelWorker {
+ public:
+  ToDeviceWorker(Napi::Env env, NativeModel* owner, Napi::Object self, int index)
+      : ModelWorker(env, owner, self), index_(index) {}
+
+ protected:
+  void Run() override {
+    if (owner_->device()) {
+      if (owner_->device()->device() == index_) return;
+      throw minielm::Error("MINIELM_INVALID_ARGUMENT", "this model already lives on cuda:" + std::to_string(owner_->device()->device()));
+    }
+    made_ = std::make_unique<minielm::cuda::DeviceModel>(*owner_->raw(), index_);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    if (made_) owner_->set_device(std::move(made_));
+    return env.Undefined();
+  }
+
+ private:
+  int index_;
+  std::unique_ptr<minielm::cuda::DeviceModel> made_;
+};
+
+inline Napi::Value NativeModel::ToDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int index = static_cast<int>(int_arg(env, info[0], "toDevice: index", 0, 1023));
+  acquire(env);
+  auto* w = new ToDeviceWorker(env, this, info.This().As<Napi::Object>(), index);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
 
 // Score head: one scalar per sequence (relevance scorer), off the main thread.
 class ScoreWorker : public ModelWorker {
@@ -597,6 +705,7 @@ class ScoreWorker : public ModelWorker {
 
  protected:
   void Run() override {
+    if (owner_->device()) throw minielm::Error("MINIELM_UNSUPPORTED", kNoScoreOnDevice);
     scores_.resize(static_cast<size_t>(b_.B));
     m_->score_forward(b_.view(), scores_.data());
   }
@@ -633,6 +742,7 @@ class TrainScoreWorker : public ModelWorker {
 
  protected:
   void Run() override {
+    if (owner_->device()) throw minielm::Error("MINIELM_UNSUPPORTED", kNoScoreOnDevice);
     for (size_t i = 0; i < batches_.size(); ++i) {
       if (owner_->cancel_flag().load()) {
         aborted_ = true;

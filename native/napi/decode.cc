@@ -103,7 +103,14 @@ class GenerateWorker : public ModelWorker {
       : ModelWorker(env, owner, self), prompts_(std::move(prompts)), opt_(opt) {}
 
  protected:
-  void Run() override { out_ = minielm::decode::generate(*owner_->raw(), prompts_, opt_); }
+  void Run() override {
+    if (minielm::cuda::DeviceModel* d = owner_->device()) {
+      owner_->before_device_job();
+      out_ = d->generate(prompts_, opt_);
+      return;
+    }
+    out_ = minielm::decode::generate(*owner_->raw(), prompts_, opt_);
+  }
 
   Napi::Value Result(Napi::Env env) override {
     Napi::Array all = Napi::Array::New(env, out_.size());

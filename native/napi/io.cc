@@ -159,6 +159,8 @@ class FileReadWorker : public ModelWorker {
 
  protected:
   void Run() override {
+    owner_->before_host_read();  // the tensors the file does not hold must not be lost to the next upload
+    owner_->after_host_write();
     Fd f;
     f.fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (f.fd < 0) io_error(path_, "cannot open");
@@ -203,6 +205,7 @@ class FileWriteWorker : public ModelWorker {
 
  protected:
   void Run() override {
+    owner_->before_host_read();
     Fd f;
     f.fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (f.fd < 0) io_error(path_, "cannot create");
@@ -236,6 +239,7 @@ class ReadWorker : public ModelWorker {
 
  protected:
   void Run() override {
+    owner_->before_host_read();
     for (const Slot& s : slots_) std::memcpy(bytes_ + s.offset, s.data, static_cast<size_t>(s.size) * 4);
   }
   Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
@@ -255,6 +259,8 @@ class WriteWorker : public ModelWorker {
 
  protected:
   void Run() override {
+    owner_->before_host_read();
+    owner_->after_host_write();
     for (const Slot& s : slots_) {
       if (!convert(bytes_ + s.offset, s.dtype, s.data, s.size)) {
         bad_ = s.name;
