@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import type { ModelConfig, OptimizerOptions, StepResult, ForwardResult } from './model/model.ts';
 import type { DistillOptions, DistillStepResult, DpoOptions, DpoStepResult, GrpoOptions, GrpoStepResult } from './model/align.ts';
 import type { GenerateOptions, DecodingStrategy } from './model/generate.ts';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fromNative } from './errors.ts';
 
@@ -176,7 +176,7 @@ const require = createRequire(import.meta.url);
  */
 function cmakeAddon(): string | undefined {
   const forced = process.env.MINIELM_ADDON;
-  if (forced) return forced;
+  if (forced) return resolve(forced);
   for (const dir of [root, join(root, '..')]) {
     const cm = join(dir, 'build-cmake', 'Release', 'minielm.node');
     if (!existsSync(cm)) continue;
