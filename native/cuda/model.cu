@@ -159,6 +159,15 @@ struct DeviceModel::Impl {
   int64_t B_ = 0, T_ = 0;
 
   Impl(Gpt2<float>& h, int d) : host(h), dev(d), cfg(h.config()), N(h.num_params()) {
+    // What the device kernels take (attention.cu: head sizes 32 / 64 / 128, 16-byte aligned rows).
+    const int64_t hs = cfg.n_embd / cfg.n_head;
+    if (hs != 32 && hs != 64 && hs != 128)
+      throw Error("MINIELM_UNSUPPORTED", "the CUDA backend runs head sizes 32, 64 and 128 (n_embd / n_head); this model's is " +
+                                             std::to_string(hs) + ": keep it on device 'cpu'");
+    if (cfg.n_embd % 8 != 0)
+      throw Error("MINIELM_UNSUPPORTED", "the CUDA backend needs n_embd to be a multiple of 8, got " + std::to_string(cfg.n_embd));
+    if (cfg.score_head)
+      throw Error("MINIELM_UNSUPPORTED", "the score head (relevance scorer) does not run on a CUDA device yet; keep the scorer on device 'cpu'");
     require_device();
     int n = 0;
     cudaGetDeviceCount(&n);
