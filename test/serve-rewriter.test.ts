@@ -259,6 +259,30 @@ test('expand() merges the lists of the query and its rewrites and says which bro
   await rejects(r.expand(queries[0], fake, { k: 0 }), 'MINIELM_INVALID_ARGUMENT', /^k must/);
 });
 
+test("expand({ select: 'fresh' }) sends the candidates that bring products the query's list lacks", async () => {
+  const r = await load({ cacheSize: 0 });
+  const all = await r.rewrite(queries[0], { n: 8 });
+  assert.ok(all.length >= 4, `${all.length} candidates`);
+  // The query's list is [q1, q2]; the best-ranked candidate re-finds it, the others each bring one new product.
+  const listFor = (text: string): string[] => {
+    const i = all.findIndex((x) => x.text === text);
+    return i <= 0 ? ['q1', 'q2'] : ['q1', `new${i}`];
+  };
+  const fake: Retriever = { index: async () => undefined, search: async (texts) => texts.map(listFor) };
+  const e = await r.expand(queries[0], fake, { select: 'fresh', n: 8, send: 2, k: 2 });
+  assert.is(e.selection!.strategy, 'fresh');
+  assert.equal(e.selection!.candidates.map((x) => x.text), all.map((x) => x.text), 'every candidate decoded, best first');
+  assert.is(e.rewrites.length, 2);
+  assert.not.ok(e.rewrites.some((x) => x.text === all[0].text), 'the candidate that only re-finds the query\'s products is not sent');
+  assert.equal(e.rewrites.map((x) => x.text), [all[1].text, all[2].text], 'equally fresh candidates keep the model\'s order');
+  assert.equal(e.products.map((p) => p.id).sort(), ['new1', 'new2', 'q1', 'q2']);
+  // With the freshness weight at 0 it is the model's order again.
+  const top = await r.expand(queries[0], fake, { select: 'fresh', n: 8, send: 2, k: 2, freshWeight: 0 });
+  assert.equal(top.rewrites.map((x) => x.text), [all[0].text, all[1].text]);
+  await rejects(r.expand(queries[0], fake, { select: 'fresh', freshWeight: -1 }), 'MINIELM_INVALID_ARGUMENT', /freshWeight/);
+  await rejects(r.expand(queries[0], fake, { select: 'top', freshWeight: 1 }), 'MINIELM_INVALID_ARGUMENT', /freshWeight applies/);
+});
+
 test('every option is checked, with a coded error naming it', async () => {
   const bad: [Record<string, unknown>, string][] = [
     [{ weights: 'fp16' }, 'weights'], [{ maxBatch: 0 }, 'maxBatch'], [{ maxWaitMs: -1 }, 'maxWaitMs'], [{ cacheSize: 1.5 }, 'cacheSize'],

@@ -9,7 +9,8 @@ import { Tokenizer } from '../tokenizer/index.ts';
 import { evaluateCopyQuery, evaluateOffline } from '../eval/offline.ts';
 import { DEFAULT_MIN_GAIN, HOMEDEPOT_RELEVANT_RATING, gainThreshold, judgedRecall } from '../eval/judged.ts';
 import { evaluateProbes, HOMEDEPOT_PROBES } from '../eval/probes.ts';
-import { copyQuery, dropOneWord, modelRewriter, type RewritesFor } from '../eval/rewriters.ts';
+import { copyQuery, dropOneWord, freshRewriter, modelRewriter, type RewritesFor } from '../eval/rewriters.ts';
+import { DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT } from '../rewrite/select.ts';
 import { judgedQueriesBySide, loadEvaluationTable } from '../eval/splits.ts';
 import { coverageAtN } from '../eval/coverage.ts';
 import { evaluatePolicy } from '../rewrite/evaluate.ts';
@@ -62,6 +63,10 @@ Options:
                         (default 2); it must match the run the model came from
   --decoding D          judged, probes: catalog (default: what the pipeline uses — rewrite hygiene and only
                         words of the catalog's titles and training queries) | hygiene (no word list) | raw
+  --select S            judged: top (default: the n best rewrites) | fresh (decode --candidates rewrites and send
+                        the n that bring the most results the query's own top k lacks; lib/rewrite/select.ts)
+  --candidates N        judged, --select fresh: rewrites decoded per query (default ${DEFAULT_FRESH_CANDIDATES})
+  --fresh-weight W      judged, --select fresh: weight of new results against the model's rank (default ${DEFAULT_FRESH_WEIGHT})
   --out FILE            also write the results as JSON`;
 
 async function world(data: string, seed: number, relevanceModel?: string): Promise<PipelineWorld> {
@@ -114,7 +119,8 @@ export async function run(argv: string[]): Promise<number> {
     seed: { type: 'string', default: '1' }, queries: { type: 'string' }, n: { type: 'string', default: '10' },
     strategy: { type: 'string', default: 'beam' }, out: { type: 'string' },
     split: { type: 'string', default: 'dev' }, pool: { type: 'string', default: 'q2q' }, threshold: { type: 'string' }, k: { type: 'string', default: '10' }, shared: { type: 'string', default: '2' },
-    decoding: { type: 'string', default: 'catalog' },
+    decoding: { type: 'string', default: 'catalog' }, select: { type: 'string', default: 'top' }, candidates: { type: 'string', default: String(DEFAULT_FRESH_CANDIDATES) },
+    'fresh-weight': { type: 'string', default: String(DEFAULT_FRESH_WEIGHT) },
   } });
   const decoding = decodingMode(values.decoding);
   if (!values.model) throw invalidArgument('--model DIR is required (or --model copy for the copy-the-query baseline)');
@@ -197,14 +203,22 @@ async function runJudged(values: Record<string, string | boolean | undefined>, d
   if (queries.length === 0) console.error(`minielm eval judged: no ${split} query of ${path} has a judged product rated >= ${threshold}; the numbers below are over 0 queries`);
   const retriever = new Bm25Retriever();
   await retriever.index(table.products);
+  const select = str('select')!;
+  if (select !== 'top' && select !== 'fresh') throw invalidArgument(`--select must be top or fresh, got "${select}"`);
+  const candidates = intFlag('candidates', str('candidates')!, 1);
+  const weight = Number(str('fresh-weight'));
+  if (!Number.isFinite(weight) || weight < 0) throw invalidArgument(`--fresh-weight must be a number >= 0, got "${str('fresh-weight')}"`);
   const results: Record<string, unknown>[] = [];
   for (const dir of dirs) {
     const r = await loadRewriter(dir, o.decoding, async () => [...table.products.map((p) => p.title), ...table.train.map((p) => p.query)]);
-    const result = await judgedRecall(queries, r.rewriter(Math.max(1, o.n), o.strategy, o.seed), retriever, table.judged, { minGain, n: o.n, k, maxQueries: o.maxQueries });
-    const row = { model: r.name, data, split, pool, threshold, ...result };
+    const rewriter = select === 'fresh'
+      ? freshRewriter(r.rewriter(Math.max(candidates, o.n, 1), o.strategy, o.seed), retriever, { n: Math.max(1, o.n), k, weight })
+      : r.rewriter(Math.max(1, o.n), o.strategy, o.seed);
+    const result = await judgedRecall(queries, rewriter, retriever, table.judged, { minGain, n: o.n, k, maxQueries: o.maxQueries });
+    const row = { model: r.name, select, ...(select === 'fresh' ? { candidates, weight } : {}), data, split, pool, threshold, ...result };
     results.push(row);
     console.log(JSON.stringify({ ...row, examples: undefined }));
   }
-  if (values.out) await writeFileAtomic(values.out as string, `${JSON.stringify({ mode: 'judged', data, split, pool, threshold, k, n: o.n, seed: o.seed, shared, products: table.products.length, results }, null, 2)}\n`);
+  if (values.out) await writeFileAtomic(values.out as string, `${JSON.stringify({ mode: 'judged', data, split, pool, threshold, k, n: o.n, seed: o.seed, shared, select, products: table.products.length, results }, null, 2)}\n`);
   return 0;
 }

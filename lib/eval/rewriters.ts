@@ -5,6 +5,9 @@ import { generate, type GenerateOptions } from '../model/generate.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { promptIds, rewriteText } from '../rewrite/format.ts';
 import { invalidArgument } from '../errors.ts';
+import { selectFresh } from '../rewrite/select.ts';
+import { normaliseTokens } from './text-metrics.ts';
+import type { Retriever } from '../retrieval/types.ts';
 
 /**
  * Ranked rewrites (best first) of each query, one list per query in input order. A list may be empty
@@ -75,4 +78,41 @@ export function checkRewrites(rewrites: unknown, queries: readonly string[], who
     if (!Array.isArray(list) || list.some((r) => typeof r !== 'string')) throw invalidArgument(`${who} returned a non-list-of-strings for query ${i} ("${queries[i]}"); each entry must be a string[]`);
   });
   return rewrites as string[][];
+}
+
+export interface FreshRewriterOptions {
+  /** Rewrites sent per query. Default 10. */
+  n?: number;
+  /** Results per text the selection looks at (the engine's top k). Default 10. */
+  k?: number;
+  /** Weight of the share of new results against the model's rank (lib/rewrite/select.ts). Default 2. */
+  weight?: number;
+}
+
+/**
+ * Result-aware selection over another rewriter's candidates (e.g. a model's 30 best beams): the n that bring
+ * the most products the query's own top k (and the rewrites chosen before) do not (lib/rewrite/select.ts).
+ * The query itself and repeated texts among the candidates are dropped first.
+ */
+export function freshRewriter(candidates: RewritesFor, retriever: Retriever, options: FreshRewriterOptions = {}): RewritesFor {
+  const n = options.n ?? 10;
+  const k = options.k ?? 10;
+  if (!Number.isInteger(n) || n < 1) throw invalidArgument(`freshRewriter option n must be an integer >= 1, got ${n}`);
+  if (!Number.isInteger(k) || k < 1) throw invalidArgument(`freshRewriter option k must be an integer >= 1, got ${k}`);
+  return async (queries) => {
+    const pools = checkRewrites(await candidates(queries), queries, 'the candidate rewriter');
+    const out: string[][] = [];
+    for (let i = 0; i < queries.length; i++) {
+      const seen = new Set([normaliseTokens(queries[i]).join(' ')]);
+      const pool = pools[i].filter((t) => {
+        const key = normaliseTokens(t).join(' ');
+        if (key.length === 0 || seen.has(key)) return false;
+        seen.add(key);
+        return true;
+      });
+      const [own, ...lists] = await retriever.search([queries[i], ...pool], k);
+      out.push(selectFresh(own, lists, n, { weight: options.weight, k }).map((j) => pool[j]));
+    }
+    return out;
+  };
 }

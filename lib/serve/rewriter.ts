@@ -12,6 +12,7 @@ import { catalogWordConstraint, catalogWords, DEFAULT_HYGIENE, type RewriteHygie
 import type { Retriever } from '../retrieval/types.ts';
 import { LruCache } from './lru.ts';
 import { Bandit, type ArmPosterior, type BanditOptions } from './bandit.ts';
+import { DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT, selectFresh } from '../rewrite/select.ts';
 import { resolveDir } from '../util/atomic.ts';
 
 export interface RewriterOptions {
@@ -72,11 +73,15 @@ export interface ExpandOptions extends Omit<RewriteOptions, 'includeQuery'> {
   merge?: 'rrf' | 'interleave';
   /** Merged products returned at most. Default: all. */
   limit?: number;
-  /** Which rewrites go to the engine: 'all' (default), 'top' (the `send` best-ranked) or 'bandit' (`send` chosen by
-   * Thompson sampling on click feedback; needs the rewriter's bandit option). */
-  select?: 'all' | 'top' | 'bandit';
-  /** Rewrites sent to the engine with select 'top' or 'bandit' (k of the n decoded). Default 3. */
+  /** Which rewrites go to the engine: 'all' (default), 'top' (the `send` best-ranked), 'bandit' (`send` chosen by
+   * Thompson sampling on click feedback; needs the rewriter's bandit option) or 'fresh' (the `send` that bring the
+   * most products the query's own top k and the rewrites chosen before lack, lib/rewrite/select.ts; with 'fresh',
+   * n defaults to 30 candidates). */
+  select?: 'all' | 'top' | 'bandit' | 'fresh';
+  /** Rewrites sent to the engine with select 'top', 'bandit' (default 3) or 'fresh' (default 10). */
   send?: number;
+  /** select 'fresh': weight of the share of new results against the model's rank. Default 2. */
+  freshWeight?: number;
 }
 
 /** One impression's outcome for a rewrite expand({ select: 'bandit' }) sent: clicked = a product it brought was clicked. */
@@ -89,7 +94,7 @@ export interface RewriteFeedback {
 
 /** How expand() chose the rewrites it sent (absent for select 'all'). */
 export interface RewriteSelection {
-  strategy: 'top' | 'bandit';
+  strategy: 'top' | 'bandit' | 'fresh';
   /** Every rewrite decoded, best first; expansion.rewrites are the ones sent, in this order. */
   candidates: Rewrite[];
   /** 'bandit': the Thompson draw of each candidate. */
@@ -189,7 +194,7 @@ interface RunningBatch {
 
 const LOAD_OPTIONS = ['weights', 'device', 'threads', 'maxBatch', 'maxWaitMs', 'cacheSize', 'queueLimit', 'hygiene', 'words', 'maxNewTokens', 'bandit'];
 const REWRITE_OPTIONS = ['n', 'strategy', 'temperature', 'topP', 'seed', 'signal', 'includeQuery'];
-const EXPAND_OPTIONS = ['n', 'strategy', 'temperature', 'topP', 'seed', 'signal', 'k', 'merge', 'limit', 'select', 'send'];
+const EXPAND_OPTIONS = ['n', 'strategy', 'temperature', 'topP', 'seed', 'signal', 'k', 'merge', 'limit', 'select', 'send', 'freshWeight'];
 const FEEDBACK_KEYS = ['query', 'rewrite', 'clicked'];
 const HYGIENE_KEYS = ['noRepeatNgramSize', 'repetitionPenalty', 'minNewTokens'] as const;
 const SAMPLING_ONLY = ['temperature', 'topP', 'seed'] as const;
@@ -313,6 +318,13 @@ function closedError(): MinielmError {
   return new MinielmError('MINIELM_ABORTED', 'the rewriter was closed: load a new one (Rewriter.load) to rewrite again');
 }
 
+/** A retriever's answer checked: one id list per text, else an error naming what came back. */
+function checkLists(lists: unknown, count: number): string[][] {
+  if (!Array.isArray(lists) || lists.length !== count || lists.some((l) => !Array.isArray(l)))
+    throw invalidArgument(`the retriever returned ${Array.isArray(lists) ? `${lists.length} lists` : describe(lists)} for ${count} texts; search must return one id list per text`);
+  return lists as string[][];
+}
+
 export class Rewriter {
   readonly settings: Readonly<RewriterSettings>;
   readonly #model: Model;
@@ -422,25 +434,42 @@ export class Rewriter {
     if (merge !== 'rrf' && merge !== 'interleave') throw optionError('merge', `merge must be 'rrf' or 'interleave', got ${describe(merge)}`);
     const limit = intOption('limit', o.limit, 1, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
     const select = o.select ?? 'all';
-    if (select !== 'all' && select !== 'top' && select !== 'bandit') throw optionError('select', `select must be 'all', 'top' or 'bandit', got ${describe(select)}`);
-    if (select === 'all' && o.send !== undefined) throw optionError('send', "send applies to select 'top' or 'bandit'; leave it out for 'all'");
-    const send = intOption('send', o.send, 1, MAX_BEAMS, 3);
+    if (select !== 'all' && select !== 'top' && select !== 'bandit' && select !== 'fresh')
+      throw optionError('select', `select must be 'all', 'top', 'bandit' or 'fresh', got ${describe(select)}`);
+    if (select === 'all' && o.send !== undefined) throw optionError('send', "send applies to select 'top', 'bandit' or 'fresh'; leave it out for 'all'");
+    const send = intOption('send', o.send, 1, MAX_BEAMS, select === 'fresh' ? 10 : 3);
     if (select === 'bandit' && !this.#bandit) throw optionError('select', "select 'bandit' needs a bandit: Rewriter.load(dir, { bandit: { stateFile: 'bandit.json' } })");
-    const { k: _k, merge: _m, limit: _l, select: _s, send: _n, ...rewriteOptions } = o;
+    if (o.freshWeight !== undefined && select !== 'fresh') throw optionError('freshWeight', "freshWeight applies to select 'fresh'");
+    const freshWeight = o.freshWeight ?? DEFAULT_FRESH_WEIGHT;
+    if (typeof freshWeight !== 'number' || !Number.isFinite(freshWeight) || freshWeight < 0)
+      throw optionError('freshWeight', `freshWeight must be a finite number >= 0, got ${describe(o.freshWeight)}`);
+    const { k: _k, merge: _m, limit: _l, select: _s, send: _n, freshWeight: _w, ...rewriteOptions } = o;
+    if (select === 'fresh' && rewriteOptions.n === undefined) rewriteOptions.n = DEFAULT_FRESH_CANDIDATES;
     const [candidates] = await this.#rewriteMany([query], { ...rewriteOptions, includeQuery: false }, () => 'query');
     let rewrites = candidates, selection: RewriteSelection | undefined;
-    if (select !== 'all') {
-      // Chosen synchronously after the decode, so the same seed and call order give the same choices.
-      const drawn = select === 'bandit' && candidates.length > 0 ? this.#bandit!.select(collapse(query), candidates.map((r) => r.text), send) : undefined;
-      const chosen = new Set(drawn ? drawn.chosen : candidates.map((_, i) => i).slice(0, send));
-      rewrites = candidates.filter((_, i) => chosen.has(i));
-      selection = { strategy: select, candidates, ...(select === 'bandit' ? { samples: drawn?.samples ?? [] } : {}) };
+    let texts: string[], lists: string[][];
+    if (select === 'fresh') {
+      // Every candidate is searched once; the chosen ones' lists are reused for the merge.
+      const all = [collapse(query), ...candidates.map((r) => r.text)];
+      const found = checkLists(await retriever.search(all, k), all.length);
+      if (o.signal?.aborted) throw abortError(o.signal);
+      const chosen = selectFresh(found[0], found.slice(1), send, { weight: freshWeight, k });
+      rewrites = chosen.map((i) => candidates[i]);
+      texts = [all[0], ...rewrites.map((r) => r.text)];
+      lists = [found[0], ...chosen.map((i) => found[i + 1])];
+      selection = { strategy: 'fresh', candidates };
+    } else {
+      if (select !== 'all') {
+        // Chosen synchronously after the decode, so the same seed and call order give the same choices.
+        const drawn = select === 'bandit' && candidates.length > 0 ? this.#bandit!.select(collapse(query), candidates.map((r) => r.text), send) : undefined;
+        const chosen = new Set(drawn ? drawn.chosen : candidates.map((_, i) => i).slice(0, send));
+        rewrites = candidates.filter((_, i) => chosen.has(i));
+        selection = { strategy: select, candidates, ...(select === 'bandit' ? { samples: drawn?.samples ?? [] } : {}) };
+      }
+      texts = [collapse(query), ...rewrites.map((r) => r.text)];
+      lists = checkLists(await retriever.search(texts, k), texts.length);
+      if (o.signal?.aborted) throw abortError(o.signal);
     }
-    const texts = [collapse(query), ...rewrites.map((r) => r.text)];
-    const lists = await retriever.search(texts, k);
-    if (!Array.isArray(lists) || lists.length !== texts.length || lists.some((l) => !Array.isArray(l)))
-      throw invalidArgument(`the retriever returned ${Array.isArray(lists) ? `${lists.length} lists` : describe(lists)} for ${texts.length} texts; search must return one id list per text`);
-    if (o.signal?.aborted) throw abortError(o.signal);
     return { query: texts[0], rewrites, products: mergeLists(texts, lists, merge).slice(0, limit), ...(selection ? { selection } : {}) };
   }
 
