@@ -101,6 +101,19 @@ __device__ __forceinline__ void stg32(bf16* p, uint32_t v) { *reinterpret_cast<u
 __device__ __forceinline__ float bf_lo(uint32_t u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float bf_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
 
+// ---- masking and normalisers ---------------------------------------------------------------------------
+// Additive bias of key j: 0 when visible by the padding mask (and < T), -inf otherwise.
+__device__ __forceinline__ float key_bias(const uint8_t* km, int j, int T) {
+  return (j < T && (km == nullptr || km[j] != 0)) ? 0.f : -INFINITY;
+}
+// A score scaled to base 2 (sl2 = scale * log2e) plus the key bias; -inf where the key is causally hidden.
+__device__ __forceinline__ float masked_score(bool visible, float s, float sl2, float bias) {
+  return visible ? fmaf(s, sl2, bias) : -INFINITY;
+}
+// The backward's base-2 normaliser of a query row from its lse: +inf for a row with no visible key (lse =
+// -inf), so that exp2(s - lse2) = 0 there.
+__device__ __forceinline__ float lse2_of(float l) { return l > -INFINITY ? l * kLog2e : INFINITY; }
+
 // ---- tile loaders ---------------------------------------------------------------------------------------
 // Rows [row0, row0 + ROWS) of a [T, stride] bf16 matrix (HS columns from `src`) into dst [ROWS][HS + 8];
 // rows >= T are zero-filled. Issues cp.async only (the caller commits).
@@ -117,12 +130,95 @@ __device__ __forceinline__ void load_rows(bf16* dst, const bf16* src, int64_t st
     cp_async16(dst + r * LD + k * 8, src + static_cast<int64_t>(ok ? gr : 0) * stride + k * 8, ok);
   }
 }
-// Additive key bias for keys [k0, k0 + n): 0 when visible by the padding mask (and < T), -inf otherwise.
+// key_bias of keys [k0, k0 + n) into dst. (Spelled out rather than calling key_bias: as a call it compiles to
+// equivalent but different code in the forward and dQ kernels.)
 __device__ __forceinline__ void load_key_bias(float* dst, const uint8_t* km, int k0, int n, int T) {
   for (int i = threadIdx.x; i < n; i += kThreads) {
     const int j = k0 + i;
     dst[i] = (j < T && (km == nullptr || km[j] != 0)) ? 0.f : -INFINITY;
   }
+}
+// Key tile [k0, k0 + BK) of the forward and dQ kernels into buffer `buf` of their double-buffered Ks, Vs
+// ([2][BK][HS + 8]) and kbias ([2][BK]): K and V rows by cp.async (not committed), the key biases.
+template <int HS, int BK>
+__device__ __forceinline__ void load_kv_tile(bf16* Ks, bf16* Vs, float* kbias, int buf, const bf16* kg,
+                                             const bf16* vg, int64_t C3, const uint8_t* km, int k0, int T) {
+  constexpr int LD = HS + 8;
+  load_rows<HS, BK>(Ks + buf * BK * LD, kg, C3, k0, T);
+  load_rows<HS, BK>(Vs + buf * BK * LD, vg, C3, k0, T);
+  load_key_bias(kbias + buf * BK, km, k0, BK, T);
+}
+// One step of the double-buffered tile loop: issues the next tile's loads (`load_next`, when `more`) as a new
+// cp.async group, waits for the current tile's group, then a block barrier.
+template <class F>
+__device__ __forceinline__ void prefetch_and_wait(bool more, F&& load_next) {
+  if (more) {
+    load_next();
+    cp_async_commit();
+    cp_async_wait<1>();
+  } else {
+    cp_async_wait<0>();
+  }
+  __syncthreads();
+}
+
+// ---- warp-level tile GEMMs (mma.m16n8k16; g = lane / 4, t = lane % 4) -----------------------------------
+template <int N>
+__device__ __forceinline__ void zero_frags(float (&f)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) f[i][0] = f[i][1] = f[i][2] = f[i][3] = 0.f;
+}
+// A fragment of a 16 x 16 block of a shared [rows][LD] tile, p at (row g, column 2t) of the block.
+template <int LD>
+__device__ __forceinline__ void lds_a_frag(uint32_t (&a)[4], const bf16* p) {
+  a[0] = lds32(p);
+  a[1] = lds32(p + 8 * LD);
+  a[2] = lds32(p + 8);
+  a[3] = lds32(p + 8 * LD + 8);
+}
+// acc = A B^T over k = HS (acc [N / 8][4] is zeroed first): A the warp's 16 rows of a shared tile (a_rows at
+// row g, column 2t), B rows [0, N) of a shared tile (b_cols at row 0, column 2t). k steps outer, n tiles inner.
+template <int HS, int N, int LD>
+__device__ __forceinline__ void mma_abt(float (&acc)[N / 8][4], const bf16* a_rows, const bf16* b_cols, int g) {
+  zero_frags(acc);
+#pragma unroll
+  for (int ks = 0; ks < HS / 16; ++ks) {
+    uint32_t a[4];
+    lds_a_frag<LD>(a, a_rows + ks * 16);
+#pragma unroll
+    for (int nt = 0; nt < N / 8; ++nt) {
+      const bf16* br = b_cols + (nt * 8 + g) * LD + ks * 16;
+      mma_bf16(acc[nt], a, lds32(br), lds32(br + 8));
+    }
+  }
+}
+// acc [HS / 8][4] += P B over k = N: P the warp's 16 x N fp32 accumulators (C tiles 2kk and 2kk + 1 become the
+// bf16 A fragment of k step kk), B rows [0, N) x HS columns of the shared tile b_tile (k runs along its rows:
+// ldmatrix.trans).
+template <int HS, int N, int LD>
+__device__ __forceinline__ void mma_pb(float (&acc)[HS / 8][4], const float (&p)[N / 8][4], const bf16* b_tile,
+                                       int lane) {
+#pragma unroll
+  for (int kk = 0; kk < N / 16; ++kk) {
+    const uint32_t a[4] = {pack_bf16(p[2 * kk][0], p[2 * kk][1]), pack_bf16(p[2 * kk][2], p[2 * kk][3]),
+                           pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                           pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+    const bf16* brow = b_tile + (kk * 16 + (lane & 15)) * LD + (lane >> 4) * 8;
+#pragma unroll
+    for (int dp = 0; dp < HS / 16; ++dp) {
+      uint32_t b0, b1, b2, b3;
+      ldsm_x4_trans(b0, b1, b2, b3, brow + dp * 16);
+      mma_bf16(acc[2 * dp], a, b0, b1);
+      mma_bf16(acc[2 * dp + 1], a, b2, b3);
+    }
+  }
+}
+// Stores row g (R = 0) or g + 8 (R = 2) of the accumulators f [HS / 8][4], times mul, as bf16 pairs at `row`
+// (already at column 2t).
+template <int HS, int R>
+__device__ __forceinline__ void store_frag_row(bf16* row, const float (&f)[HS / 8][4], float mul) {
+#pragma unroll
+  for (int nd = 0; nd < HS / 8; ++nd) stg32(row + nd * 8, pack_bf16(f[nd][R] * mul, f[nd][R + 1] * mul));
 }
 
 // ---- forward --------------------------------------------------------------------------------------------
@@ -155,9 +251,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(bf16* out, float* ls
 
   load_rows<HS, BQ>(Qs, qg, C3, q0, T);
   cp_async_commit();
-  load_rows<HS, BK>(Ks, kg, C3, 0, T);
-  load_rows<HS, BK>(Vs, vg, C3, 0, T);
-  load_key_bias(kbias, km, 0, BK, T);
+  load_kv_tile<HS, BK>(Ks, Vs, kbias, 0, kg, vg, C3, km, 0, T);
   cp_async_commit();
   cp_async_wait<1>();  // the Q group is complete
   __syncthreads();
@@ -166,34 +260,18 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(bf16* out, float* ls
   uint32_t qf[HS / 16][4];
   {
     const bf16* r0 = Qs + (warp * 16 + g) * LD + 2 * t;
-    const bf16* r1 = r0 + 8 * LD;
 #pragma unroll
-    for (int ks = 0; ks < HS / 16; ++ks) {
-      qf[ks][0] = lds32(r0 + ks * 16);
-      qf[ks][1] = lds32(r1 + ks * 16);
-      qf[ks][2] = lds32(r0 + ks * 16 + 8);
-      qf[ks][3] = lds32(r1 + ks * 16 + 8);
-    }
+    for (int ks = 0; ks < HS / 16; ++ks) lds_a_frag<LD>(qf[ks], r0 + ks * 16);
   }
   const int qi0 = q0 + warp * 16 + g, qi1 = qi0 + 8;  // this thread's two query rows
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
   float o[HS / 8][4];
-#pragma unroll
-  for (int nd = 0; nd < HS / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
+  zero_frags(o);
 
   for (int kt = 0; kt < nkt; ++kt) {
     const int buf = kt & 1;
-    if (kt + 1 < nkt) {
-      const int nb = buf ^ 1, k1 = (kt + 1) * BK;
-      load_rows<HS, BK>(Ks + nb * BK * LD, kg, C3, k1, T);
-      load_rows<HS, BK>(Vs + nb * BK * LD, vg, C3, k1, T);
-      load_key_bias(kbias + nb * BK, km, k1, BK, T);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    prefetch_and_wait(kt + 1 < nkt,
+                      [&] { load_kv_tile<HS, BK>(Ks, Vs, kbias, buf ^ 1, kg, vg, C3, km, (kt + 1) * BK, T); });
     const bf16* Kb = Ks + buf * BK * LD;
     const bf16* Vb = Vs + buf * BK * LD;
     const float* kb = kbias + buf * BK;
@@ -216,8 +294,8 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(bf16* out, float* ls
       for (int e = 0; e < 2; ++e) {
         const int c = nt * 8 + 2 * t + e, j = k0 + c;
         const float bias = kb[c];
-        s[nt][e] = j <= qi0 ? fmaf(s[nt][e], sl2, bias) : -INFINITY;
-        s[nt][2 + e] = j <= qi1 ? fmaf(s[nt][2 + e], sl2, bias) : -INFINITY;
+        s[nt][e] = masked_score(j <= qi0, s[nt][e], sl2, bias);
+        s[nt][2 + e] = masked_score(j <= qi1, s[nt][2 + e], sl2, bias);
         mx0 = fmaxf(mx0, s[nt][e]);
         mx1 = fmaxf(mx1, s[nt][2 + e]);
       }
@@ -251,20 +329,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(bf16* out, float* ls
       l1 += s[nt][2] + s[nt][3];
     }
     // O += P V: P from the S accumulators (bf16), V via ldmatrix.trans (k = key rows, n = head dims).
-#pragma unroll
-    for (int kk = 0; kk < BK / 16; ++kk) {
-      const uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      const bf16* vrow = Vb + (kk * 16 + (lane & 15)) * LD + (lane >> 4) * 8;
-#pragma unroll
-      for (int dp = 0; dp < HS / 16; ++dp) {
-        uint32_t b0, b1, b2, b3;
-        ldsm_x4_trans(b0, b1, b2, b3, vrow + dp * 16);
-        mma_bf16(o[2 * dp], a, b0, b1);
-        mma_bf16(o[2 * dp + 1], a, b2, b3);
-      }
-    }
+    mma_pb<HS, BK, LD>(o, s, Vb, lane);
     __syncthreads();  // everyone is done with this buffer before it is refilled
   }
 
@@ -276,16 +341,12 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(bf16* out, float* ls
   const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
   const int64_t obase = static_cast<int64_t>(b) * T;
   if (qi0 < T) {
-    bf16* orow = out + (obase + qi0) * C + static_cast<int64_t>(h) * HS + 2 * t;
-#pragma unroll
-    for (int nd = 0; nd < HS / 8; ++nd) stg32(orow + nd * 8, pack_bf16(o[nd][0] * inv0, o[nd][1] * inv0));
+    store_frag_row<HS, 0>(out + (obase + qi0) * C + static_cast<int64_t>(h) * HS + 2 * t, o, inv0);
     if (t == 0)
       lse[(static_cast<int64_t>(b) * NH + h) * T + qi0] = l0 > 0.f ? (m0 + log2f(l0)) * kLn2 : -INFINITY;
   }
   if (qi1 < T) {
-    bf16* orow = out + (obase + qi1) * C + static_cast<int64_t>(h) * HS + 2 * t;
-#pragma unroll
-    for (int nd = 0; nd < HS / 8; ++nd) stg32(orow + nd * 8, pack_bf16(o[nd][2] * inv1, o[nd][3] * inv1));
+    store_frag_row<HS, 2>(out + (obase + qi1) * C + static_cast<int64_t>(h) * HS + 2 * t, o, inv1);
     if (t == 0)
       lse[(static_cast<int64_t>(b) * NH + h) * T + qi1] = l1 > 0.f ? (m1 + log2f(l1)) * kLn2 : -INFINITY;
   }
@@ -319,8 +380,7 @@ __device__ __forceinline__ void load_q_tile(bf16* Qs, bf16* Os, float* L2, float
   load_rows<HS, BQ>(Os, dog, C, qt * BQ, T);
   for (int i = threadIdx.x; i < BQ; i += kThreads) {
     const int q = qt * BQ + i;
-    const float l = q < T ? lg[q] : -INFINITY;
-    L2[i] = l > -INFINITY ? l * kLog2e : INFINITY;
+    L2[i] = lse2_of(q < T ? lg[q] : -INFINITY);
     Dd[i] = q < T ? dg[q] : 0.f;
   }
 }
@@ -366,29 +426,20 @@ __global__ void __launch_bounds__(kThreads) attn_bwd_dkdv_kernel(bf16* dqkv, con
   cp_async_commit();
 
   const int j0 = k0 + warp * 16 + g, j1 = j0 + 8;  // this thread's two key rows
-  const float kb0 = (j0 < T && (km == nullptr || km[j0] != 0)) ? 0.f : -INFINITY;
-  const float kb1 = (j1 < T && (km == nullptr || km[j1] != 0)) ? 0.f : -INFINITY;
+  const float kb0 = key_bias(km, j0, T), kb1 = key_bias(km, j1, T);
   float dk[HS / 8][4], dv[HS / 8][4];
-#pragma unroll
-  for (int nd = 0; nd < HS / 8; ++nd) {
-    dk[nd][0] = dk[nd][1] = dk[nd][2] = dk[nd][3] = 0.f;
-    dv[nd][0] = dv[nd][1] = dv[nd][2] = dv[nd][3] = 0.f;
-  }
+  zero_frags(dk);
+  zero_frags(dv);
   const bf16* kr0 = Ks + (warp * 16 + g) * LD + 2 * t;
   const bf16* vr0 = Vs + (warp * 16 + g) * LD + 2 * t;
 
   for (int qt = qt0; qt < nqt; ++qt) {
     const int buf = (qt - qt0) & 1;
-    if (qt + 1 < nqt) {
+    prefetch_and_wait(qt + 1 < nqt, [&] {
       const int nb = buf ^ 1;
       load_q_tile<HS, BQ>(Qs + nb * BQ * LD, Os + nb * BQ * LD, L2 + nb * BQ, Dd + nb * BQ, qg, dog, lg, dg, C3, C,
                           qt + 1, T);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    });
     const bf16* Qb = Qs + buf * BQ * LD;
     const bf16* Ob = Os + buf * BQ * LD;
     const float* Lb = L2 + buf * BQ;
@@ -397,18 +448,7 @@ __global__ void __launch_bounds__(kThreads) attn_bwd_dkdv_kernel(bf16* dqkv, con
 
     // S^T = K Q^T (16 keys x BQ queries per warp).
     float s[BQ / 8][4];
-#pragma unroll
-    for (int nt = 0; nt < BQ / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-#pragma unroll
-    for (int ks = 0; ks < HS / 16; ++ks) {
-      const uint32_t a[4] = {lds32(kr0 + ks * 16), lds32(kr0 + 8 * LD + ks * 16), lds32(kr0 + ks * 16 + 8),
-                             lds32(kr0 + 8 * LD + ks * 16 + 8)};
-#pragma unroll
-      for (int nt = 0; nt < BQ / 8; ++nt) {
-        const bf16* qr = Qb + (nt * 8 + g) * LD + 2 * t + ks * 16;
-        mma_bf16(s[nt], a, lds32(qr), lds32(qr + 8));
-      }
-    }
+    mma_abt<HS, BQ, LD>(s, kr0, Qb + 2 * t, g);
     // P^T = exp2(S^T * scale * log2e - lse2[q]), 0 where masked (-inf) or lse2 = +inf.
 #pragma unroll
     for (int nt = 0; nt < BQ / 8; ++nt) {
@@ -416,39 +456,15 @@ __global__ void __launch_bounds__(kThreads) attn_bwd_dkdv_kernel(bf16* dqkv, con
       for (int e = 0; e < 2; ++e) {
         const int c = nt * 8 + 2 * t + e, q = q0 + c;
         const float L = Lb[c];
-        s[nt][e] = fast_exp2((j0 <= q ? fmaf(s[nt][e], sl2, kb0) : -INFINITY) - L);
-        s[nt][2 + e] = fast_exp2((j1 <= q ? fmaf(s[nt][2 + e], sl2, kb1) : -INFINITY) - L);
+        s[nt][e] = fast_exp2(masked_score(j0 <= q, s[nt][e], sl2, kb0) - L);
+        s[nt][2 + e] = fast_exp2(masked_score(j1 <= q, s[nt][2 + e], sl2, kb1) - L);
       }
     }
     // dV += P^T dO (k = query rows of dO: ldmatrix.trans).
-#pragma unroll
-    for (int kk = 0; kk < BQ / 16; ++kk) {
-      const uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      const bf16* orow = Ob + (kk * 16 + (lane & 15)) * LD + (lane >> 4) * 8;
-#pragma unroll
-      for (int dp = 0; dp < HS / 16; ++dp) {
-        uint32_t b0, b1, b2, b3;
-        ldsm_x4_trans(b0, b1, b2, b3, orow + dp * 16);
-        mma_bf16(dv[2 * dp], a, b0, b1);
-        mma_bf16(dv[2 * dp + 1], a, b2, b3);
-      }
-    }
+    mma_pb<HS, BQ, LD>(dv, s, Ob, lane);
     // dP^T = V dO^T.
     float dpt[BQ / 8][4];
-#pragma unroll
-    for (int nt = 0; nt < BQ / 8; ++nt) dpt[nt][0] = dpt[nt][1] = dpt[nt][2] = dpt[nt][3] = 0.f;
-#pragma unroll
-    for (int ks = 0; ks < HS / 16; ++ks) {
-      const uint32_t a[4] = {lds32(vr0 + ks * 16), lds32(vr0 + 8 * LD + ks * 16), lds32(vr0 + ks * 16 + 8),
-                             lds32(vr0 + 8 * LD + ks * 16 + 8)};
-#pragma unroll
-      for (int nt = 0; nt < BQ / 8; ++nt) {
-        const bf16* orr = Ob + (nt * 8 + g) * LD + 2 * t + ks * 16;
-        mma_bf16(dpt[nt], a, lds32(orr), lds32(orr + 8));
-      }
-    }
+    mma_abt<HS, BQ, LD>(dpt, vr0, Ob + 2 * t, g);
     // dS^T = P^T (dP^T - D[q]) (unscaled; the softmax scale is applied to dK at the end).
 #pragma unroll
     for (int nt = 0; nt < BQ / 8; ++nt) {
@@ -460,20 +476,7 @@ __global__ void __launch_bounds__(kThreads) attn_bwd_dkdv_kernel(bf16* dqkv, con
       }
     }
     // dK += dS^T Q (k = query rows of Q: ldmatrix.trans).
-#pragma unroll
-    for (int kk = 0; kk < BQ / 16; ++kk) {
-      const uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      const bf16* qrow = Qb + (kk * 16 + (lane & 15)) * LD + (lane >> 4) * 8;
-#pragma unroll
-      for (int dp = 0; dp < HS / 16; ++dp) {
-        uint32_t b0, b1, b2, b3;
-        ldsm_x4_trans(b0, b1, b2, b3, qrow + dp * 16);
-        mma_bf16(dk[2 * dp], a, b0, b1);
-        mma_bf16(dk[2 * dp + 1], a, b2, b3);
-      }
-    }
+    mma_pb<HS, BQ, LD>(dk, s, Qb, lane);
     __syncthreads();
   }
 
@@ -532,42 +535,28 @@ __global__ void __launch_bounds__(kThreads) attn_bwd_dq_kernel(bf16* dqkv, const
   load_rows<HS, BQ>(Qs, qg, C3, q0, T);
   load_rows<HS, BQ>(Os, dog, C, q0, T);
   cp_async_commit();
-  load_rows<HS, BK>(Ks, kg, C3, 0, T);
-  load_rows<HS, BK>(Vs, vg, C3, 0, T);
-  load_key_bias(kbias, km, 0, BK, T);
+  load_kv_tile<HS, BK>(Ks, Vs, kbias, 0, kg, vg, C3, km, 0, T);
   cp_async_commit();
 
   const int qi0 = q0 + warp * 16 + g, qi1 = qi0 + 8;
   float L0 = INFINITY, L1 = INFINITY, D0 = 0.f, D1 = 0.f;
   if (qi0 < T) {
-    const float l = lg[qi0];
-    L0 = l > -INFINITY ? l * kLog2e : INFINITY;
+    L0 = lse2_of(lg[qi0]);
     D0 = dg[qi0];
   }
   if (qi1 < T) {
-    const float l = lg[qi1];
-    L1 = l > -INFINITY ? l * kLog2e : INFINITY;
+    L1 = lse2_of(lg[qi1]);
     D1 = dg[qi1];
   }
   float dq[HS / 8][4];
-#pragma unroll
-  for (int nd = 0; nd < HS / 8; ++nd) dq[nd][0] = dq[nd][1] = dq[nd][2] = dq[nd][3] = 0.f;
+  zero_frags(dq);
   const bf16* qr0 = Qs + (warp * 16 + g) * LD + 2 * t;
   const bf16* or0 = Os + (warp * 16 + g) * LD + 2 * t;
 
   for (int kt = 0; kt < nkt; ++kt) {
     const int buf = kt & 1;
-    if (kt + 1 < nkt) {
-      const int nb = buf ^ 1, k1 = (kt + 1) * BK;
-      load_rows<HS, BK>(Ks + nb * BK * LD, kg, C3, k1, T);
-      load_rows<HS, BK>(Vs + nb * BK * LD, vg, C3, k1, T);
-      load_key_bias(kbias + nb * BK, km, k1, BK, T);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    prefetch_and_wait(kt + 1 < nkt,
+                      [&] { load_kv_tile<HS, BK>(Ks, Vs, kbias, buf ^ 1, kg, vg, C3, km, (kt + 1) * BK, T); });
     const bf16* Kb = Ks + buf * BK * LD;
     const bf16* Vb = Vs + buf * BK * LD;
     const float* kb = kbias + buf * BK;
@@ -575,18 +564,7 @@ __global__ void __launch_bounds__(kThreads) attn_bwd_dq_kernel(bf16* dqkv, const
 
     // S = Q K^T.
     float s[BK / 8][4];
-#pragma unroll
-    for (int nt = 0; nt < BK / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-#pragma unroll
-    for (int ks = 0; ks < HS / 16; ++ks) {
-      const uint32_t a[4] = {lds32(qr0 + ks * 16), lds32(qr0 + 8 * LD + ks * 16), lds32(qr0 + ks * 16 + 8),
-                             lds32(qr0 + 8 * LD + ks * 16 + 8)};
-#pragma unroll
-      for (int nt = 0; nt < BK / 8; ++nt) {
-        const bf16* kr = Kb + (nt * 8 + g) * LD + 2 * t + ks * 16;
-        mma_bf16(s[nt], a, lds32(kr), lds32(kr + 8));
-      }
-    }
+    mma_abt<HS, BK, LD>(s, qr0, Kb + 2 * t, g);
     // P.
 #pragma unroll
     for (int nt = 0; nt < BK / 8; ++nt) {
@@ -594,24 +572,13 @@ __global__ void __launch_bounds__(kThreads) attn_bwd_dq_kernel(bf16* dqkv, const
       for (int e = 0; e < 2; ++e) {
         const int c = nt * 8 + 2 * t + e, j = k0 + c;
         const float bias = kb[c];
-        s[nt][e] = fast_exp2((j <= qi0 ? fmaf(s[nt][e], sl2, bias) : -INFINITY) - L0);
-        s[nt][2 + e] = fast_exp2((j <= qi1 ? fmaf(s[nt][2 + e], sl2, bias) : -INFINITY) - L1);
+        s[nt][e] = fast_exp2(masked_score(j <= qi0, s[nt][e], sl2, bias) - L0);
+        s[nt][2 + e] = fast_exp2(masked_score(j <= qi1, s[nt][2 + e], sl2, bias) - L1);
       }
     }
     // dP = dO V^T.
     float dpv[BK / 8][4];
-#pragma unroll
-    for (int nt = 0; nt < BK / 8; ++nt) dpv[nt][0] = dpv[nt][1] = dpv[nt][2] = dpv[nt][3] = 0.f;
-#pragma unroll
-    for (int ks = 0; ks < HS / 16; ++ks) {
-      const uint32_t a[4] = {lds32(or0 + ks * 16), lds32(or0 + 8 * LD + ks * 16), lds32(or0 + ks * 16 + 8),
-                             lds32(or0 + 8 * LD + ks * 16 + 8)};
-#pragma unroll
-      for (int nt = 0; nt < BK / 8; ++nt) {
-        const bf16* vr = Vb + (nt * 8 + g) * LD + 2 * t + ks * 16;
-        mma_bf16(dpv[nt], a, lds32(vr), lds32(vr + 8));
-      }
-    }
+    mma_abt<HS, BK, LD>(dpv, or0, Vb + 2 * t, g);
     // dS = P (dP - D), then dQ += dS K (k = key rows of K: ldmatrix.trans).
 #pragma unroll
     for (int nt = 0; nt < BK / 8; ++nt) {
@@ -620,34 +587,13 @@ __global__ void __launch_bounds__(kThreads) attn_bwd_dq_kernel(bf16* dqkv, const
       s[nt][2] *= dpv[nt][2] - D1;
       s[nt][3] *= dpv[nt][3] - D1;
     }
-#pragma unroll
-    for (int kk = 0; kk < BK / 16; ++kk) {
-      const uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      const bf16* krow = Kb + (kk * 16 + (lane & 15)) * LD + (lane >> 4) * 8;
-#pragma unroll
-      for (int dp = 0; dp < HS / 16; ++dp) {
-        uint32_t b0, b1, b2, b3;
-        ldsm_x4_trans(b0, b1, b2, b3, krow + dp * 16);
-        mma_bf16(dq[2 * dp], a, b0, b1);
-        mma_bf16(dq[2 * dp + 1], a, b2, b3);
-      }
-    }
+    mma_pb<HS, BK, LD>(dq, s, Kb, lane);
     __syncthreads();
   }
 
   const int64_t rbase = static_cast<int64_t>(b) * T;
-  if (qi0 < T) {
-    bf16* row = dqkv + (rbase + qi0) * C3 + static_cast<int64_t>(h) * HS + 2 * t;
-#pragma unroll
-    for (int nd = 0; nd < HS / 8; ++nd) stg32(row + nd * 8, pack_bf16(dq[nd][0] * scale, dq[nd][1] * scale));
-  }
-  if (qi1 < T) {
-    bf16* row = dqkv + (rbase + qi1) * C3 + static_cast<int64_t>(h) * HS + 2 * t;
-#pragma unroll
-    for (int nd = 0; nd < HS / 8; ++nd) stg32(row + nd * 8, pack_bf16(dq[nd][2] * scale, dq[nd][3] * scale));
-  }
+  if (qi0 < T) store_frag_row<HS, 0>(dqkv + (rbase + qi0) * C3 + static_cast<int64_t>(h) * HS + 2 * t, dq, scale);
+  if (qi1 < T) store_frag_row<HS, 2>(dqkv + (rbase + qi1) * C3 + static_cast<int64_t>(h) * HS + 2 * t, dq, scale);
 }
 
 // ---- decode ---------------------------------------------------------------------------------------------

@@ -36,33 +36,48 @@ __device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ bf16 to_bf(float x) { return __float2bfloat16_rn(x); }
 
-// Warp and block reductions (blockDim.x a multiple of 32, at most 1024).
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+// Warp and block reductions (blockDim.x a multiple of 32, at most 1024): sums in float or double, max in float.
+// One butterfly (`warp_reduce`) and one two-level block scheme (`block_reduce`) serve all of them.
+namespace detail {
+struct SumOp {
+  template <class T>
+  __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};
+struct MaxOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+// Every lane gets op over the 32 lanes' v.
+template <class T, class Op>
+__device__ __forceinline__ T warp_reduce(T v, Op op) {
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-// `shared` holds at least 32 floats; every thread of the block gets the result.
-__device__ __forceinline__ float block_sum(float v, float* shared) {
+// `shared` holds at least 32 T; every thread of the block gets the result. `identity` pads the warps that
+// do not exist.
+template <class T, class Op>
+__device__ __forceinline__ T block_reduce(T v, T* shared, T identity, Op op) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-  v = warp_sum(v);
+  v = warp_reduce(v, op);
   __syncthreads();
   if (lane == 0) shared[warp] = v;
   __syncthreads();
-  v = lane < nw ? shared[lane] : 0.f;
-  return warp_sum(v);
+  v = lane < nw ? shared[lane] : identity;
+  return warp_reduce(v, op);
+}
+}  // namespace detail
+
+__device__ __forceinline__ float warp_sum(float v) { return detail::warp_reduce(v, detail::SumOp()); }
+__device__ __forceinline__ double warp_sum(double v) { return detail::warp_reduce(v, detail::SumOp()); }
+__device__ __forceinline__ float warp_max(float v) { return detail::warp_reduce(v, detail::MaxOp()); }
+// `shared` holds at least 32 floats (doubles); every thread of the block gets the result.
+__device__ __forceinline__ float block_sum(float v, float* shared) {
+  return detail::block_reduce(v, shared, 0.f, detail::SumOp());
+}
+__device__ __forceinline__ double block_sum(double v, double* shared) {
+  return detail::block_reduce(v, shared, 0.0, detail::SumOp());
 }
 __device__ __forceinline__ float block_max(float v, float* shared) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-  v = warp_max(v);
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = lane < nw ? shared[lane] : -INFINITY;
-  return warp_max(v);
+  return detail::block_reduce(v, shared, -INFINITY, detail::MaxOp());
 }
 
 }  // namespace cuda

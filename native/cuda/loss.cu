@@ -12,115 +12,22 @@
 // reading the row ends in a group barrier before the pass that writes it, and in that pass each element is
 // read, then written, by one thread.
 #include <algorithm>
-#include <atomic>
-#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <string>
-#include <type_traits>
 
 #include "kernels.cuh"
+#include "rows.cuh"
 
 namespace minielm {
 namespace cuda {
 namespace {
 
-// ---------------------------------------------------------------------------------------------------------
-// Host helpers (as in ops.cu).
-
-[[noreturn]] void bad_arg(const char* fn, const std::string& what) {
-  throw Error("MINIELM_INVALID_ARGUMENT", std::string("cuda::") + fn + ": " + what);
-}
-void check_size(const char* fn, const char* name, int64_t v) {
-  if (v < 0) bad_arg(fn, std::string(name) + " must be >= 0, got " + std::to_string(v));
-  if (v > INT32_MAX) bad_arg(fn, std::string(name) + " must fit int32, got " + std::to_string(v));
-}
-void check_ptr(const char* fn, const char* name, const void* p) {
-  if (!p) bad_arg(fn, std::string(name) + " is null");
-}
-
-int sm_count() {
-  int dev = 0;
-  MINIELM_CUDA_CHECK(cudaGetDevice(&dev));
-  static std::atomic<int> cache[64];
-  int c = dev >= 0 && dev < 64 ? cache[dev].load(std::memory_order_relaxed) : 0;
-  if (c <= 0) {
-    MINIELM_CUDA_CHECK(cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev));
-    if (c <= 0) c = 1;
-    if (dev >= 0 && dev < 64) cache[dev].store(c, std::memory_order_relaxed);
-  }
-  return c;
-}
-
-constexpr float kNegBig = -FLT_MAX;  // the max identity: finite, so exp(x - m) never sees inf - inf
+using namespace detail;  // rows.cuh: checks, sm_count, row groups, pack8 / unpack8
 
 // ---------------------------------------------------------------------------------------------------------
-// Row-group machinery (the same as ops.cu's; keep the two in step).
+// Row-group reductions and two-row passes used only here (the shared machinery: rows.cuh).
 
-__device__ __forceinline__ void unpack8(const uint4& u, float (&v)[8]) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const float2 f = __bfloat1622float2(h[k]);
-    v[2 * k] = f.x;
-    v[2 * k + 1] = f.y;
-  }
-}
-__device__ __forceinline__ uint4 pack8(const float (&v)[8]) {
-  uint4 u;
-  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&u);
-#pragma unroll
-  for (int k = 0; k < 4; ++k) h[k] = __floats2bfloat162_rn(v[2 * k], v[2 * k + 1]);
-  return u;
-}
-
-template <int G>
-struct Grp {
-  static constexpr int kBlock = G == 32 ? 256 : G;
-  static constexpr int kRowsPerBlock = G == 32 ? kBlock / 32 : 1;
-  __device__ static int rank() { return G == 32 ? static_cast<int>(threadIdx.x & 31) : static_cast<int>(threadIdx.x); }
-  __device__ static int64_t first_row() {
-    return G == 32 ? static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + (threadIdx.x >> 5) : static_cast<int64_t>(blockIdx.x);
-  }
-  __device__ static int64_t row_stride() { return static_cast<int64_t>(gridDim.x) * kRowsPerBlock; }
-  __device__ static void sync() {
-    if (G == 32) __syncwarp();
-    else __syncthreads();
-  }
-};
-
-__device__ __forceinline__ void online_add(float& m, float& s, float v) {
-  if (v > m) {
-    s = s * __expf(m - v) + 1.f;
-    m = v;
-  } else {
-    s += __expf(v - m);
-  }
-}
-__device__ __forceinline__ void online_merge(float& m, float& s, float m2, float s2) {
-  const float M = fmaxf(m, m2);
-  s = s * __expf(m - M) + s2 * __expf(m2 - M);
-  m = M;
-}
-template <int G>
-__device__ __forceinline__ void group_softmax(float& m, float& s, float* shm, float* shs) {
-  for (int o = 16; o > 0; o >>= 1) {
-    const float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
-    online_merge(m, s, m2, s2);
-  }
-  if (G > 32) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) shm[warp] = m, shs[warp] = s;
-    __syncthreads();
-    m = lane < G / 32 ? shm[lane] : kNegBig;
-    s = lane < G / 32 ? shs[lane] : 0.f;
-    for (int o = 16; o > 0; o >>= 1) {
-      const float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
-      online_merge(m, s, m2, s2);
-    }
-  }
-}
 // Max of two values over the group (`sh` holds 64 floats); every member gets both.
 template <int G>
 __device__ __forceinline__ void group_max2(float& a, float& b, float* sh) {
@@ -145,8 +52,7 @@ __device__ __forceinline__ void group_max2(float& a, float& b, float* sh) {
 template <int G, int N>
 __device__ __forceinline__ void group_sum_d(double (&v)[N], double* sh) {
 #pragma unroll
-  for (int k = 0; k < N; ++k)
-    for (int o = 16; o > 0; o >>= 1) v[k] += __shfl_xor_sync(0xffffffffu, v[k], o);
+  for (int k = 0; k < N; ++k) v[k] = warp_sum(v[k]);
   if (G > 32) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     __syncthreads();
@@ -157,36 +63,9 @@ __device__ __forceinline__ void group_sum_d(double (&v)[N], double* sh) {
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < N; ++k) {
-      v[k] = lane < G / 32 ? sh[k * 32 + lane] : 0.0;
-      for (int o = 16; o > 0; o >>= 1) v[k] += __shfl_xor_sync(0xffffffffu, v[k], o);
+      v[k] = warp_sum(lane < G / 32 ? sh[k * 32 + lane] : 0.0);
     }
   }
-}
-
-__device__ __forceinline__ int head_of(const void* p, int n) {
-  const int h = static_cast<int>(((16u - (static_cast<unsigned>(reinterpret_cast<uintptr_t>(p)) & 15u)) & 15u) >> 1);
-  return h < n ? h : n;
-}
-__device__ __forceinline__ bool same_phase(const void* a, const void* b) {
-  return ((reinterpret_cast<uintptr_t>(a) ^ reinterpret_cast<uintptr_t>(b)) & 15u) == 0;
-}
-
-// f(j, x[j]) over the elements this member owns.
-template <int G, class F>
-__device__ __forceinline__ void row_visit(const bf16* x, int n, F&& f) {
-  const int r = Grp<G>::rank();
-  const int h = head_of(x, n);
-  if (r < h) f(r, to_f(x[r]));
-  const int nv = (n - h) >> 3;
-  const uint4* xv = reinterpret_cast<const uint4*>(x + h);
-#pragma unroll 2
-  for (int k = r; k < nv; k += G) {
-    float v[8];
-    unpack8(xv[k], v);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) f(h + 8 * k + e, v[e]);
-  }
-  for (int j = h + 8 * nv + r; j < n; j += G) f(j, to_f(x[j]));
 }
 
 // f(j, x[j], y[j]).
@@ -211,38 +90,6 @@ __device__ __forceinline__ void row_visit2(const bf16* x, const bf16* y, int n, 
     for (int e = 0; e < 8; ++e) f(h + 8 * k + e, a[e], b[e]);
   }
   for (int j = h + 8 * nv + r; j < n; j += G) f(j, to_f(x[j]), to_f(y[j]));
-}
-
-// out[j] = f(j, x[j]) (out may alias x).
-template <int G, class F>
-__device__ __forceinline__ void row_map(const bf16* x, bf16* out, int n, F&& f) {
-  const int r = Grp<G>::rank();
-  if (!same_phase(x, out)) {
-    for (int j = r; j < n; j += G) out[j] = to_bf(f(j, to_f(x[j])));
-    return;
-  }
-  const int h = head_of(x, n);
-  if (r < h) out[r] = to_bf(f(r, to_f(x[r])));
-  const int nv = (n - h) >> 3;
-  const uint4* xv = reinterpret_cast<const uint4*>(x + h);
-  uint4* ov = reinterpret_cast<uint4*>(out + h);
-  for (int k = r; k < nv; k += 2 * G) {
-    const bool two = k + G < nv;
-    const uint4 u0 = xv[k];
-    const uint4 u1 = two ? xv[k + G] : make_uint4(0u, 0u, 0u, 0u);
-    float v[8];
-    unpack8(u0, v);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) v[e] = f(h + 8 * k + e, v[e]);
-    ov[k] = pack8(v);
-    if (two) {
-      unpack8(u1, v);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) v[e] = f(h + 8 * (k + G) + e, v[e]);
-      ov[k + G] = pack8(v);
-    }
-  }
-  for (int j = h + 8 * nv + r; j < n; j += G) out[j] = to_bf(f(j, to_f(x[j])));
 }
 
 // out[j] = f(j, x[j], y[j]) (out may alias x or y).
@@ -279,37 +126,6 @@ __device__ __forceinline__ void row_map2(const bf16* x, const bf16* y, bf16* out
     }
   }
   for (int j = h + 8 * nv + r; j < n; j += G) out[j] = to_bf(f(j, to_f(x[j]), to_f(y[j])));
-}
-
-template <int G>
-__device__ __forceinline__ void row_zero(bf16* out, int n) {
-  const int r = Grp<G>::rank();
-  const int h = head_of(out, n);
-  const bf16 z = to_bf(0.f);
-  if (r < h) out[r] = z;
-  const int nv = (n - h) >> 3;
-  uint4* ov = reinterpret_cast<uint4*>(out + h);
-  for (int k = r; k < nv; k += G) ov[k] = make_uint4(0u, 0u, 0u, 0u);
-  for (int j = h + 8 * nv + r; j < n; j += G) out[j] = z;
-}
-
-inline int pick_group(int64_t V) { return V <= 1024 ? 32 : V <= 16384 ? 256 : 1024; }
-template <int G>
-unsigned row_grid(int64_t rows) {
-  const int64_t per_sm = 2048 / Grp<G>::kBlock;
-  int64_t g = ceil_div(rows, Grp<G>::kRowsPerBlock);
-  const int64_t cap = static_cast<int64_t>(sm_count()) * per_sm;
-  if (g > cap) g = cap;
-  if (g < 1) g = 1;
-  return static_cast<unsigned>(g);
-}
-template <class F>
-void dispatch_group(int64_t V, F&& f) {
-  switch (pick_group(V)) {
-    case 32: f(std::integral_constant<int, 32>()); break;
-    case 256: f(std::integral_constant<int, 256>()); break;
-    default: f(std::integral_constant<int, 1024>()); break;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -549,6 +365,24 @@ __global__ void __launch_bounds__(Grp<G>::kBlock) logps_backward_kernel(bf16* dl
   }
 }
 
+// The launch behind sequence_logps_backward and token_logps_backward (sizes already checked by the caller `fn`):
+// the pointer checks, then one row group per row of the [rows / T, T, V] logits.
+void launch_logps_backward(const char* fn, bf16* dlogits, const bf16* logits, const int32_t* targets,
+                           const float* weights, const float* row_lse, const float* coef, int64_t rows, int64_t T,
+                           int64_t V, cudaStream_t stream) {
+  check_ptr(fn, "dlogits", dlogits);
+  check_ptr(fn, "logits", logits);
+  check_ptr(fn, "targets", targets);
+  check_ptr(fn, "row_lse", row_lse);
+  check_ptr(fn, "coef", coef);
+  dispatch_group(V, [&](auto tag) {
+    constexpr int G = decltype(tag)::value;
+    logps_backward_kernel<G><<<row_grid<G>(rows), Grp<G>::kBlock, 0, stream>>>(
+        dlogits, logits, targets, weights, row_lse, coef, rows, static_cast<int>(T), static_cast<int>(V));
+  });
+  MINIELM_CUDA_LAUNCHED(fn);
+}
+
 }  // namespace
 
 // =========================================================================================================
@@ -628,18 +462,8 @@ void sequence_logps_backward(bf16* dlogits, const bf16* logits, const int32_t* t
   check_size("sequence_logps_backward", "T", T);
   check_size("sequence_logps_backward", "V", V);
   if (B == 0 || T == 0 || V == 0) return;
-  check_ptr("sequence_logps_backward", "dlogits", dlogits);
-  check_ptr("sequence_logps_backward", "logits", logits);
-  check_ptr("sequence_logps_backward", "targets", targets);
-  check_ptr("sequence_logps_backward", "row_lse", row_lse);
-  check_ptr("sequence_logps_backward", "coef", coef);
-  const int64_t rows = B * T;
-  dispatch_group(V, [&](auto tag) {
-    constexpr int G = decltype(tag)::value;
-    logps_backward_kernel<G><<<row_grid<G>(rows), Grp<G>::kBlock, 0, stream>>>(
-        dlogits, logits, targets, weights, row_lse, coef, rows, static_cast<int>(T), static_cast<int>(V));
-  });
-  MINIELM_CUDA_LAUNCHED("sequence_logps_backward");
+  launch_logps_backward("sequence_logps_backward", dlogits, logits, targets, weights, row_lse, coef, B * T, T, V,
+                        stream);
 }
 
 void token_logps(float* logp, float* row_lse, const bf16* logits, const int32_t* targets, const float* weights,
@@ -665,17 +489,8 @@ void token_logps_backward(bf16* dlogits, const bf16* logits, const int32_t* targ
   check_size("token_logps_backward", "rows", rows);
   check_size("token_logps_backward", "V", V);
   if (rows == 0 || V == 0) return;
-  check_ptr("token_logps_backward", "dlogits", dlogits);
-  check_ptr("token_logps_backward", "logits", logits);
-  check_ptr("token_logps_backward", "targets", targets);
-  check_ptr("token_logps_backward", "row_lse", row_lse);
-  check_ptr("token_logps_backward", "coef", coef);
-  dispatch_group(V, [&](auto tag) {
-    constexpr int G = decltype(tag)::value;
-    logps_backward_kernel<G><<<row_grid<G>(rows), Grp<G>::kBlock, 0, stream>>>(dlogits, logits, targets, nullptr,
-                                                                            row_lse, coef, rows, 1, static_cast<int>(V));
-  });
-  MINIELM_CUDA_LAUNCHED("token_logps_backward");
+  // Sequences of one token without weights.
+  launch_logps_backward("token_logps_backward", dlogits, logits, targets, nullptr, row_lse, coef, rows, 1, V, stream);
 }
 
 }  // namespace cuda

@@ -1,6 +1,6 @@
 // A tiny GPU test harness: tests and benches register themselves; native/cuda/tests/main.cu runs them.
 //   MINIELM_GPU_TEST(name) { ... CHECK(cond, "what"); CHECK_CLOSE(got, want, atol, rtol, "what"); ... }
-//   MINIELM_GPU_BENCH(name) { ... bench_report("name", "metric", value, "unit"); }
+//   MINIELM_GPU_BENCH(name) { ... bench_report("name", "metric", value, "unit"); }  (time_ms times a call)
 // A failed CHECK throws; the runner reports the test as failed and goes on. Tests compare against the CPU
 // engine (native/model/ops.h, native/loss/*.h) on the same inputs; inputs are made with a seeded Rng.
 #pragma once
@@ -71,6 +71,24 @@ inline void bench_report(const std::string& name, const std::string& metric, dou
   std::fflush(stdout);
 }
 
+// Mean milliseconds of one f() on stream 0 (cudaEvent timing of `iters` calls after `warmup` untimed ones).
+template <class F>
+double time_ms(F&& f, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) f();
+  cudaEvent_t a, b;
+  MINIELM_CUDA_CHECK(cudaEventCreate(&a));
+  MINIELM_CUDA_CHECK(cudaEventCreate(&b));
+  MINIELM_CUDA_CHECK(cudaEventRecord(a, 0));
+  for (int i = 0; i < iters; ++i) f();
+  MINIELM_CUDA_CHECK(cudaEventRecord(b, 0));
+  MINIELM_CUDA_CHECK(cudaEventSynchronize(b));
+  float ms = 0;
+  MINIELM_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return ms / iters;
+}
+
 // Device buffer owned by a test (freed on scope exit, also when a CHECK throws).
 template <typename T>
 struct Buf {
@@ -110,6 +128,14 @@ inline std::vector<float> from_bf16_host(const std::vector<bf16>& x) {
   for (size_t i = 0; i < x.size(); ++i) r[i] = __bfloat162float(x[i]);
   return r;
 }
+
+// Uploads: x to device memory at dst (x.size() elements, any offset); x rounded to bf16 into b (x holds at
+// least b.n elements).
+template <typename T>
+void upload_to(T* dst, const std::vector<T>& x) {
+  MINIELM_CUDA_CHECK(cudaMemcpy(dst, x.data(), sizeof(T) * x.size(), cudaMemcpyHostToDevice));
+}
+inline void upload_bf16(Buf<bf16>& b, const std::vector<float>& x) { b.upload(to_bf16_host(x).data()); }
 
 }  // namespace test
 }  // namespace cuda

@@ -327,7 +327,7 @@ void run_forward_case(const AttnCase& c, uint64_t seed) {
   const int64_t B = r.B, T = r.T, C = r.C, NH = r.NH;
   const size_t n_out = static_cast<size_t>(B * T * C), n_lse = static_cast<size_t>(B * NH * T);
   Buf<bf16> qkv(r.qkv.size());
-  qkv.upload(to_bf16_host(r.qkv).data());
+  upload_bf16(qkv, r.qkv);
   Buf<uint8_t> mask(std::max<size_t>(1, r.mask.size()));
   if (!r.mask.empty()) mask.upload(r.mask.data());
   Buf<bf16> out(n_out + kGuard);
@@ -371,9 +371,9 @@ void run_backward_case(const AttnCase& c, uint64_t seed) {
   std::vector<float> out_f(r.out.begin(), r.out.end());
   std::vector<float> lse_f(r.lse.begin(), r.lse.end());
   Buf<bf16> qkv(n_qkv), dout_d(n_out), out_d(n_out);
-  qkv.upload(to_bf16_host(r.qkv).data());
-  dout_d.upload(to_bf16_host(dout).data());
-  out_d.upload(to_bf16_host(out_f).data());
+  upload_bf16(qkv, r.qkv);
+  upload_bf16(dout_d, dout);
+  upload_bf16(out_d, out_f);
   Buf<float> lse(n_lse);
   lse.upload(lse_f.data());
   Buf<uint8_t> mask(std::max<size_t>(1, r.mask.size()));
@@ -418,8 +418,8 @@ MINIELM_GPU_TEST(attention_forward_backward_chain) {
   Buf<bf16> qkv(r.qkv.size()), out(n_out), dout_d(n_out), dqkv(r.qkv.size());
   Buf<float> lse(n_lse), scratch(n_lse);
   Buf<uint8_t> mask(r.mask.size());
-  qkv.upload(to_bf16_host(r.qkv).data());
-  dout_d.upload(to_bf16_host(dout).data());
+  upload_bf16(qkv, r.qkv);
+  upload_bf16(dout_d, dout);
   mask.upload(r.mask.data());
   poison(dqkv);
   attention_forward(out.p, lse.p, qkv.p, mask.p, B, T, C, NH, 0);
@@ -486,9 +486,9 @@ void run_decode_case(const DecodeCase& c, uint64_t seed) {
     }
   Buf<bf16> kd(kc.size()), vd(vc.size()), qd(q.size()), out(q.size() + kGuard);
   Buf<int32_t> ctxd(ctx.size()), offd(off.size()), lend(len.size());
-  kd.upload(to_bf16_host(kc).data());
-  vd.upload(to_bf16_host(vc).data());
-  qd.upload(to_bf16_host(q).data());
+  upload_bf16(kd, kc);
+  upload_bf16(vd, vc);
+  upload_bf16(qd, q);
   ctxd.upload(ctx.data());
   offd.upload(off.data());
   lend.upload(len.data());
@@ -539,23 +539,7 @@ MINIELM_GPU_TEST(attention_rejects_unsupported_head_sizes) {
   }
 }
 
-// ---- benches (GPT-2 124M attention shape) ----
-template <typename Fn>
-double time_ms(Fn&& fn, int warmup, int iters) {
-  for (int i = 0; i < warmup; ++i) fn();
-  cudaEvent_t e0, e1;
-  MINIELM_CUDA_CHECK(cudaEventCreate(&e0));
-  MINIELM_CUDA_CHECK(cudaEventCreate(&e1));
-  MINIELM_CUDA_CHECK(cudaEventRecord(e0, 0));
-  for (int i = 0; i < iters; ++i) fn();
-  MINIELM_CUDA_CHECK(cudaEventRecord(e1, 0));
-  MINIELM_CUDA_CHECK(cudaEventSynchronize(e1));
-  float ms = 0.f;
-  MINIELM_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return ms / iters;
-}
+// ---- benches (GPT-2 124M attention shape; time_ms: harness.cuh) ----
 
 struct BenchInputs {
   static constexpr int64_t B = 8, T = 1024, C = 768, NH = 12;
@@ -566,10 +550,10 @@ struct BenchInputs {
     Rng rng(42);
     std::vector<float> h(qkv.n);
     for (auto& x : h) x = static_cast<float>(rng.normal());
-    qkv.upload(to_bf16_host(h).data());
+    upload_bf16(qkv, h);
     h.resize(dout.n);
     for (auto& x : h) x = static_cast<float>(rng.normal());
-    dout.upload(to_bf16_host(h).data());
+    upload_bf16(dout, h);
   }
   // Causal FLOPs: QK^T and PV over the lower triangle.
   static double fwd_flops() { return 2.0 * 2.0 * B * NH * T * T * (C / NH) / 2.0; }
@@ -606,10 +590,10 @@ MINIELM_GPU_BENCH(attention_decode_gpt2) {
   std::vector<float> h(static_cast<size_t>(rows * C));
   for (auto& x : h) x = static_cast<float>(rng.normal());
   Buf<bf16> kc(h.size()), vc(h.size()), q(static_cast<size_t>(n * C)), out(static_cast<size_t>(n * C));
-  kc.upload(to_bf16_host(h).data());
-  vc.upload(to_bf16_host(h).data());
+  upload_bf16(kc, h);
+  upload_bf16(vc, h);
   h.resize(q.n);
-  q.upload(to_bf16_host(h).data());
+  upload_bf16(q, h);
   std::vector<int32_t> ctx(static_cast<size_t>(rows)), off(static_cast<size_t>(n)), len(static_cast<size_t>(n), L);
   std::iota(ctx.begin(), ctx.end(), 0);
   for (int64_t i = rows - 1; i > 0; --i)

@@ -141,21 +141,21 @@ int64_t lead(int64_t min, int layout) {
 }
 int64_t offset_of(int layout) { return layout == 3 ? 1 : 0; }
 
-std::vector<bf16> store_a(const Problem& P, bool ta, int64_t lda, int64_t off) {
-  const int64_t rows = ta ? P.K : P.M;
-  std::vector<bf16> s(off + rows * lda, __float2bfloat16(NAN));
-  for (int64_t i = 0; i < P.M; ++i)
-    for (int64_t k = 0; k < P.K; ++k)
-      s[off + (ta ? k * lda + i : i * lda + k)] = __float2bfloat16(P.a[i * P.K + k]);
+// The device image of a GEMM operand op(X) = x [R, Cc] (row-major): X = x stored [R, Cc], or (trans) X = x^T
+// stored [Cc, R]; leading dimension ld, `off` elements into the buffer, NaN everywhere else.
+std::vector<bf16> store_op(const std::vector<float>& x, int64_t R, int64_t Cc, bool trans, int64_t ld, int64_t off) {
+  const int64_t rows = trans ? Cc : R;
+  std::vector<bf16> s(off + rows * ld, __float2bfloat16(NAN));
+  for (int64_t i = 0; i < R; ++i)
+    for (int64_t k = 0; k < Cc; ++k)
+      s[off + (trans ? k * ld + i : i * ld + k)] = __float2bfloat16(x[i * Cc + k]);
   return s;
 }
+std::vector<bf16> store_a(const Problem& P, bool ta, int64_t lda, int64_t off) {
+  return store_op(P.a, P.M, P.K, ta, lda, off);
+}
 std::vector<bf16> store_b(const Problem& P, bool tb, int64_t ldb, int64_t off) {
-  const int64_t rows = tb ? P.N : P.K;
-  std::vector<bf16> s(off + rows * ldb, __float2bfloat16(NAN));
-  for (int64_t k = 0; k < P.K; ++k)
-    for (int64_t j = 0; j < P.N; ++j)
-      s[off + (tb ? j * ldb + k : k * ldb + j)] = __float2bfloat16(P.b[k * P.N + j]);
-  return s;
+  return store_op(P.b, P.K, P.N, tb, ldb, off);
 }
 
 struct Scalars {
@@ -459,21 +459,10 @@ MINIELM_GPU_BENCH(gemm_bf16_tflops) {
     for (auto& be : bes) {
       ForceBackend force(be.first);
       CHECK(force.ok, std::string("gemm_force_backend(") + be.first + ")");
-      for (int i = 0; i < 3; ++i)
-        minielm::cuda::gemm(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A.p, lda, B.p, ldb, 0.0f, C.p, s.N, nullptr, 0);
-      cudaEvent_t e0, e1;
-      MINIELM_CUDA_CHECK(cudaEventCreate(&e0));
-      MINIELM_CUDA_CHECK(cudaEventCreate(&e1));
-      MINIELM_CUDA_CHECK(cudaEventRecord(e0, 0));
-      for (int i = 0; i < iters; ++i)
-        minielm::cuda::gemm(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A.p, lda, B.p, ldb, 0.0f, C.p, s.N, nullptr, 0);
-      MINIELM_CUDA_CHECK(cudaEventRecord(e1, 0));
-      MINIELM_CUDA_CHECK(cudaEventSynchronize(e1));
-      float ms = 0.0f;
-      MINIELM_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-      cudaEventDestroy(e0);
-      cudaEventDestroy(e1);
-      const double tflops = flops * iters / (ms * 1e-3) / 1e12;
+      const double ms = minielm::cuda::test::time_ms(
+          [&] { minielm::cuda::gemm(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A.p, lda, B.p, ldb, 0.0f, C.p, s.N, nullptr, 0); },
+          3, iters);
+      const double tflops = flops / (ms * 1e-3) / 1e12;
       char name[160];
       std::snprintf(name, sizeof name, "gemm_bf16_%s%s_%lldx%lldx%lld_%s_%s", s.ta ? "T" : "N", s.tb ? "T" : "N",
                     static_cast<long long>(s.M), static_cast<long long>(s.N), static_cast<long long>(s.K), s.what,

@@ -22,54 +22,13 @@
 #include "../../loss/grpo.h"
 #include "../kernels.cuh"
 #include "harness.cuh"
+#include "util.cuh"
 
 namespace {
 
 using namespace minielm::cuda;
 using namespace minielm::cuda::test;
 using minielm::Rng;
-
-std::vector<float> randn(Rng& r, size_t n, double scale, double mean = 0) {
-  std::vector<float> x(n);
-  for (auto& v : x) v = round_bf16(static_cast<float>(mean + scale * r.normal()));
-  return x;
-}
-std::vector<double> to_d(const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); }
-
-void close_rows(const std::vector<float>& got, const std::vector<double>& want, int64_t rows, int64_t V, double rtol,
-                double arel, double aabs, const std::string& what) {
-  CHECK(static_cast<int64_t>(got.size()) >= rows * V && static_cast<int64_t>(want.size()) >= rows * V, what + ": sizes");
-  double worst = 0;
-  int64_t at = -1;
-  double at_tol = 0;
-  for (int64_t i = 0; i < rows; ++i) {
-    double mx = 0;
-    for (int64_t j = 0; j < V; ++j) mx = std::max(mx, std::fabs(want[i * V + j]));
-    for (int64_t j = 0; j < V; ++j) {
-      const double g = got[i * V + j], w = want[i * V + j];
-      const double tol = rtol * std::fabs(w) + arel * mx + aabs;
-      const double e = std::isfinite(g) ? std::fabs(g - w) / (tol > 0 ? tol : 1e-300) : 1e300;
-      if (e > worst) worst = e, at = i * V + j, at_tol = tol;
-    }
-  }
-  if (worst > 1) {
-    std::ostringstream s;
-    s << what << ": element " << at << " (row " << at / V << ", col " << at % V << ") is " << got[at] << ", expected "
-      << want[at] << " (tolerance " << at_tol << ")";
-    throw Failure(s.str());
-  }
-}
-
-template <class F>
-void expect_invalid(F&& f, const std::string& what) {
-  try {
-    f();
-  } catch (const minielm::Error& e) {
-    CHECK(e.code() == "MINIELM_INVALID_ARGUMENT", what + ": code " + e.code());
-    return;
-  }
-  throw Failure(what + ": no MINIELM_INVALID_ARGUMENT thrown");
-}
 
 std::string shape_tag(int64_t rows, int64_t V) { return " rows=" + std::to_string(rows) + " V=" + std::to_string(V); }
 
@@ -118,8 +77,8 @@ void run_distill(int64_t rows, int64_t V, int i, uint64_t seed, int teacher_offs
   Buf<int32_t> btg(rows);
   Buf<float> bw(rows);
   Buf<double> bsum(3);
-  bs.upload(to_bf16_host(s).data());
-  MINIELM_CUDA_CHECK(cudaMemcpy(bt.p + teacher_offset, to_bf16_host(te).data(), 2 * rows * V, cudaMemcpyHostToDevice));
+  upload_bf16(bs, s);
+  upload_to(bt.p + teacher_offset, to_bf16_host(te));
   btg.upload(tgt.data());
   bw.upload(w.data());
   const double sum0[3] = {0.25, -1.0, 2.0};
@@ -216,7 +175,7 @@ MINIELM_GPU_TEST(loss_sequence_logps) {
         Buf<int32_t> btg(rows);
         Buf<float> bw(rows), blse(rows), bcoef(B);
         Buf<double> bseq(B);
-        bl.upload(to_bf16_host(logits).data());
+        upload_bf16(bl, logits);
         btg.upload(tgt.data());
         bw.upload(w.data());
         bcoef.upload(coef.data());
@@ -276,7 +235,7 @@ MINIELM_GPU_TEST(loss_token_logps) {
         Buf<bf16> bl(rows * V), bg(rows * V);
         Buf<int32_t> btg(rows);
         Buf<float> bw(rows), blp(rows), blse(rows), bcoef(rows);
-        bl.upload(to_bf16_host(logits).data());
+        upload_bf16(bl, logits);
         btg.upload(tgt.data());
         bw.upload(w.data());
         bcoef.upload(coef.data());
@@ -320,36 +279,6 @@ MINIELM_GPU_TEST(loss_token_logps) {
 
 namespace {
 
-__global__ void bench_init_bf16(bf16* p, int64_t n, uint64_t seed, float scale) {
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    uint64_t z = seed + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    const float u = static_cast<float>(z >> 40) * (1.f / 16777216.f);
-    p[i] = __float2bfloat16_rn((2.f * u - 1.f) * scale);
-  }
-}
-
-template <class F>
-double time_ms(F&& f, int iters) {
-  f();
-  f();
-  cudaEvent_t a, b;
-  MINIELM_CUDA_CHECK(cudaEventCreate(&a));
-  MINIELM_CUDA_CHECK(cudaEventCreate(&b));
-  MINIELM_CUDA_CHECK(cudaEventRecord(a, 0));
-  for (int i = 0; i < iters; ++i) f();
-  MINIELM_CUDA_CHECK(cudaEventRecord(b, 0));
-  MINIELM_CUDA_CHECK(cudaEventSynchronize(b));
-  float ms = 0;
-  MINIELM_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return ms / iters;
-}
-
 void bench_distill(int64_t rows, int64_t V) {
   Buf<bf16> s(rows * V), t(rows * V), g(rows * V);
   Buf<int32_t> tgt(rows);
@@ -370,7 +299,7 @@ void bench_distill(int64_t rows, int64_t V) {
   const Cfg cfgs[] = {{"rkl", 0, 0.5f, 2.f, 0.f}, {"jsd", 2, 0.5f, 2.f, 0.3f}};
   for (const Cfg& c : cfgs) {
     const double ms = time_ms(
-        [&] { distill(g.p, sums.p, s.p, t.p, tgt.p, nullptr, rows, V, c.div, c.beta, c.tau, c.ce, 1.f, 0); }, 10);
+        [&] { distill(g.p, sums.p, s.p, t.p, tgt.p, nullptr, rows, V, c.div, c.beta, c.tau, c.ce, 1.f, 0); }, 2, 10);
     const std::string name = std::string("cuda_distill_") + c.name + "_" + std::to_string(rows) + "x" + std::to_string(V);
     bench_report(name, "bandwidth", bytes / (ms * 1e6), "GB/s");
     bench_report(name, "time", ms, "ms");

@@ -23,6 +23,7 @@
 #include "../../model/ops.h"
 #include "../kernels.cuh"
 #include "harness.cuh"
+#include "util.cuh"
 
 namespace {
 
@@ -30,54 +31,7 @@ using namespace minielm::cuda;
 using namespace minielm::cuda::test;
 using minielm::Rng;
 
-// bf16-representable normals: scale * N(0, 1) + mean, rounded once.
-std::vector<float> randn(Rng& r, size_t n, double scale, double mean = 0) {
-  std::vector<float> x(n);
-  for (auto& v : x) v = round_bf16(static_cast<float>(mean + scale * r.normal()));
-  return x;
-}
-std::vector<double> to_d(const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); }
 std::vector<float> to_fl(const std::vector<double>& x) { return std::vector<float>(x.begin(), x.end()); }
-
-// Compares rows of `got` with `want`: |g - w| <= rtol |w| + arel * max_row |w| + aabs; reports the worst.
-void close_rows(const std::vector<float>& got, const std::vector<double>& want, int64_t rows, int64_t V, double rtol,
-                double arel, double aabs, const std::string& what) {
-  CHECK(static_cast<int64_t>(got.size()) >= rows * V && static_cast<int64_t>(want.size()) >= rows * V, what + ": sizes");
-  double worst = 0;
-  int64_t at = -1;
-  double at_tol = 0;
-  for (int64_t i = 0; i < rows; ++i) {
-    double mx = 0;
-    for (int64_t j = 0; j < V; ++j) mx = std::max(mx, std::fabs(want[i * V + j]));
-    for (int64_t j = 0; j < V; ++j) {
-      const double g = got[i * V + j], w = want[i * V + j];
-      const double tol = rtol * std::fabs(w) + arel * mx + aabs;
-      const double e = std::isfinite(g) ? std::fabs(g - w) / (tol > 0 ? tol : 1e-300) : 1e300;
-      if (e > worst) worst = e, at = i * V + j, at_tol = tol;
-    }
-  }
-  if (worst > 1) {
-    std::ostringstream s;
-    s << what << ": element " << at << " (row " << at / V << ", col " << at % V << ") is " << got[at] << ", expected "
-      << want[at] << " (tolerance " << at_tol << ")";
-    throw Failure(s.str());
-  }
-}
-void close_vec(const std::vector<float>& got, const std::vector<double>& want, double rtol, double atol,
-               const std::string& what) {
-  close_rows(got, want, 1, static_cast<int64_t>(want.size()), rtol, 0, atol, what);
-}
-
-template <class F>
-void expect_invalid(F&& f, const std::string& what) {
-  try {
-    f();
-  } catch (const minielm::Error& e) {
-    CHECK(e.code() == "MINIELM_INVALID_ARGUMENT", what + ": code " + e.code());
-    return;
-  }
-  throw Failure(what + ": no MINIELM_INVALID_ARGUMENT thrown");
-}
 
 void sync() { MINIELM_CUDA_CHECK(cudaDeviceSynchronize()); }
 
@@ -102,7 +56,7 @@ MINIELM_GPU_TEST(ops_convert_fill) {
       Buf<float> src(n + 1);
       Buf<bf16> mid(n + 1);
       Buf<float> back(n + 1);
-      MINIELM_CUDA_CHECK(cudaMemcpy(src.p + off, x.data(), 4 * n, cudaMemcpyHostToDevice));
+      upload_to(src.p + off, x);
       to_bf16(mid.p + off, src.p + off, n, 0);
       to_f32(back.p + off, mid.p + off, n, 0);
       std::vector<bf16> h(n);
@@ -138,8 +92,8 @@ MINIELM_GPU_TEST(ops_embedding) {
       tok[0] = vocab - 1;
       Buf<bf16> dwte(vocab * C), dwpe(maxpos * C), dout_b(BT * C), out(BT * C);
       Buf<int32_t> dtok(BT), dpos(BT);
-      dwte.upload(to_bf16_host(wte).data());
-      dwpe.upload(to_bf16_host(wpe).data());
+      upload_bf16(dwte, wte);
+      upload_bf16(dwpe, wpe);
       dtok.upload(tok.data());
       dpos.upload(pos.data());
       embedding_forward(out.p, dtok.p, dpos.p, dwte.p, dwpe.p, BT, C, 0);
@@ -152,7 +106,7 @@ MINIELM_GPU_TEST(ops_embedding) {
       Buf<float> ggte(vocab * C), ggpe(maxpos * C);
       ggte.upload(gte.data());
       ggpe.upload(gpe.data());
-      dout_b.upload(to_bf16_host(dout).data());
+      upload_bf16(dout_b, dout);
       embedding_backward(ggte.p, ggpe.p, dout_b.p, dtok.p, dpos.p, BT, C, 0);
       std::vector<double> rte = to_d(gte), rpe = to_d(gpe), dd = to_d(dout);
       minielm::ops::embedding_backward<double>(rte.data(), rpe.data(), dd.data(), tok.data(), pos.data(), BT, C);
@@ -170,9 +124,9 @@ MINIELM_GPU_TEST(ops_layernorm) {
       std::vector<float> inp = randn(rng, BT * C, 2.0, 0.5), w = randn(rng, C, 0.1, 1.0), b = randn(rng, C, 0.1);
       Buf<bf16> dinp_in(BT * C), dw_b(C), db_b(C), out(BT * C);
       Buf<float> mean(BT), rstd(BT);
-      dinp_in.upload(to_bf16_host(inp).data());
-      dw_b.upload(to_bf16_host(w).data());
-      db_b.upload(to_bf16_host(b).data());
+      upload_bf16(dinp_in, inp);
+      upload_bf16(dw_b, w);
+      upload_bf16(db_b, b);
       layernorm_forward(out.p, mean.p, rstd.p, dinp_in.p, dw_b.p, db_b.p, BT, C, 0);
       std::vector<double> inp_d = to_d(inp), w_d = to_d(w), b_d = to_d(b), ref(BT * C), rm(BT), rs(BT);
       minielm::ops::layernorm_forward<double>(ref.data(), rm.data(), rs.data(), inp_d.data(), w_d.data(), b_d.data(), BT, C);
@@ -186,8 +140,8 @@ MINIELM_GPU_TEST(ops_layernorm) {
       std::vector<float> dw0 = randn(rng, C, 0.3), db0 = randn(rng, C, 0.3);
       Buf<bf16> dout_b(BT * C), dinp(BT * C);
       Buf<float> dmean(BT), drstd(BT), gw(C), gb(C);
-      dout_b.upload(to_bf16_host(dout).data());
-      dinp.upload(to_bf16_host(dinp0).data());
+      upload_bf16(dout_b, dout);
+      upload_bf16(dinp, dinp0);
       dmean.upload(mf.data());
       drstd.upload(sf.data());
       gw.upload(dw0.data());
@@ -211,8 +165,8 @@ MINIELM_GPU_TEST(ops_gelu_residual) {
       const std::string tag = " n=" + std::to_string(n) + " off=" + std::to_string(off);
       std::vector<float> x = randn(rng, n, 3.0), d = randn(rng, n, 1.0);
       Buf<bf16> bx(n + 1), bd(n + 1), bo(n + 1);
-      MINIELM_CUDA_CHECK(cudaMemcpy(bx.p + off, to_bf16_host(x).data(), 2 * n, cudaMemcpyHostToDevice));
-      MINIELM_CUDA_CHECK(cudaMemcpy(bd.p + off, to_bf16_host(d).data(), 2 * n, cudaMemcpyHostToDevice));
+      upload_to(bx.p + off, to_bf16_host(x));
+      upload_to(bd.p + off, to_bf16_host(d));
       auto get = [&](const bf16* p) {
         std::vector<bf16> h(n);
         MINIELM_CUDA_CHECK(cudaMemcpy(h.data(), p, 2 * n, cudaMemcpyDeviceToHost));
@@ -254,7 +208,7 @@ MINIELM_GPU_TEST(ops_bias_backward) {
       std::vector<float> d = randn(rng, rows * cols, 1.0), b0 = randn(rng, cols, 0.5);
       Buf<bf16> bd(rows * cols);
       Buf<float> bb(cols);
-      bd.upload(to_bf16_host(d).data());
+      upload_bf16(bd, d);
       bb.upload(b0.data());
       bias_backward(bb.p, bd.p, rows, cols, 0);
       std::vector<double> ref = to_d(b0);
@@ -293,7 +247,7 @@ MINIELM_GPU_TEST(ops_cross_entropy) {
       Buf<int32_t> bt(rows);
       Buf<float> bw(rows), bloss(rows);
       Buf<double> bsum(1);
-      bl.upload(to_bf16_host(logits).data());
+      upload_bf16(bl, logits);
       bt.upload(tgt.data());
       bw.upload(w.data());
       const double sum0 = 1.5;
@@ -329,7 +283,7 @@ MINIELM_GPU_TEST(ops_sum_squares) {
       for (auto& v : g) v = static_cast<float>(rng.normal() * 1e-2);
       Buf<float> bg(n + 1);
       Buf<double> s(1);
-      MINIELM_CUDA_CHECK(cudaMemcpy(bg.p + off, g.data(), 4 * n, cudaMemcpyHostToDevice));
+      upload_to(bg.p + off, g);
       const double s0 = 2.0;
       s.upload(&s0);
       sum_squares(s.p, bg.p + off, n, 0);
@@ -350,13 +304,13 @@ MINIELM_GPU_TEST(ops_adamw) {
       for (auto& x : p) x = static_cast<float>(rng.normal() * 0.02);
       Buf<float> bp(n + 1), bgr(n + 1), bm(n + 1), bv(n + 1);
       Buf<bf16> bc(n + 1);
-      MINIELM_CUDA_CHECK(cudaMemcpy(bp.p + off, p.data(), 4 * n, cudaMemcpyHostToDevice));
-      MINIELM_CUDA_CHECK(cudaMemcpy(bm.p + off, m.data(), 4 * n, cudaMemcpyHostToDevice));
-      MINIELM_CUDA_CHECK(cudaMemcpy(bv.p + off, v.data(), 4 * n, cudaMemcpyHostToDevice));
+      upload_to(bp.p + off, p);
+      upload_to(bm.p + off, m);
+      upload_to(bv.p + off, v);
       for (int64_t step = 1; step <= 3; ++step) {
         std::vector<float> g(n);
         for (auto& x : g) x = static_cast<float>(rng.normal() * (step == 2 ? 10.0 : 1e-3));
-        MINIELM_CUDA_CHECK(cudaMemcpy(bgr.p + off, g.data(), 4 * n, cudaMemcpyHostToDevice));
+        upload_to(bgr.p + off, g);
         adamw(bp.p + off, bc.p + off, bgr.p + off, bm.p + off, bv.p + off, n, lr, b1, b2, eps, wd, gs, step, 0);
         // gpt2.cc's optimizer_step in float, statement for statement.
         const float inv_bc1 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(b1), static_cast<double>(step))));
@@ -410,36 +364,6 @@ MINIELM_GPU_TEST(ops_invalid_arguments) {
 
 namespace {
 
-__global__ void bench_init_bf16(bf16* p, int64_t n, uint64_t seed, float scale) {
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    uint64_t z = seed + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    const float u = static_cast<float>(z >> 40) * (1.f / 16777216.f);
-    p[i] = __float2bfloat16_rn((2.f * u - 1.f) * scale);
-  }
-}
-
-template <class F>
-double time_ms(F&& f, int iters) {
-  f();
-  f();
-  cudaEvent_t a, b;
-  MINIELM_CUDA_CHECK(cudaEventCreate(&a));
-  MINIELM_CUDA_CHECK(cudaEventCreate(&b));
-  MINIELM_CUDA_CHECK(cudaEventRecord(a, 0));
-  for (int i = 0; i < iters; ++i) f();
-  MINIELM_CUDA_CHECK(cudaEventRecord(b, 0));
-  MINIELM_CUDA_CHECK(cudaEventSynchronize(b));
-  float ms = 0;
-  MINIELM_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return ms / iters;
-}
-
 void bench_cross_entropy(int64_t rows, int64_t V) {
   Buf<bf16> logits(rows * V), grad(rows * V);
   Buf<int32_t> tgt(rows);
@@ -450,7 +374,8 @@ void bench_cross_entropy(int64_t rows, int64_t V) {
   for (int64_t i = 0; i < rows; ++i) t[i] = static_cast<int32_t>((i * 7919) % V);
   tgt.upload(t.data());
   MINIELM_CUDA_CHECK(cudaMemset(sum.p, 0, sizeof(double)));
-  const double ms = time_ms([&] { cross_entropy(grad.p, nullptr, sum.p, logits.p, tgt.p, nullptr, rows, V, 1.f, 0); }, 10);
+  const double ms =
+      time_ms([&] { cross_entropy(grad.p, nullptr, sum.p, logits.p, tgt.p, nullptr, rows, V, 1.f, 0); }, 2, 10);
   const double bytes = 2.0 * 2.0 * static_cast<double>(rows) * static_cast<double>(V);
   const std::string name = "cuda_cross_entropy_" + std::to_string(rows) + "x" + std::to_string(V);
   bench_report(name, "bandwidth", bytes / (ms * 1e6), "GB/s");
