@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Model, cudaInfo, resolveDevice, type ModelConfig } from '../lib/model/model.ts';
 import { generate } from '../lib/model/generate.ts';
+import { distillStep } from '../lib/model/align.ts';
 import { Rewriter } from '../lib/serve/rewriter.ts';
 import { MinielmError } from '../lib/errors.ts';
 import { testIf } from './helpers/skip.ts';
@@ -173,6 +174,29 @@ testIf(test, hasGpu, 'greedy, beam and seeded sampling on the GPU: greedy matche
     await rm(dir, { recursive: true, force: true });
   }
   await cpu.dispose();
+});
+
+testIf(test, hasGpu, 'distillStep on the GPU follows the CPU step; a student and a teacher on different devices are refused', noGpu, async () => {
+  const teacherCpu = await Model.create(CONFIG, { seed: 21 });
+  await teacherCpu.train(Array.from({ length: 30 }, (_, i) => batchOf(500 + i, 8, 24)), { lr: 5e-3, totalSteps: 30 });
+  const dir = await mkdtemp(join(tmpdir(), 'minielm-cuda-'));
+  try {
+    await teacherCpu.save(dir);
+    const teacherGpu = await Model.load(dir, { device: 'cuda' });
+    const sc = await Model.create(CONFIG, { seed: 23 });
+    const sg = await Model.create(CONFIG, { seed: 23, device: 'cuda' });
+    for (let i = 0; i < 10; i++) {
+      const b = batchOf(700 + i, 8, 24, 4);
+      const a = await distillStep(sc, teacherCpu, b, { loss: 'reverse_kl' }, { lr: 3e-3 });
+      const g = await distillStep(sg, teacherGpu, b, { loss: 'reverse_kl' }, { lr: 3e-3 });
+      assert.ok(Math.abs(a.loss - g.loss) <= 0.02 * a.loss + 0.01, `step ${i + 1}: GPU ${g.loss} vs CPU ${a.loss}`);
+    }
+    await rejectsWith(distillStep(sg, teacherCpu, batchOf(1, 2, 8), {}, { lr: 1e-3 }), 'MINIELM_UNSUPPORTED', /same device/);
+    for (const m of [teacherGpu, sc, sg]) await m.dispose();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  await teacherCpu.dispose();
 });
 
 test.run();

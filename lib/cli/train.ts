@@ -30,7 +30,7 @@ const model = `  --out DIR           run folder: checkpoint/ (latest, resumable)
   --lr X              peak learning rate (default 1e-3)     --warmup N       warm-up steps (default 100)
   --weight-decay X    AdamW weight decay (default 0.1)      --eval-every N   eval + best checkpoint (default 100)
   --seed N            (default 1)                           --threads N      native threads (default all cores)
-  --device D          cpu (default) or cuda / cuda:N (pretrain and sft; a CUDA build: npm run build:cmake)
+  --device D          cpu (default) or cuda / cuda:N (pretrain, sft and distill; a CUDA build: npm run build:cmake)
 Re-running the same command resumes from <out>/checkpoint exactly; Ctrl-C saves and exits.`;
 
 export const help = `Usage: minielm train <pretrain|sft|distill|online> [options]
@@ -201,8 +201,6 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (!values.pairs) throw invalidArgument('--pairs DIR is required (a folder with train.jsonl and test.jsonl)');
   const run = startRun(values);
-  if (mode === 'distill' && run.device !== 'cpu')
-    throw new MinielmError('MINIELM_UNSUPPORTED', `--device ${run.device}: distillation runs on the CPU engine only for now (the reverse-KL kernel exists for CUDA, the step is not wired to the device yet); leave --device out`);
   const { out, seed } = run;
   const real = await readPairs(join(values.pairs, 'train.jsonl'));
   const test = await readPairs(join(values.pairs, 'test.jsonl'));
@@ -224,7 +222,7 @@ export async function run(argv: string[]): Promise<number> {
   const result: SftResult = await interruptible(async (signal) => {
     if (mode === 'sft') return trainSft({ ...shared, signal });
     if (!values.teacher) throw invalidArgument('--teacher DIR is required for distillation');
-    const teacher = await Model.load(values.teacher);
+    const teacher = await Model.load(values.teacher, { device: run.device });
     const loss = values.loss as 'reverse_kl' | 'forward_kl' | 'jsd';
     if (!['reverse_kl', 'forward_kl', 'jsd'].includes(loss)) throw invalidArgument(`--loss must be reverse_kl, forward_kl or jsd, got "${loss}"`);
     return trainDistill({ ...shared, signal, teacher, distill: { loss, beta: numberFlag(values, 'beta', 0), temperature: numberFlag(values, 'temperature', 0), ceWeight: numberFlag(values, 'ce-weight', 0) } });

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../decode/decoder.h"
+#include "../loss/align.h"
 #include "../model/gpt2.h"
 
 namespace minielm {
@@ -50,6 +51,11 @@ class DeviceModel {
   double cross_entropy(const Batch& batch, float* host_losses);
   // One training step over micro-batches, the same contract as Gpt2<float>::train_step.
   StepStats train_step(const std::vector<Batch>& micro, const OptimConfig& opt);
+
+  // One token-level distillation step (loss::distill_step's contract) from `teacher`, a device model on the same
+  // GPU; the teacher's parameters do not change.
+  loss::DistillStepStats distill_step(DeviceModel& teacher, const Batch& batch, const loss::DistillOptions& o,
+                                      const OptimConfig& opt);
 
   // Batched generation: the search of native/decode/ on the host, the KV cache and every forward step on the
   // device. Same options and results as decode::generate (bf16_weights is implied: the device always runs

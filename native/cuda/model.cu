@@ -14,6 +14,7 @@
 
 #include "../core/error.h"
 #include "../core/threads.h"
+#include "../loss/align.h"
 #include "device.h"
 #include "kernels.cuh"
 
@@ -307,11 +308,10 @@ struct DeviceModel::Impl {
     MINIELM_CUDA_CHECK(cudaMemcpyAsync(pos.get(), p.data(), sizeof(int32_t) * bt, cudaMemcpyHostToDevice, stream));
     if (b.attn_mask)
       MINIELM_CUDA_CHECK(cudaMemcpyAsync(mask.get(), b.attn_mask, bt, cudaMemcpyHostToDevice, stream));
-    if (with_targets) {
+    if (with_targets && b.targets)
       MINIELM_CUDA_CHECK(cudaMemcpyAsync(targets.get(), b.targets, sizeof(int32_t) * bt, cudaMemcpyHostToDevice, stream));
-      if (b.loss_weight)
-        MINIELM_CUDA_CHECK(cudaMemcpyAsync(weights.get(), b.loss_weight, sizeof(float) * bt, cudaMemcpyHostToDevice, stream));
-    }
+    if (with_targets && b.loss_weight)
+      MINIELM_CUDA_CHECK(cudaMemcpyAsync(weights.get(), b.loss_weight, sizeof(float) * bt, cudaMemcpyHostToDevice, stream));
     // The pageable host vector p must stay alive until the copy has read it.
     sync();
   }
@@ -468,6 +468,60 @@ struct DeviceModel::Impl {
     s.loss = loss;
     s.tokens = total;
     return s;
+  }
+
+  // Token-level distillation from `teacher` (another device model on the same GPU), the twin of
+  // loss::distill_step: teacher forward, student forward, the fused divergence writing the gradient over the
+  // student's logits, student backward, AdamW. Loss normalised by the total loss weight.
+  loss::DistillStepStats distill_step(Impl& teacher, const Batch& b, const loss::DistillOptions& o, const OptimConfig& opt) {
+    loss::validate_distill_options(o);
+    require(&teacher != this, "MINIELM_INVALID_ARGUMENT", "the student and the teacher must be different models");
+    require(teacher.dev == dev, "MINIELM_INVALID_ARGUMENT",
+            "the teacher lives on cuda:" + std::to_string(teacher.dev) + " and the student on cuda:" + std::to_string(dev) +
+                ": distillation needs both on one device");
+    require(teacher.cfg.vocab_size == cfg.vocab_size, "MINIELM_INVALID_ARGUMENT",
+            "teacher vocab_size " + std::to_string(teacher.cfg.vocab_size) + " differs from student vocab_size " +
+                std::to_string(cfg.vocab_size) + "; distillation needs one shared vocabulary");
+    OnDevice on(dev);
+    const bool ce = o.ce_weight > 0;
+    validate(b, ce);
+    const int64_t bt = b.B * b.T;
+    double total = 0;
+    for (int64_t i = 0; i < bt; ++i) {
+      const float x = b.loss_weight ? b.loss_weight[i] : 1.0f;
+      require(std::isfinite(x) && x >= 0, "MINIELM_INVALID_ARGUMENT", "loss weight at position " + std::to_string(i) + " must be finite and >= 0");
+      total += x;
+    }
+    require(total > 0, "MINIELM_INVALID_ARGUMENT", "the loss mask selects no token in this batch: nothing to distil");
+    teacher.validate(b, false);
+    teacher.ensure(b.B, b.T);
+    teacher.put_batch(b, false);
+    teacher.forward(b, true);
+    teacher.sync();  // the student's stream reads the teacher's logits next
+    ensure(b.B, b.T);
+    put_batch(b, true);
+    MINIELM_CUDA_CHECK(cudaMemsetAsync(grad.get(), 0, sizeof(float) * N, stream));
+    MINIELM_CUDA_CHECK(cudaMemsetAsync(sums.get(), 0, 3 * sizeof(double), stream));
+    forward(b, true);
+    cuda::distill(logits.get(), sums.get(), logits.get(), teacher.logits.get(), ce ? targets.get() : nullptr,
+                  b.loss_weight ? weights.get() : nullptr, bt, cfg.vocab_size, static_cast<int>(o.divergence),
+                  static_cast<float>(o.beta), static_cast<float>(o.temperature), static_cast<float>(o.ce_weight),
+                  static_cast<float>(1.0 / total), stream);
+    backward(b);
+    double h[3];
+    MINIELM_CUDA_CHECK(cudaMemcpyAsync(h, sums.get(), sizeof h, cudaMemcpyDeviceToHost, stream));
+    sync();
+    const double loss = h[0] / total;
+    if (!std::isfinite(loss))
+      throw Error("MINIELM_NON_FINITE", "the loss is not finite at step " + std::to_string(host.step()) +
+                                            "; the parameters were left unchanged");
+    loss::DistillStepStats out;
+    out.step = optimizer_step(opt);
+    out.step.loss = loss;
+    out.step.tokens = total;
+    out.divergence = h[1] / total;
+    out.ce = h[2] / total;
+    return out;
   }
 
   void forward_to_host(const Batch& b, float* host_logits) {
@@ -634,6 +688,10 @@ void DeviceModel::download() { impl_->download(); }
 void DeviceModel::forward(const Batch& batch, float* host_logits) { impl_->forward_to_host(batch, host_logits); }
 double DeviceModel::cross_entropy(const Batch& batch, float* host_losses) { return impl_->cross_entropy_to_host(batch, host_losses); }
 StepStats DeviceModel::train_step(const std::vector<Batch>& micro, const OptimConfig& opt) { return impl_->train_step(micro, opt); }
+loss::DistillStepStats DeviceModel::distill_step(DeviceModel& teacher, const Batch& batch, const loss::DistillOptions& o,
+                                                 const OptimConfig& opt) {
+  return impl_->distill_step(*teacher.impl_, batch, o, opt);
+}
 
 std::vector<std::vector<decode::Generated>> DeviceModel::generate(const std::vector<std::vector<int32_t>>& prompts,
                                                                   const decode::GenerateOptions& options) {

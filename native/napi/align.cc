@@ -25,8 +25,8 @@ DpoOptions parse_dpo(const Napi::Object& o) {
   return to_js(o.Env(), [&] { return minielm::args::parse_dpo(fields(o)); });
 }
 
-// The distillation, preference and GRPO steps run on the CPU engine only for now (native/cuda/loss.cu has
-// their kernels, the steps are not wired to the device yet): say so rather than train a stale host copy.
+// The preference and GRPO steps run on the CPU engine only for now (native/cuda/loss.cu has their kernels, the
+// steps are not wired to the device yet): say so rather than train a stale host copy. Distillation runs on both.
 inline void cpu_only(NativeModel* a, NativeModel* b, const char* what) {
   if ((a && a->device()) || (b && b->device()))
     throw minielm::Error("MINIELM_UNSUPPORTED", std::string(what) +
@@ -79,7 +79,17 @@ class DistillWorker : public TwoModelWorker {
 
  protected:
   void Run() override {
-    cpu_only(a_, b_, "distillStep");
+    if (a_->device() && b_->device()) {
+      a_->before_device_job();
+      b_->before_device_job();
+      a_->after_device_train();
+      r_ = a_->device()->distill_step(*b_->device(), batch_.view(), o_, opt_);
+      return;
+    }
+    if (a_->device() || b_->device())
+      throw minielm::Error("MINIELM_UNSUPPORTED", std::string("distillStep: the student is on ") + (a_->device() ? "a CUDA device" : "the CPU") +
+                                                      " and the teacher on " + (b_->device() ? "a CUDA device" : "the CPU") +
+                                                      "; load both on the same device");
     r_ = minielm::loss::distill_step(*a_->raw(), *b_->raw(), batch_.view(), o_, opt_);
   }
   Napi::Value Result(Napi::Env env) override {

@@ -58,6 +58,27 @@ HostBatch make_batch(uint32_t seed, int64_t B, int64_t T, int64_t V, int64_t pad
 
 const Config kSmall{97, 32, 2, 2, 64, false};
 
+OptimConfig adam(double lr, int64_t total_steps, int64_t warmup = 0, double weight_decay = 0) {
+  OptimConfig o;
+  o.lr = lr;
+  o.total_steps = total_steps;
+  o.warmup_steps = warmup;
+  o.weight_decay = weight_decay;
+  return o;
+}
+
+// Trains `m` on the CPU for `steps` steps of the learnable pattern (batches seeded from seed0), then copies its
+// weights into `copy` (a fresh host model for a DeviceModel), so the device starts from a trained model.
+void train_cpu_and_copy(Gpt2<float>& m, Gpt2<float>& copy, int steps, uint32_t seed0) {
+  const OptimConfig o = adam(5e-3, steps, 2);
+  for (int s = 0; s < steps; ++s) {
+    HostBatch h = make_batch(seed0 + s, 8, 24, m.config().vocab_size, 0);
+    std::vector<Batch> micro{h.view(8, 24)};
+    m.train_step(micro, o);
+  }
+  std::copy(m.params(), m.params() + m.num_params(), copy.params());
+}
+
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
@@ -90,11 +111,7 @@ MINIELM_GPU_TEST(model_training_follows_cpu_loss_curve) {
   Gpt2<float> cpu(kSmall, 9);
   Gpt2<float> host(kSmall, 9);
   DeviceModel dev(host, 0);
-  OptimConfig o;
-  o.lr = 3e-3;
-  o.warmup_steps = 2;
-  o.total_steps = 30;
-  o.weight_decay = 0.1;
+  const OptimConfig o = adam(3e-3, 30, 2, 0.1);
   double first = 0, last = 0;
   for (int s = 0; s < 30; ++s) {
     HostBatch h = make_batch(100 + s, 8, 24, kSmall.vocab_size, 3);
@@ -125,17 +142,8 @@ MINIELM_GPU_TEST(model_training_follows_cpu_loss_curve) {
 // top tokens); beam search returns its n-best sorted; seeded sampling repeats.
 MINIELM_GPU_TEST(model_decoding_matches_cpu) {
   Gpt2<float> cpu(kSmall, 11);
-  OptimConfig o;
-  o.lr = 5e-3;
-  o.warmup_steps = 2;
-  o.total_steps = 60;
-  for (int s = 0; s < 60; ++s) {
-    HostBatch h = make_batch(300 + s, 8, 24, kSmall.vocab_size, 0);
-    std::vector<Batch> micro{h.view(8, 24)};
-    cpu.train_step(micro, o);
-  }
   Gpt2<float> host(kSmall, 0);
-  std::copy(cpu.params(), cpu.params() + cpu.num_params(), host.params());
+  train_cpu_and_copy(cpu, host, 60, 300);
   DeviceModel dev(host, 0);
   const std::vector<std::vector<int32_t>> prompts{{3, 4, 5}, {10}, {50, 51, 52, 53, 54}};
   decode::GenerateOptions g;
@@ -165,6 +173,42 @@ MINIELM_GPU_TEST(model_decoding_matches_cpu) {
   auto s2 = dev.generate(prompts, smp);
   for (size_t i = 0; i < prompts.size(); ++i)
     for (size_t k = 0; k < 5; ++k) CHECK(s1[i][k].tokens == s2[i][k].tokens, "seeded sampling repeats");
+}
+
+// Reverse-KL distillation (and JSD with a CE mix) from a trained teacher: every step's loss, divergence and
+// gradient norm within 2 % + 0.01 of loss::distill_step on the CPU; the teacher's weights do not move.
+MINIELM_GPU_TEST(model_distillation_follows_cpu) {
+  Gpt2<float> teacher_cpu(kSmall, 21);
+  Gpt2<float> teacher_host(kSmall, 0);
+  train_cpu_and_copy(teacher_cpu, teacher_host, 40, 500);
+  DeviceModel teacher(teacher_host, 0);
+  for (int variant = 0; variant < 2; ++variant) {
+    loss::DistillOptions d;
+    if (variant == 1) {
+      d.divergence = loss::Divergence::Jsd;
+      d.beta = 0.5;
+      d.temperature = 2.0;
+      d.ce_weight = 0.3;
+    }
+    Gpt2<float> student_cpu(kSmall, 23);
+    Gpt2<float> student_host(kSmall, 23);
+    DeviceModel student(student_host, 0);
+    const OptimConfig so = adam(3e-3, 15);
+    for (int s = 0; s < 15; ++s) {
+      HostBatch h = make_batch(700 + s, 8, 24, kSmall.vocab_size, 4);
+      Batch b = h.view(8, 24);
+      loss::DistillStepStats a = loss::distill_step(student_cpu, teacher_cpu, b, d, so);
+      loss::DistillStepStats g = student.distill_step(teacher, b, d, so);
+      const std::string at = (variant ? "JSD + CE" : "reverse KL") + std::string(", step ") + std::to_string(s + 1);
+      CHECK_CLOSE(g.step.loss, a.step.loss, 0.01, 0.02, "distillation loss, " + at);
+      CHECK_CLOSE(g.divergence, a.divergence, 0.01, 0.02, "divergence, " + at);
+      CHECK_CLOSE(g.step.grad_norm, a.step.grad_norm, 0.0, 0.05, "gradient norm, " + at);
+      if (variant == 1) CHECK_CLOSE(g.ce, a.ce, 0.01, 0.02, "cross-entropy term, " + at);
+    }
+  }
+  teacher.download();
+  check_close(teacher_host.params(), teacher_cpu.params(), static_cast<size_t>(teacher_cpu.num_params()), 0.0, 0.0,
+              "the teacher's weights after distillation");
 }
 
 // ---- benches ----
