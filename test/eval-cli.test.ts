@@ -71,6 +71,13 @@ test('eval judged --model drop-word adds rewrites; eval probes --model copy pass
   const judged = JSON.parse((await capture(['judged', '--model', 'drop-word', '--data', csv, '--k', '1'])).lines[0]);
   assert.ok(judged.distinctRewrites > 0);
   assert.ok(judged.recall >= judged.queryAlone);
+  // --select fresh over the same candidates, one sent: never below the top-ranked one's union (it is among the
+  // candidates the selection weighs), and the row says how it chose.
+  const one = JSON.parse((await capture(['judged', '--model', 'drop-word', '--data', csv, '--k', '1', '--n', '1'])).lines[0]);
+  const fresh = JSON.parse((await capture(['judged', '--model', 'drop-word', '--data', csv, '--k', '1', '--n', '1', '--select', 'fresh', '--fresh-weight', '100'])).lines[0]);
+  assert.is(fresh.select, 'fresh');
+  assert.is(fresh.candidates, 30);
+  assert.ok(fresh.meanRetrieved >= one.meanRetrieved, `fresh selection shows ${fresh.meanRetrieved} products, top-1 ${one.meanRetrieved}`);
   const { code, lines } = await capture(['probes', '--model', 'copy']);
   assert.is(code, 0);
   const probes = JSON.parse(lines[0]);
@@ -84,6 +91,8 @@ test('bad flags are named', async () => {
   await invalid(['judged', '--model', 'copy', '--data', csv, '--threshold', '3.5'], /--threshold.*\[1, 3\]/);
   await invalid(['judged', '--model', 'copy', '--data', csv, '--split', 'train'], /--split/);
   await invalid(['judged', '--model', 'copy', '--data', csv, '--k', '0'], /--k/);
+  await invalid(['judged', '--model', 'copy', '--data', csv, '--select', 'best'], /--select/);
+  await invalid(['judged', '--model', 'copy', '--data', csv, '--select', 'fresh', '--fresh-weight=-1'], /--fresh-weight/);
   await invalid(['judged', '--data', csv], /--model/);
   await invalid(['coverage', '--model', 'copy'], /--model copy/);
   const missing = join(dir, 'nope.csv');

@@ -123,6 +123,12 @@ test('POST /v1/expand returns the merged products with titles and the rewrite th
   }
   const interleaved = await post(main.url, { query: q, n: 4, k: 5, merge: 'interleave', limit: 3 }, 'v1/expand');
   assert.is((interleaved.json.products as unknown[]).length, 3);
+  // Result-aware selection over HTTP: 2 of 8 candidates sent, the selection reported.
+  const fresh = await post(main.url, { query: q, n: 8, k: 5, select: 'fresh', send: 2 }, 'v1/expand');
+  assert.is(fresh.status, 200, fresh.text);
+  const f = fresh.json as unknown as { rewrites: unknown[]; selection: { strategy: string; candidates: unknown[] } };
+  assert.is(f.selection.strategy, 'fresh');
+  assert.ok(f.rewrites.length <= 2 && f.selection.candidates.length >= f.rewrites.length);
 });
 
 test('GET /healthz, GET /metrics (Prometheus text with every metric) and the playground page', async () => {
@@ -184,7 +190,7 @@ test('4xx answers name the field and the fix: 400, 404, 405, 413, invalid UTF-8'
     assert.is(r.json.error?.field, field, `${JSON.stringify(body)}: field`);
     assert.match(r.json.error!.message, message);
   }
-  const expandCases: [unknown, string][] = [[{ query: 'a', k: 101 }, 'k'], [{ query: 'a', limit: 0 }, 'limit'], [{ query: 'a', merge: 'sum' }, 'merge'], [{ queries: ['a'] }, 'queries'], [{}, 'query']];
+  const expandCases: [unknown, string][] = [[{ query: 'a', select: 'bandit' }, 'select'], [{ query: 'a', select: 'top', send: 0 }, 'send'], [{ query: 'a', select: 'fresh', freshWeight: -1 }, 'freshWeight'], [{ query: 'a', k: 101 }, 'k'], [{ query: 'a', limit: 0 }, 'limit'], [{ query: 'a', merge: 'sum' }, 'merge'], [{ queries: ['a'] }, 'queries'], [{}, 'query']];
   for (const [body, field] of expandCases) {
     const r = await post(main.url, body, 'v1/expand');
     assert.is(r.status, 400, r.text);

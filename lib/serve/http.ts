@@ -8,6 +8,7 @@ import { MinielmError, describeValue, invalidArgument, type MinielmErrorCode } f
 import type { Retriever } from '../retrieval/types.ts';
 import { InvalidOptionError, type Rewriter } from './rewriter.ts';
 import { playgroundHtml } from './playground.ts';
+import { DEFAULT_FRESH_CANDIDATES } from '../rewrite/select.ts';
 
 export interface RewriteHandlerOptions {
   /** Enables POST /v1/expand (and the products in the playground). */
@@ -74,7 +75,7 @@ const ROUTES: Record<string, Route> = {
 
 const HANDLER_OPTIONS = ['retriever', 'products', 'maxBodyBytes', 'maxQueries', 'maxN', 'maxK', 'maxQueryLength', 'timeoutMs', 'registry', 'playground'];
 const REWRITE_FIELDS = ['query', 'queries', 'n', 'strategy', 'temperature', 'topP', 'seed', 'includeQuery'];
-const EXPAND_FIELDS = ['query', 'n', 'strategy', 'temperature', 'topP', 'seed', 'k', 'merge', 'limit'];
+const EXPAND_FIELDS = ['query', 'n', 'strategy', 'temperature', 'topP', 'seed', 'k', 'merge', 'limit', 'select', 'send', 'freshWeight'];
 
 function positiveInt(name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
@@ -266,6 +267,13 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
         if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > limits.maxK))
           throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"${f}" must be an integer in [1, ${limits.maxK}], got ${describeValue(v)}`, f);
       }
+      // 'bandit' needs click feedback, which has no endpoint here: all, top (the best `send`) or fresh.
+      if (opts.select !== undefined && opts.select !== 'all' && opts.select !== 'top' && opts.select !== 'fresh')
+        throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"select" must be "all", "top" or "fresh", got ${describeValue(opts.select)}`, 'select');
+      if (opts.send !== undefined && (typeof opts.send !== 'number' || !Number.isInteger(opts.send) || opts.send < 1 || opts.send > limits.maxN))
+        throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"send" must be an integer in [1, ${limits.maxN}], got ${describeValue(opts.send)}`, 'send');
+      // 'fresh' decodes 30 candidates unless told: never more than a request may ask for.
+      if (opts.select === 'fresh' && opts.n === undefined) opts.n = Math.min(DEFAULT_FRESH_CANDIDATES, limits.maxN);
       const out = await rewriter.expand(query as string, retriever, { ...opts, signal: controller.signal });
       return { ...out, products: out.products.map((p) => (titles.has(p.id) ? { id: p.id, title: titles.get(p.id), score: p.score, from: p.from } : p)) };
     }
