@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Model, cudaInfo, resolveDevice, type ModelConfig } from '../lib/model/model.ts';
 import { generate } from '../lib/model/generate.ts';
-import { distillStep } from '../lib/model/align.ts';
+import { distillStep, dpoStep } from '../lib/model/align.ts';
 import { Rewriter } from '../lib/serve/rewriter.ts';
 import { MinielmError } from '../lib/errors.ts';
 import { testIf } from './helpers/skip.ts';
@@ -192,6 +192,11 @@ testIf(test, hasGpu, 'distillStep on the GPU follows the CPU step; a student and
       assert.ok(Math.abs(a.loss - g.loss) <= 0.02 * a.loss + 0.01, `step ${i + 1}: GPU ${g.loss} vs CPU ${a.loss}`);
     }
     await rejectsWith(distillStep(sg, teacherCpu, batchOf(1, 2, 8), {}, { lr: 1e-3 }), 'MINIELM_UNSUPPORTED', /same device/);
+    // DPO with the reference on the same GPU: the loss follows the CPU step's.
+    const pairs = [{ prompt: [3, 4, 5], chosen: [6, 7, 8], rejected: [9, 1] }, { prompt: [20, 21], chosen: [22, 23, 24, 25], rejected: [60, 2, 90] }];
+    const pc = await dpoStep(sc, pairs, { beta: 0.5, reference: teacherCpu }, { lr: 1e-3 });
+    const pg = await dpoStep(sg, pairs, { beta: 0.5, reference: teacherGpu }, { lr: 1e-3 });
+    assert.ok(Math.abs(pc.loss - pg.loss) <= 0.02 * pc.loss + 0.01, `DPO loss GPU ${pg.loss} vs CPU ${pc.loss}`);
     for (const m of [teacherGpu, sc, sg]) await m.dispose();
   } finally {
     await rm(dir, { recursive: true, force: true });

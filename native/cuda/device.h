@@ -57,6 +57,11 @@ class DeviceModel {
   loss::DistillStepStats distill_step(DeviceModel& teacher, const Batch& batch, const loss::DistillOptions& o,
                                       const OptimConfig& opt);
 
+  // One DPO step (loss::dpo_step's contract): the reference's log-probs from `reference` (a device model on the
+  // same GPU), else from ref_logps [2B], else none (reference-free).
+  loss::DpoStepStats dpo_step(DeviceModel* reference, const double* ref_logps, const Batch& pairs, const loss::DpoOptions& o,
+                              const OptimConfig& opt);
+
   // Batched generation: the search of native/decode/ on the host, the KV cache and every forward step on the
   // device. Same options and results as decode::generate (bf16_weights is implied: the device always runs
   // the bf16 copy).

@@ -156,7 +156,8 @@ struct DeviceModel::Impl {
   DevBuf<int32_t> tokens, targets, pos;
   DevBuf<uint8_t> mask;
   DevBuf<float> weights;
-  DevBuf<double> sums;
+  DevBuf<double> sums, seq;          // loss sums; per-sequence log-probabilities (DPO)
+  DevBuf<float> rlse, coef;          // DPO: row logsumexp, per-sequence gradient coefficients
   int64_t B_ = 0, T_ = 0;
 
   Impl(Gpt2<float>& h, int d) : host(h), dev(d), cfg(h.config()), N(h.num_params()) {
@@ -524,6 +525,81 @@ struct DeviceModel::Impl {
     return out;
   }
 
+  // Summed log-probabilities of the batch's sequences under this model (after forward()), to the host.
+  std::vector<double> sequence_logps_of(const Batch& b) {
+    const int64_t n = b.B, Tn = b.T;
+    seq.resize(n, "sequence log-probabilities");
+    rlse.resize(n * Tn, "row statistics");
+    cuda::sequence_logps(seq.get(), rlse.get(), logits.get(), targets.get(), b.loss_weight ? weights.get() : nullptr, n, Tn,
+                         cfg.vocab_size, stream);
+    std::vector<double> h(static_cast<size_t>(n));
+    MINIELM_CUDA_CHECK(cudaMemcpyAsync(h.data(), seq.get(), sizeof(double) * n, cudaMemcpyDeviceToHost, stream));
+    sync();
+    return h;
+  }
+
+  // One DPO step, the twin of loss::dpo_step: 2B sequences (chosen then rejected); the reference's log-probs
+  // from `reference` (a device model on the same GPU), from `ref_logps`, or none (reference-free).
+  loss::DpoStepStats dpo_step(Impl* reference, const double* ref_logps, const Batch& b, const loss::DpoOptions& o,
+                              const OptimConfig& opt) {
+    loss::validate_dpo_options(o);
+    require(b.B >= 2 && b.B % 2 == 0, "MINIELM_INVALID_ARGUMENT",
+            "a DPO batch holds 2B sequences (chosen then rejected), got " + std::to_string(b.B));
+    require(reference != this, "MINIELM_INVALID_ARGUMENT", "the reference must be a different model from the policy");
+    if (reference) {
+      require(reference->dev == dev, "MINIELM_INVALID_ARGUMENT",
+              "the reference lives on cuda:" + std::to_string(reference->dev) + " and the policy on cuda:" + std::to_string(dev) +
+                  ": DPO needs both on one device");
+      require(reference->cfg.vocab_size == cfg.vocab_size, "MINIELM_INVALID_ARGUMENT",
+              "reference vocab_size " + std::to_string(reference->cfg.vocab_size) + " differs from policy vocab_size " +
+                  std::to_string(cfg.vocab_size));
+    }
+    OnDevice on(dev);
+    validate(b, true);
+    const int64_t Bp = b.B / 2, Tn = b.T, n = b.B;
+    double tokens = 0;
+    for (int64_t s2 = 0; s2 < n; ++s2) {
+      double sw = 0;
+      for (int64_t t2 = 0; t2 < Tn; ++t2) sw += b.loss_weight ? b.loss_weight[s2 * Tn + t2] : 1.0;
+      require(sw > 0, "MINIELM_INVALID_ARGUMENT",
+              std::string(s2 < Bp ? "chosen" : "rejected") + " response " + std::to_string(s2 % Bp) + " has no token in the loss mask");
+      tokens += sw;
+    }
+    std::vector<double> ref;
+    if (reference) {
+      reference->ensure(b.B, b.T);
+      reference->put_batch(b, true);
+      reference->forward(b, true);
+      ref = reference->sequence_logps_of(b);
+    } else if (ref_logps) {
+      ref.assign(ref_logps, ref_logps + n);
+    }
+    const bool has_ref = !ref.empty();
+    ensure(b.B, b.T);
+    put_batch(b, true);
+    MINIELM_CUDA_CHECK(cudaMemsetAsync(grad.get(), 0, sizeof(float) * N, stream));
+    forward(b, true);
+    std::vector<double> pol = sequence_logps_of(b);
+    std::vector<double> dseq(static_cast<size_t>(n));
+    loss::DpoStepStats out;
+    out.metrics = loss::dpo_loss(pol.data(), pol.data() + Bp, has_ref ? ref.data() : nullptr, has_ref ? ref.data() + Bp : nullptr,
+                                 Bp, o, dseq.data(), dseq.data() + Bp);
+    if (!std::isfinite(out.metrics.loss))
+      throw Error("MINIELM_NON_FINITE", "the loss is not finite at step " + std::to_string(host.step()) +
+                                            "; the parameters were left unchanged");
+    // sequence_logps_backward gives the gradient of sum_b coef[b] * logp[b]; dLoss/dlogp is dseq.
+    std::vector<float> c(dseq.begin(), dseq.end());
+    coef.resize(n, "DPO coefficients");
+    MINIELM_CUDA_CHECK(cudaMemcpyAsync(coef.get(), c.data(), sizeof(float) * n, cudaMemcpyHostToDevice, stream));
+    cuda::sequence_logps_backward(logits.get(), logits.get(), targets.get(), b.loss_weight ? weights.get() : nullptr, rlse.get(),
+                                  coef.get(), n, Tn, cfg.vocab_size, stream);
+    backward(b);
+    out.step = optimizer_step(opt);
+    out.step.loss = out.metrics.loss;
+    out.step.tokens = tokens;
+    return out;
+  }
+
   void forward_to_host(const Batch& b, float* host_logits) {
     OnDevice on(dev);
     validate(b, false);
@@ -688,6 +764,10 @@ void DeviceModel::download() { impl_->download(); }
 void DeviceModel::forward(const Batch& batch, float* host_logits) { impl_->forward_to_host(batch, host_logits); }
 double DeviceModel::cross_entropy(const Batch& batch, float* host_losses) { return impl_->cross_entropy_to_host(batch, host_losses); }
 StepStats DeviceModel::train_step(const std::vector<Batch>& micro, const OptimConfig& opt) { return impl_->train_step(micro, opt); }
+loss::DpoStepStats DeviceModel::dpo_step(DeviceModel* reference, const double* ref_logps, const Batch& pairs,
+                                         const loss::DpoOptions& o, const OptimConfig& opt) {
+  return impl_->dpo_step(reference ? reference->impl_.get() : nullptr, ref_logps, pairs, o, opt);
+}
 loss::DistillStepStats DeviceModel::distill_step(DeviceModel& teacher, const Batch& batch, const loss::DistillOptions& o,
                                                  const OptimConfig& opt) {
   return impl_->distill_step(*teacher.impl_, batch, o, opt);

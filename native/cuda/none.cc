@@ -35,6 +35,9 @@ void DeviceModel::download() { no_device(); }
 void DeviceModel::forward(const Batch&, float*) { no_device(); }
 double DeviceModel::cross_entropy(const Batch&, float*) { no_device(); }
 StepStats DeviceModel::train_step(const std::vector<Batch>&, const OptimConfig&) { no_device(); }
+loss::DpoStepStats DeviceModel::dpo_step(DeviceModel*, const double*, const Batch&, const loss::DpoOptions&, const OptimConfig&) {
+  no_device();
+}
 loss::DistillStepStats DeviceModel::distill_step(DeviceModel&, const Batch&, const loss::DistillOptions&, const OptimConfig&) {
   no_device();
 }

@@ -25,8 +25,9 @@ DpoOptions parse_dpo(const Napi::Object& o) {
   return to_js(o.Env(), [&] { return minielm::args::parse_dpo(fields(o)); });
 }
 
-// The preference and GRPO steps run on the CPU engine only for now (native/cuda/loss.cu has their kernels, the
-// steps are not wired to the device yet): say so rather than train a stale host copy. Distillation runs on both.
+// The GRPO step and the log-prob entries run on the CPU engine only for now (native/cuda/loss.cu has their
+// kernels, the steps are not wired to the device yet): say so rather than train a stale host copy. Distillation
+// and DPO run on both.
 inline void cpu_only(NativeModel* a, NativeModel* b, const char* what) {
   if ((a && a->device()) || (b && b->device()))
     throw minielm::Error("MINIELM_UNSUPPORTED", std::string(what) +
@@ -131,7 +132,17 @@ class DpoWorker : public TwoModelWorker {
 
  protected:
   void Run() override {
-    cpu_only(a_, b_, "dpoStep");
+    if (a_->device() && (!b_ || b_->device())) {
+      a_->before_device_job();
+      if (b_) b_->before_device_job();
+      a_->after_device_train();
+      r_ = a_->device()->dpo_step(b_ ? b_->device() : nullptr, ref_logps_.empty() ? nullptr : ref_logps_.data(), batch_.view(), o_, opt_);
+      return;
+    }
+    if (a_->device() || (b_ && b_->device()))
+      throw minielm::Error("MINIELM_UNSUPPORTED", std::string("dpoStep: the policy is on ") + (a_->device() ? "a CUDA device" : "the CPU") +
+                                                      " and the reference on " + (b_->device() ? "a CUDA device" : "the CPU") +
+                                                      "; load both on the same device");
     r_ = minielm::loss::dpo_step(*a_->raw(), b_ ? b_->raw() : nullptr, ref_logps_.empty() ? nullptr : ref_logps_.data(),
                                  batch_.view(), o_, opt_);
   }

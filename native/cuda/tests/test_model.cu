@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "../../decode/decoder.h"
@@ -81,6 +82,17 @@ void train_cpu_and_copy(Gpt2<float>& m, Gpt2<float>& copy, int steps, uint32_t s
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
+// A model trained on the CPU (cpu) and its copy on the device (dev, through host): the frozen teacher or
+// reference of the alignment tests, and the trained model of the decoding test.
+struct Trained {
+  Gpt2<float> cpu, host;
+  std::unique_ptr<DeviceModel> dev;
+  Trained(uint64_t seed, int steps, uint32_t seed0) : cpu(kSmall, seed), host(kSmall, 0) {
+    train_cpu_and_copy(cpu, host, steps, seed0);
+    dev = std::make_unique<DeviceModel>(host, 0);
+  }
+};
+
 }  // namespace
 
 // Logits within 0.05 + 2 % of the CPU engine's (bf16 weights and activations; a 2-layer model rounds each
@@ -141,10 +153,9 @@ MINIELM_GPU_TEST(model_training_follows_cpu_loss_curve) {
 // Greedy decoding equals the CPU engine's bf16-weight decoding on a trained model (large margins between the
 // top tokens); beam search returns its n-best sorted; seeded sampling repeats.
 MINIELM_GPU_TEST(model_decoding_matches_cpu) {
-  Gpt2<float> cpu(kSmall, 11);
-  Gpt2<float> host(kSmall, 0);
-  train_cpu_and_copy(cpu, host, 60, 300);
-  DeviceModel dev(host, 0);
+  Trained t(11, 60, 300);
+  Gpt2<float>& cpu = t.cpu;
+  DeviceModel& dev = *t.dev;
   const std::vector<std::vector<int32_t>> prompts{{3, 4, 5}, {10}, {50, 51, 52, 53, 54}};
   decode::GenerateOptions g;
   g.max_new_tokens = 8;
@@ -178,10 +189,9 @@ MINIELM_GPU_TEST(model_decoding_matches_cpu) {
 // Reverse-KL distillation (and JSD with a CE mix) from a trained teacher: every step's loss, divergence and
 // gradient norm within 2 % + 0.01 of loss::distill_step on the CPU; the teacher's weights do not move.
 MINIELM_GPU_TEST(model_distillation_follows_cpu) {
-  Gpt2<float> teacher_cpu(kSmall, 21);
-  Gpt2<float> teacher_host(kSmall, 0);
-  train_cpu_and_copy(teacher_cpu, teacher_host, 40, 500);
-  DeviceModel teacher(teacher_host, 0);
+  Trained t(21, 40, 500);
+  Gpt2<float>& teacher_cpu = t.cpu;
+  DeviceModel& teacher = *t.dev;
   for (int variant = 0; variant < 2; ++variant) {
     loss::DistillOptions d;
     if (variant == 1) {
@@ -207,8 +217,38 @@ MINIELM_GPU_TEST(model_distillation_follows_cpu) {
     }
   }
   teacher.download();
-  check_close(teacher_host.params(), teacher_cpu.params(), static_cast<size_t>(teacher_cpu.num_params()), 0.0, 0.0,
+  check_close(t.host.params(), teacher_cpu.params(), static_cast<size_t>(teacher_cpu.num_params()), 0.0, 0.0,
               "the teacher's weights after distillation");
+}
+
+// DPO on 2B sequences (chosen then rejected) with a reference model, and reference-free: the loss, the reward
+// margin and the gradient norm within 2 % + 0.01 of loss::dpo_step at every step.
+MINIELM_GPU_TEST(model_dpo_follows_cpu) {
+  Trained r(31, 30, 900);
+  Gpt2<float>& ref_cpu = r.cpu;
+  DeviceModel& reference = *r.dev;
+  for (int with_ref = 0; with_ref < 2; ++with_ref) {
+    Gpt2<float> pol_cpu(kSmall, 0), pol_host(kSmall, 0);
+    std::copy(ref_cpu.params(), ref_cpu.params() + ref_cpu.num_params(), pol_cpu.params());
+    std::copy(ref_cpu.params(), ref_cpu.params() + ref_cpu.num_params(), pol_host.params());
+    DeviceModel policy(pol_host, 0);
+    loss::DpoOptions d;
+    d.beta = 0.5;
+    const OptimConfig o = adam(1e-3, 10);
+    for (int s = 0; s < 10; ++s) {
+      // Chosen: the learnable pattern; rejected: the same prompts with shuffled targets (4 pairs, T = 16).
+      HostBatch h = make_batch(1100 + s, 8, 16, kSmall.vocab_size, 3);
+      for (int64_t i = 4 * 16; i < 8 * 16; ++i) h.targets[i] = (h.targets[i] * 7 + 3) % static_cast<int32_t>(kSmall.vocab_size);
+      for (int64_t i = 0; i < 8 * 16; ++i) h.weight[i] = (i % 16) >= 8 && h.mask[i] ? 1.f : 0.f;  // the response half
+      Batch b = h.view(8, 16);
+      loss::DpoStepStats a = loss::dpo_step(pol_cpu, with_ref ? &ref_cpu : nullptr, nullptr, b, d, o);
+      loss::DpoStepStats g = policy.dpo_step(with_ref ? &reference : nullptr, nullptr, b, d, o);
+      const std::string at = std::string(with_ref ? "with" : "without") + " a reference, step " + std::to_string(s + 1);
+      CHECK_CLOSE(g.metrics.loss, a.metrics.loss, 0.01, 0.02, "DPO loss " + at);
+      CHECK_CLOSE(g.metrics.margin, a.metrics.margin, 0.02, 0.05, "reward margin " + at);
+      CHECK_CLOSE(g.step.grad_norm, a.step.grad_norm, 0.0, 0.05, "gradient norm " + at);
+    }
+  }
 }
 
 // ---- benches ----
