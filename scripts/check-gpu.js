@@ -5,11 +5,11 @@
 //   2. the CUDA kernel tests (every op against the CPU engine on the same inputs);
 //   3. the JavaScript device tests (test/cuda.test.ts: logits, a training run's loss curve, greedy decoding
 //      and checkpoints against the CPU engine) on the CMake-built addon;
-//   4. the kernel benches (GEMM TFLOP/s per backend, attention, losses) and bench/gpu.ts (GPT-2 124M
-//      training tokens/s and MFU, decoding tokens/s at batch 1 and 64, 10 rewrites of one query).
+//   4. the GPU benches of minielm_cuda_tests --bench: GEMM TFLOP/s per backend, attention, losses, GPT-2 124M
+//      training tokens/s and MFU, decoding tokens/s at batch 1 and 64, 10 rewrites of one query.
 // Writes bench/results/gpu-check.log and bench/results/gpu-latest.json, and copies both into $OUT when that
 // is set (the device tool brings $OUT back). Exit status: 0 all passed, 1 something failed, 77 no GPU.
-// Usage: npm run check:gpu [-- --skip-build] [--quick]
+// Usage: npm run check:gpu [-- --skip-build]
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -77,21 +77,15 @@ if (t.status !== 0) failed = true;
 const env = { MINIELM_ADDON: addon };
 const js = step('device tests (JavaScript)', process.execPath, ['scripts/test.js', 'cuda.test'], { timeoutS: 120, env });
 if (js.status !== 0) failed = true;
-const kb = step('kernel benches', testsBin, ['--bench'], { timeoutS: 120 });
+const kb = step('GPU benches', testsBin, ['--bench'], { timeoutS: 240 });
 if (kb.status !== 0) failed = true;
-const quick = argv.includes('--quick') ? ['--quick', '--seconds', '5'] : ['--seconds', '12'];
-const gb = step('GPU bench', process.execPath, ['--import', 'tsx', 'bench/gpu.ts', ...quick], { timeoutS: 180, env });
-if (gb.status !== 0) failed = true;
-// The kernel benches' BENCH lines join the JS figures in gpu-latest.json.
-const json = join(results, 'gpu-latest.json');
-if (existsSync(json)) {
-  const figures = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(json, 'utf8')));
-  for (const line of kb.out.split('\n')) {
-    const m = /^BENCH (\{.*\})$/.exec(line.trim());
-    if (!m) continue;
-    const b = JSON.parse(m[1]);
-    figures[`gpu.kernel.${b.name}.${b.metric}`] = b.value;
-  }
-  writeFileSync(json, `${JSON.stringify(figures, null, 2)}\n`);
+// Every BENCH line of the benches, as one flat object of named figures.
+const figures = { date: new Date().toISOString() };
+for (const line of kb.out.split('\n')) {
+  const m = /^BENCH (\{.*\})$/.exec(line.trim());
+  if (!m) continue;
+  const b = JSON.parse(m[1]);
+  figures[`gpu.${b.name}.${b.metric}`] = b.value;
 }
+writeFileSync(join(results, 'gpu-latest.json'), `${JSON.stringify(figures, null, 2)}\n`);
 finish(failed ? 1 : 0);

@@ -47,8 +47,9 @@ class DeviceModel {
 
   // Forward pass; logits [B, T, V] as fp32 to host memory (host_logits), or none when null.
   void forward(const Batch& batch, float* host_logits);
-  // Per-token cross-entropy of the batch (losses [B*T] to host when non-null); returns the weighted sum.
-  double cross_entropy(const Batch& batch, float* host_losses);
+  // Forward pass and per-token cross-entropy of the batch (losses [B*T] to host when non-null, and the logits
+  // like forward() when host_logits is non-null); returns the weighted loss sum.
+  double cross_entropy(const Batch& batch, float* host_losses, float* host_logits = nullptr);
   // One training step over micro-batches, the same contract as Gpt2<float>::train_step.
   StepStats train_step(const std::vector<Batch>& micro, const OptimConfig& opt);
 

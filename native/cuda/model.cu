@@ -269,42 +269,13 @@ struct DeviceModel::Impl {
     if (B * NH * Tn + bt * C > att_scratch.size()) att_scratch.resize(B * NH * Tn + bt * C, "attention scratch");
   }
 
-  void validate(const Batch& b, bool need_targets) const {
-    require(b.tokens != nullptr, "MINIELM_INVALID_ARGUMENT", "batch.tokens is required");
-    require(b.B > 0 && b.T > 0, "MINIELM_INVALID_ARGUMENT", "batch size and sequence length must be positive");
-    require(b.T <= cfg.n_ctx, "MINIELM_INVALID_ARGUMENT",
-            "sequence length " + std::to_string(b.T) + " exceeds the model context n_ctx = " + std::to_string(cfg.n_ctx));
-    const int64_t bt = b.B * b.T;
-    for (int64_t i = 0; i < bt; ++i)
-      require(b.tokens[i] >= 0 && b.tokens[i] < cfg.vocab_size, "MINIELM_INVALID_ARGUMENT",
-              "token id " + std::to_string(b.tokens[i]) + " at position " + std::to_string(i) +
-                  " is outside the vocabulary [0, " + std::to_string(cfg.vocab_size) + ")");
-    if (!need_targets) return;
-    require(b.targets != nullptr, "MINIELM_INVALID_ARGUMENT", "batch.targets is required for a loss");
-    for (int64_t i = 0; i < bt; ++i) {
-      const bool counted = b.loss_weight == nullptr || b.loss_weight[i] != 0.0f;
-      if (counted)
-        require(b.targets[i] >= 0 && b.targets[i] < cfg.vocab_size, "MINIELM_INVALID_ARGUMENT",
-                "target id " + std::to_string(b.targets[i]) + " at position " + std::to_string(i) +
-                    " is outside the vocabulary [0, " + std::to_string(cfg.vocab_size) + ")");
-      if (b.loss_weight)
-        require(std::isfinite(b.loss_weight[i]) && b.loss_weight[i] >= 0, "MINIELM_INVALID_ARGUMENT",
-                "loss weight at position " + std::to_string(i) + " must be finite and >= 0");
-    }
-  }
+  void validate(const Batch& b, bool need_targets) const { host.validate_batch(b, need_targets); }
 
-  // Uploads the batch (positions computed like gpt2.cc: real tokens only, so left padding keeps positions).
+  // Uploads the batch (positions as gpt2.cc computes them).
   void put_batch(const Batch& b, bool with_targets) {
     const int64_t bt = b.B * b.T;
     std::vector<int32_t> p(static_cast<size_t>(bt));
-    for (int64_t s = 0; s < b.B; ++s) {
-      int32_t seen = 0;
-      for (int64_t i = 0; i < b.T; ++i) {
-        const bool real = b.attn_mask == nullptr || b.attn_mask[s * b.T + i] != 0;
-        p[s * b.T + i] = real ? seen : (seen > 0 ? seen - 1 : 0);
-        if (real) ++seen;
-      }
-    }
+    Gpt2<float>::positions(b, p.data());
     MINIELM_CUDA_CHECK(cudaMemcpyAsync(tokens.get(), b.tokens, sizeof(int32_t) * bt, cudaMemcpyHostToDevice, stream));
     MINIELM_CUDA_CHECK(cudaMemcpyAsync(pos.get(), p.data(), sizeof(int32_t) * bt, cudaMemcpyHostToDevice, stream));
     if (b.attn_mask)
@@ -600,27 +571,31 @@ struct DeviceModel::Impl {
     return out;
   }
 
+  // fp32 copy of the logits of the last forward() [B*T, V] to host memory.
+  void logits_to_host(const Batch& b, float* host_logits) {
+    const int64_t n = b.B * b.T * cfg.vocab_size;
+    logits_f32.resize(n, "the fp32 logits");
+    to_f32(logits_f32.get(), logits.get(), n, stream);
+    MINIELM_CUDA_CHECK(cudaMemcpyAsync(host_logits, logits_f32.get(), sizeof(float) * n, cudaMemcpyDeviceToHost, stream));
+  }
+
   void forward_to_host(const Batch& b, float* host_logits) {
     OnDevice on(dev);
     validate(b, false);
     ensure(b.B, b.T);
     put_batch(b, false);
     forward(b, host_logits != nullptr);
-    if (host_logits) {
-      const int64_t n = b.B * b.T * cfg.vocab_size;
-      logits_f32.resize(n, "the fp32 logits");
-      to_f32(logits_f32.get(), logits.get(), n, stream);
-      MINIELM_CUDA_CHECK(cudaMemcpyAsync(host_logits, logits_f32.get(), sizeof(float) * n, cudaMemcpyDeviceToHost, stream));
-    }
+    if (host_logits) logits_to_host(b, host_logits);
     sync();
   }
 
-  double cross_entropy_to_host(const Batch& b, float* host_losses) {
+  double cross_entropy_to_host(const Batch& b, float* host_losses, float* host_logits) {
     OnDevice on(dev);
     validate(b, true);
     ensure(b.B, b.T);
     put_batch(b, true);
     forward(b, true);
+    if (host_logits) logits_to_host(b, host_logits);  // the loss below leaves the logits as they are
     const int64_t bt = b.B * b.T;
     losses.resize(bt, "the per-token losses");
     MINIELM_CUDA_CHECK(cudaMemsetAsync(sums.get(), 0, sizeof(double), stream));
@@ -638,7 +613,7 @@ namespace {
 class DeviceStep final : public decode::StepForward {
  public:
   DeviceStep(DeviceModel::Impl& m, int64_t cache_rows, int64_t max_rows, int64_t max_head)
-      : m_(m), cfg_(m.cfg), cap_(cache_rows), max_rows_(max_rows), max_head_(max_head) {
+      : StepForward(cache_rows), m_(m), cfg_(m.cfg), max_rows_(max_rows), max_head_(max_head) {
     const int64_t C = cfg_.n_embd, L = cfg_.n_layer;
     kc_.resize(L * cap_ * C, "the KV cache");
     vc_.resize(L * cap_ * C, "the KV cache");
@@ -663,13 +638,6 @@ class DeviceStep final : public decode::StepForward {
   }
 
   int64_t vocab() const override { return cfg_.vocab_size; }
-
-  int32_t alloc(int64_t n) override {
-    if (next_ + n > cap_) throw Error("MINIELM_NATIVE", "KV cache overflow (internal sizing error)");
-    const int32_t first = static_cast<int32_t>(next_);
-    next_ += n;
-    return first;
-  }
 
   void run(const decode::Row* rows, int64_t n, const int32_t* head, int64_t nh, float* logits,
            const std::vector<decode::Phase>& phases, bool) override {
@@ -745,8 +713,7 @@ class DeviceStep final : public decode::StepForward {
  private:
   DeviceModel::Impl& m_;
   Config cfg_;
-  int64_t cap_, max_rows_, max_head_;
-  int64_t next_ = 0;
+  int64_t max_rows_, max_head_;
   DevBuf<bf16> kc_, vc_, x_, xn_, qkv_, q_, att_, h_, tmp_, xf_, xh_;
   DevBuf<float> lnm_, lnr_, logits_;
   DevBuf<int32_t> tok_, pos_, slot_, len_, off_, ctx_, head_;
@@ -762,7 +729,9 @@ int DeviceModel::device() const { return impl_->dev; }
 void DeviceModel::upload() { impl_->upload(); }
 void DeviceModel::download() { impl_->download(); }
 void DeviceModel::forward(const Batch& batch, float* host_logits) { impl_->forward_to_host(batch, host_logits); }
-double DeviceModel::cross_entropy(const Batch& batch, float* host_losses) { return impl_->cross_entropy_to_host(batch, host_losses); }
+double DeviceModel::cross_entropy(const Batch& batch, float* host_losses, float* host_logits) {
+  return impl_->cross_entropy_to_host(batch, host_losses, host_logits);
+}
 StepStats DeviceModel::train_step(const std::vector<Batch>& micro, const OptimConfig& opt) { return impl_->train_step(micro, opt); }
 loss::DpoStepStats DeviceModel::dpo_step(DeviceModel* reference, const double* ref_logps, const Batch& pairs,
                                          const loss::DpoOptions& o, const OptimConfig& opt) {

@@ -33,7 +33,7 @@ int DeviceModel::device() const { return -1; }
 void DeviceModel::upload() { no_device(); }
 void DeviceModel::download() { no_device(); }
 void DeviceModel::forward(const Batch&, float*) { no_device(); }
-double DeviceModel::cross_entropy(const Batch&, float*) { no_device(); }
+double DeviceModel::cross_entropy(const Batch&, float*, float*) { no_device(); }
 StepStats DeviceModel::train_step(const std::vector<Batch>&, const OptimConfig&) { no_device(); }
 loss::DpoStepStats DeviceModel::dpo_step(DeviceModel*, const double*, const Batch&, const loss::DpoOptions&, const OptimConfig&) {
   no_device();

@@ -134,7 +134,7 @@ void layernorm_row(const float* x, const float* w, const float* b, int64_t C, fl
 class KvForward final : public StepForward {
  public:
   KvForward(Gpt2<float>& m, int64_t cache_rows, int64_t max_rows, int64_t max_head_rows, bool bf16 = false)
-      : cfg_(m.config()), cap_(cache_rows) {
+      : StepForward(cache_rows), cfg_(m.config()) {
     const int64_t C = cfg_.n_embd, L = cfg_.n_layer;
     float* p = m.params();
     auto at = [&](const std::string& name) {
@@ -189,13 +189,6 @@ class KvForward final : public StepForward {
 
   int64_t vocab() const override { return cfg_.vocab_size; }
 
-  // Hands out n consecutive cache rows.
-  int32_t alloc(int64_t n) override {
-    if (next_ + n > cap_) throw Error("MINIELM_NATIVE", "KV cache overflow (internal sizing error)");
-    const int32_t first = static_cast<int32_t>(next_);
-    next_ += n;
-    return first;
-  }
 
   // Runs rows[0..n) through the model (their keys/values land in the cache), writes the logits of the
   // rows listed in head[0..nh) to logits [nh, V], then runs the phases. One thread-pool job in all.
@@ -334,8 +327,6 @@ class KvForward final : public StepForward {
     else linear_cols(M, K, A, lda, W + off, ldw, bias, out, j0, j1, epi);
   }
   Config cfg_;
-  int64_t cap_;
-  int64_t next_ = 0;
   int64_t max_rows_ = 0, max_head_ = 0;
   const float *wte_, *wpe_, *lnfw_, *lnfb_;
   std::vector<Layer> layers_;
@@ -892,6 +883,13 @@ std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vect
 }
 
 }  // namespace
+
+int32_t StepForward::alloc(int64_t n) {
+  if (next_ + n > cap_) throw Error("MINIELM_NATIVE", "KV cache overflow (internal sizing error)");
+  const int32_t first = static_cast<int32_t>(next_);
+  next_ += n;
+  return first;
+}
 
 void validate_generate(const Config& c, const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o) {
   auto bad = [](const std::string& m) { throw Error("MINIELM_INVALID_ARGUMENT", m); };

@@ -90,15 +90,23 @@ struct Phase {
 // where the search (sampling, beams, hygiene, word constraint) runs unchanged.
 class StepForward {
  public:
+  explicit StepForward(int64_t cache_rows) : cap_(cache_rows) {}
   virtual ~StepForward() = default;
   virtual int64_t vocab() const = 0;
-  // Hands out n consecutive cache rows.
-  virtual int32_t alloc(int64_t n) = 0;
+  // Hands out n consecutive cache rows (the cache holds cache_rows()).
+  int32_t alloc(int64_t n);
+  int64_t cache_rows() const { return cap_; }
   // Runs rows[0..n) through the model (their keys/values land in the cache), writes the logits of the rows
   // listed in head[0..nh) to the host array logits [nh, V], then runs the phases (on the host).
   // `independent`: no row attends to another row of this call (true for every step after the prefill).
   virtual void run(const Row* rows, int64_t n, const int32_t* head, int64_t nh, float* logits,
                    const std::vector<Phase>& phases, bool independent) = 0;
+
+ protected:
+  const int64_t cap_;
+
+ private:
+  int64_t next_ = 0;
 };
 // Makes the forward pass of one generate call: (cache rows, max rows per step, max logits rows per step).
 using StepFactory = std::function<std::unique_ptr<StepForward>(int64_t, int64_t, int64_t)>;

@@ -204,6 +204,18 @@ void Gpt2<T>::validate_batch(const Batch& b, bool need_targets) const {
 }
 
 template <typename T>
+void Gpt2<T>::positions(const Batch& b, int32_t* out) {
+  for (int64_t s = 0; s < b.B; ++s) {
+    int32_t seen = 0;
+    for (int64_t t = 0; t < b.T; ++t) {
+      const bool real = b.attn_mask == nullptr || b.attn_mask[s * b.T + t] != 0;
+      out[s * b.T + t] = real ? seen : (seen > 0 ? seen - 1 : 0);
+      if (real) ++seen;
+    }
+  }
+}
+
+template <typename T>
 void Gpt2<T>::forward(const Batch& batch, bool compute_logits) {
   validate_batch(batch, false);
   const int64_t B = batch.B, Tn = batch.T, BT = B * Tn;
@@ -213,15 +225,7 @@ void Gpt2<T>::forward(const Batch& batch, bool compute_logits) {
   T_ = Tn;
   Acts& a = acts_;
   T* p = params();
-  // Positions count real tokens only, so a left-padded prompt sees the same positions as an unpadded one.
-  for (int64_t b = 0; b < B; ++b) {
-    int32_t seen = 0;
-    for (int64_t t = 0; t < Tn; ++t) {
-      bool real = batch.attn_mask == nullptr || batch.attn_mask[b * Tn + t] != 0;
-      a.pos[b * Tn + t] = real ? seen : (seen > 0 ? seen - 1 : 0);
-      if (real) ++seen;
-    }
-  }
+  positions(batch, a.pos.data());
   ops::embedding_forward(a.encoded.data(), batch.tokens, a.pos.data(), p + tensors_[wte_].offset,
                          p + tensors_[wpe_].offset, BT, C);
   const T* x = a.encoded.data();

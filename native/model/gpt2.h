@@ -90,6 +90,13 @@ class Gpt2 {
   T* adam_m() { return arena_ + 2 * num_params_; }
   T* adam_v() { return arena_ + 3 * num_params_; }
 
+  // Throws MINIELM_INVALID_ARGUMENT naming the first bad entry: token ids, T <= n_ctx, and with need_targets the
+  // targets of counted positions and the loss weights (finite, >= 0).
+  void validate_batch(const Batch& b, bool need_targets) const;
+  // Position of every token [B*T]: real tokens count from 0, padding repeats the last real position (so a
+  // left-padded prompt sees the same positions as an unpadded one).
+  static void positions(const Batch& b, int32_t* out);
+
   // Forward pass over a batch; keeps the activations for backward(). Logits [B, T, V] are then in logits()
   // unless compute_logits is false (the score head does not need the LM head's large product).
   void forward(const Batch& batch, bool compute_logits = true);
@@ -145,7 +152,6 @@ class Gpt2 {
   };
   void ensure_acts(int64_t B, int64_t Tn);
   void init_params();
-  void validate_batch(const Batch& b, bool need_targets) const;
   // Backward through ln_f and the blocks, starting from dLoss/d(ln_f output) held in acts_.dbuf_c.
   void backward_from_final_hidden(const Batch& batch);
   double cross_entropy_impl(const Batch& batch, T* dlogits, T* losses, T grad_scale);

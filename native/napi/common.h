@@ -541,16 +541,17 @@ class ForwardWorker : public ModelWorker {
     if (minielm::cuda::DeviceModel* d = owner_->device()) {
       owner_->before_device_job();
       const int64_t BT = b_.B * b_.T;
-      if (want_logits_) {
-        logits_.resize(static_cast<size_t>(BT * m_->config().vocab_size));
-        d->forward(batch, logits_.data());
+      if (want_logits_) logits_.resize(static_cast<size_t>(BT * m_->config().vocab_size));
+      float* logits = want_logits_ ? logits_.data() : nullptr;
+      if (!batch.targets) {
+        d->forward(batch, logits);
+        return;
       }
-      if (batch.targets) {
-        losses_.resize(static_cast<size_t>(BT));
-        loss_sum_ = d->cross_entropy(batch, losses_.data());
-        weight_ = 0;
-        for (int64_t i = 0; i < BT; ++i) weight_ += batch.loss_weight ? batch.loss_weight[i] : 1.0;
-      }
+      // One forward pass for both the losses and the logits.
+      losses_.resize(static_cast<size_t>(BT));
+      loss_sum_ = d->cross_entropy(batch, losses_.data(), logits);
+      weight_ = 0;
+      for (int64_t i = 0; i < BT; ++i) weight_ += batch.loss_weight ? batch.loss_weight[i] : 1.0;
       return;
     }
     m_->forward(batch);

@@ -320,15 +320,20 @@ Napi::Value ReadTensors(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// The dtype code of each tensor (0 f32, 1 f16, 2 bf16, 3 f64), as a Uint8Array.
+Napi::Uint8Array dtypes_arg(Napi::Env env, Napi::Value v, const char* fn) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw_js(env, "MINIELM_INVALID_ARGUMENT", std::string(fn) + ": dtypes must be a Uint8Array");
+  return v.As<Napi::Uint8Array>();
+}
+
 Napi::Value WriteTensors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array kinds = array_arg(env, info[1], "writeTensors: kinds");
   Napi::Array names = array_arg(env, info[2], "writeTensors: names");
   Napi::Uint8Array buf = bytes_arg(env, info[3], "writeTensors");
   Napi::Float64Array offsets = offsets_arg(env, info[4], "writeTensors: offsets");
-  if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw_js(env, "MINIELM_INVALID_ARGUMENT", "writeTensors: dtypes must be a Uint8Array");
-  Napi::Uint8Array dtypes = info[5].As<Napi::Uint8Array>();
+  Napi::Uint8Array dtypes = dtypes_arg(env, info[5], "writeTensors");
   auto [m, slots] = acquire_slots(env, info[0], kinds, names, offsets, &dtypes, buf.ByteLength(), "writeTensors");
   auto* w = new WriteWorker(env, m, info[0].As<Napi::Object>(), buf, std::move(slots));
   Napi::Promise p = w->promise();
@@ -350,9 +355,7 @@ Napi::Value ReadTensorsFromFile(const Napi::CallbackInfo& info) {
   Napi::Array kinds = array_arg(env, info[2], "readTensorsFromFile: kinds");
   Napi::Array names = array_arg(env, info[3], "readTensorsFromFile: names");
   Napi::Float64Array offsets = offsets_arg(env, info[4], "readTensorsFromFile: offsets");
-  if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw_js(env, "MINIELM_INVALID_ARGUMENT", "readTensorsFromFile: dtypes must be a Uint8Array");
-  Napi::Uint8Array dtypes = info[5].As<Napi::Uint8Array>();
+  Napi::Uint8Array dtypes = dtypes_arg(env, info[5], "readTensorsFromFile");
   auto [m, slots] = acquire_slots(env, info[0], kinds, names, offsets, &dtypes, static_cast<size_t>(int64_t{1} << 53), "readTensorsFromFile");
   auto* w = new FileReadWorker(env, m, info[0].As<Napi::Object>(), std::move(path), std::move(slots));
   Napi::Promise p = w->promise();
