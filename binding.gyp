@@ -15,6 +15,7 @@
         "native/model/selftest.cc",
         "native/decode/decoder.cc",
         "native/decode/kernels.cc",
+        "native/decode/amx.cc",
         "native/decode/constraint.cc",
         "native/napi/addon.cc",
         "native/napi/decode.cc",

@@ -90,6 +90,11 @@ export interface IsaInfo {
   rowKernels: 'avx2' | 'generic';
   /** KV-cache decoding kernels (also capped by MINIELM_DECODE_ISA). */
   decode: 'avx512' | 'generic';
+  /**
+   * Decoding with `weights: 'bf16'`: 'amx' when the matrix products run on Intel AMX tiles (bf16 weights
+   * and activations, fp32 sums; MINIELM_DECODE_ISA=avx512 turns it off), else the decode kernels above.
+   */
+  decodeBf16: 'amx' | 'avx512' | 'generic';
 }
 
 export interface GemmInfo {
@@ -156,6 +161,8 @@ export interface NativeAddon {
   writeTensorsToFile(model: NativeModel, path: string, header: Uint8Array, kinds: string[], names: string[]): Promise<void>;
   generate(model: NativeModel, prompts: Int32Array[], options: NativeGenerateOptions): Promise<NativeGeneration[][]>;
   decodeIsa(): 'avx512' | 'generic';
+  /** The kernels of decoding with bf16 weights (see IsaInfo.decodeBf16). */
+  decodeBf16Isa(): 'amx' | 'avx512' | 'generic';
   createWordConstraint(tokenBytes: Uint8Array, tokenOffsets: Int32Array, special: Uint8Array, wordBytes: Uint8Array, wordOffsets: Int32Array): Promise<NativeWordConstraint>;
   distillStep(student: NativeModel, teacher: NativeModel, batch: NativeBatch, options: NativeDistillOptions, optim: NativeOptim): Promise<NativeDistillStats>;
   dpoStep(policy: NativeModel, reference: NativeModel | null, batch: NativeBatch, refLogps: Float64Array | null, options: NativeDpoOptions, optim: NativeOptim): Promise<NativeDpoStats>;

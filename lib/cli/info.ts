@@ -33,7 +33,7 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`cpu       ${info.isa.cpu}; kernels capped at ${info.isa.selected}`);
   console.log(`gemm      ${info.gemm.backend === 'blas' ? `BLAS (${info.gemm.blasLibrary})` : `built-in ${info.isa.gemm}`}${info.gemm.blasAvailable && info.gemm.backend !== 'blas' ? `; BLAS available: ${info.gemm.blasLibrary}` : ''}`);
   console.log(`rows      softmax / GELU / distillation: ${info.isa.rowKernels}`);
-  console.log(`decode    ${info.isa.decode}`);
+  console.log(`decode    ${info.isa.decode}; bf16 weights: ${info.isa.decodeBf16}`);
   console.log(`threads   ${info.threads}`);
   console.log(`cuda      ${info.cuda.devices > 0 ? info.cuda.names.map((n, i) => `cuda:${i} ${n}`).join('; ') : `none: ${info.cuda.reason}`}`);
   return 0;

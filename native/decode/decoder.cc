@@ -12,11 +12,13 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 
 #include "../core/error.h"
 #include "../core/peak.h"
 #include "../core/rng.h"
 #include "../core/threads.h"
+#include "amx.h"
 #include "kernels.h"
 
 #ifndef MINIELM_DECODE_SPIN
@@ -130,13 +132,59 @@ void layernorm_row(const float* x, const float* w, const float* b, int64_t C, fl
   for (int64_t c = 0; c < C; ++c) out[c] = (x[c] - m) * s * w[c] + b[c];
 }
 
+// The matrices of a model repacked for AMX tile products (amx.h), 6 per layer (q, k, v, attention
+// projection, MLP in, MLP out) then the LM head: bf16 weights and activations, fp32 sums.
+struct AmxWeights {
+  std::vector<AmxMatrix> m;
+};
+
+// The model's AMX packing, made once per version of the weights and kept with the model: a server's
+// generations reuse it, and any write to the parameters (a training step, a load) makes the next
+// generation pack again.
+std::shared_ptr<const AmxWeights> amx_weights(const Gpt2<float>& model) {
+  Gpt2<float>::DerivedWeights& slot = model.derived_weights();
+  std::lock_guard<std::mutex> lock(slot.mutex);
+  const uint64_t version = model.params_version();
+  if (slot.data && slot.version == version) return std::static_pointer_cast<const AmxWeights>(slot.data);
+  slot.data.reset();  // the stale packing's memory goes before the new one is allocated
+  const Config& c = model.config();
+  const int64_t C = c.n_embd;
+  const float* p = model.params();
+  auto at = [&](const std::string& name) {
+    const TensorInfo* t = model.find(name);
+    if (!t) throw Error("MINIELM_NATIVE", "tensor " + name + " missing from the model");
+    return p + t->offset;
+  };
+  auto w = std::make_shared<AmxWeights>();
+  w->m.resize(static_cast<size_t>(6 * c.n_layer + 1));
+  auto pack = [&](AmxMatrix* m, const float* src, int64_t K, int64_t N, int64_t sk, int64_t sn) {
+    amx_alloc(K, N, m);
+    parallel_for(m->Np / 16, 4, [&](int64_t b0, int64_t b1) { amx_pack(src, sk, sn, m, b0, b1); });
+  };
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string h = "h." + std::to_string(l) + ".";
+    AmxMatrix* t = w->m.data() + 6 * l;
+    const float* qkv = at(h + "attn.c_attn.weight");
+    pack(t, qkv, C, C, 3 * C, 1);
+    pack(t + 1, qkv + C, C, C, 3 * C, 1);
+    pack(t + 2, qkv + 2 * C, C, C, 3 * C, 1);
+    pack(t + 3, at(h + "attn.c_proj.weight"), C, C, C, 1);
+    pack(t + 4, at(h + "mlp.c_fc.weight"), C, 4 * C, 4 * C, 1);
+    pack(t + 5, at(h + "mlp.c_proj.weight"), 4 * C, C, C, 1);
+  }
+  pack(&w->m.back(), at("wte.weight"), C, c.vocab_size, 1, C);
+  slot.data = w;
+  slot.version = version;
+  return w;
+}
+
 // The incremental forward pass over the model's parameters (read in place, never copied).
 class KvForward final : public StepForward {
  public:
   KvForward(Gpt2<float>& m, int64_t cache_rows, int64_t max_rows, int64_t max_head_rows, bool bf16 = false)
       : StepForward(cache_rows), cfg_(m.config()) {
     const int64_t C = cfg_.n_embd, L = cfg_.n_layer;
-    float* p = m.params();
+    const float* p = std::as_const(m).params();
     auto at = [&](const std::string& name) {
       const TensorInfo* t = m.find(name);
       if (!t) throw Error("MINIELM_NATIVE", "tensor " + name + " missing from the model");
@@ -153,7 +201,20 @@ class KvForward final : public StepForward {
                               at(h + "ln_2.weight"), at(h + "ln_2.bias"), at(h + "mlp.c_fc.weight"),
                               at(h + "mlp.c_fc.bias"), at(h + "mlp.c_proj.weight"), at(h + "mlp.c_proj.bias")});
     }
-    if (bf16) {
+    if (bf16 && using_amx()) {
+      amx_ = amx_weights(m);
+      for (int64_t l = 0; l < L; ++l) {
+        const AmxMatrix* t = amx_->m.data() + 6 * l;
+        Layer& w = layers_[static_cast<size_t>(l)];
+        w.q = t;
+        w.k = t + 1;
+        w.v = t + 2;
+        w.proj = t + 3;
+        w.fc = t + 4;
+        w.fcproj = t + 5;
+      }
+      head_amx_ = &amx_->m.back();
+    } else if (bf16) {
       // Inference-only copy of the matrices in bf16: half the bytes to stream at every step.
       auto narrow = [&](const float* src, int64_t count) {
         bf16_.emplace_back(static_cast<size_t>(count));
@@ -215,7 +276,7 @@ class KvForward final : public StepForward {
     // so far is used (see choose_mode).
     int mode = 0;  // 0: columns, 1: rows, 2: one thread
     const bool tunable = independent && num_threads() > 1 && n >= 2;
-    const ModeKey key{cfg_.n_embd, cfg_.n_layer, cfg_.vocab_size * (wte16_ ? -1 : 1), n, num_threads()};
+    const ModeKey key{cfg_.n_embd, cfg_.n_layer, cfg_.vocab_size * (wte16_ || head_amx_ ? -1 : 1), n, num_threads()};
     if (tunable) mode = forced_split() != 0 ? forced_split() - 1 : choose_mode(key);
     const bool by_rows = mode == 1;
     const int nt_want = mode == 2 ? 1 : num_threads();
@@ -243,7 +304,8 @@ class KvForward final : public StepForward {
       }
       barrier_.wait();
       split_cols(cfg_.vocab_size, 64, tid, nt, &j0, &j1);
-      if (wte16_) head_cols(nh, C, xf_.data(), C, wte16_, C, logits, cfg_.vocab_size, j0, j1);
+      if (head_amx_) head_cols_amx(nh, xf_.data(), C, *head_amx_, logits, cfg_.vocab_size, j0, j1);
+      else if (wte16_) head_cols(nh, C, xf_.data(), C, wte16_, C, logits, cfg_.vocab_size, j0, j1);
       else head_cols(nh, C, xf_.data(), C, wte_, C, logits, cfg_.vocab_size, j0, j1);
       for (const Phase& ph : phases) {
         barrier_.wait();
@@ -281,9 +343,9 @@ class KvForward final : public StepForward {
       const Layer& w = layers_[l];
       // q | k | v: q to the step buffer, k and v straight into this token's cache row.
       split_cols(C, 64, tid, nt, &j0, &j1);
-      lin(m, C, xn, C, w.qkvw, w.qkvw16, 0, 3 * C, w.qkvb, qrow_.data() + r0, j0, j1, Epilogue::Store);
-      lin(m, C, xn, C, w.qkvw, w.qkvw16, C, 3 * C, w.qkvb + C, krow_.data() + l * n + r0, j0, j1, Epilogue::Store);
-      lin(m, C, xn, C, w.qkvw, w.qkvw16, 2 * C, 3 * C, w.qkvb + 2 * C, vrow_.data() + l * n + r0, j0, j1, Epilogue::Store);
+      lin(m, C, xn, C, w.q, w.qkvw, w.qkvw16, 0, 3 * C, w.qkvb, qrow_.data() + r0, j0, j1, Epilogue::Store);
+      lin(m, C, xn, C, w.k, w.qkvw, w.qkvw16, C, 3 * C, w.qkvb + C, krow_.data() + l * n + r0, j0, j1, Epilogue::Store);
+      lin(m, C, xn, C, w.v, w.qkvw, w.qkvw16, 2 * C, 3 * C, w.qkvb + 2 * C, vrow_.data() + l * n + r0, j0, j1, Epilogue::Store);
       sync();
       const float* kb = kc_.data() + l * cap_ * C;
       const float* vb = vc_.data() + l * cap_ * C;
@@ -296,15 +358,15 @@ class KvForward final : public StepForward {
                att_.data() + r * C + h * hs);
       }
       sync();
-      lin(m, C, att_.data() + r0 * C, C, w.projw, w.projw16, 0, C, w.projb, xrow_.data() + r0, j0, j1, Epilogue::AddTo);
+      lin(m, C, att_.data() + r0 * C, C, w.proj, w.projw, w.projw16, 0, C, w.projb, xrow_.data() + r0, j0, j1, Epilogue::AddTo);
       sync();
       for (int64_t r = a0; r < a1; ++r) layernorm_row(x_.data() + r * C, w.ln2w, w.ln2b, C, xn_.data() + r * C);
       sync();
       split_cols(4 * C, 64, tid, nt, &j0, &j1);
-      lin(m, C, xn, C, w.fcw, w.fcw16, 0, 4 * C, w.fcb, hrow_.data() + r0, j0, j1, Epilogue::Gelu);
+      lin(m, C, xn, C, w.fc, w.fcw, w.fcw16, 0, 4 * C, w.fcb, hrow_.data() + r0, j0, j1, Epilogue::Gelu);
       sync();
       split_cols(C, 64, tid, nt, &j0, &j1);
-      lin(m, 4 * C, h_.data() + r0 * 4 * C, 4 * C, w.fcprojw, w.fcprojw16, 0, C, w.fcprojb, xrow_.data() + r0, j0, j1, Epilogue::AddTo);
+      lin(m, 4 * C, h_.data() + r0 * 4 * C, 4 * C, w.fcproj, w.fcprojw, w.fcprojw16, 0, C, w.fcprojb, xrow_.data() + r0, j0, j1, Epilogue::AddTo);
       sync();
       if (l + 1 < L) {
         for (int64_t r = a0; r < a1; ++r)
@@ -317,13 +379,18 @@ class KvForward final : public StepForward {
   struct Layer {
     const float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
     const uint16_t *qkvw16 = nullptr, *projw16 = nullptr, *fcw16 = nullptr, *fcprojw16 = nullptr;
+    const AmxMatrix *q = nullptr, *k = nullptr, *v = nullptr, *proj = nullptr, *fc = nullptr, *fcproj = nullptr;
   };
   std::vector<std::vector<uint16_t>> bf16_;
   const uint16_t* wte16_ = nullptr;
+  std::shared_ptr<const AmxWeights> amx_;
+  const AmxMatrix* head_amx_ = nullptr;
   // The matrix product with whichever copy of the weights this generation uses.
-  static void lin(int64_t M, int64_t K, const float* A, int64_t lda, const float* W, const uint16_t* W16, int64_t off,
-                  int64_t ldw, const float* bias, float* const* out, int64_t j0, int64_t j1, Epilogue epi) {
-    if (W16) linear_cols(M, K, A, lda, W16 + off, ldw, bias, out, j0, j1, epi);
+  static void lin(int64_t M, int64_t K, const float* A, int64_t lda, const AmxMatrix* T, const float* W,
+                  const uint16_t* W16, int64_t off, int64_t ldw, const float* bias, float* const* out, int64_t j0,
+                  int64_t j1, Epilogue epi) {
+    if (T) linear_cols_amx(M, A, lda, *T, bias, out, j0, j1, epi);
+    else if (W16) linear_cols(M, K, A, lda, W16 + off, ldw, bias, out, j0, j1, epi);
     else linear_cols(M, K, A, lda, W + off, ldw, bias, out, j0, j1, epi);
   }
   Config cfg_;

@@ -4,8 +4,10 @@
 // map one to one. Templated on the scalar: float for the engine, double for gradient checks.
 #pragma once
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -85,7 +87,23 @@ class Gpt2 {
   const TensorInfo* find(const std::string& name) const;
   int64_t num_params() const { return num_params_; }
 
-  T* params() { return arena_; }
+  // Every mutable access to the parameters counts as a write and moves params_version(), so a copy
+  // derived from the weights (the decoder's AMX packing) can tell that it is stale. Readers use the
+  // const overload.
+  T* params() {
+    params_version_.fetch_add(1, std::memory_order_relaxed);
+    return arena_;
+  }
+  const T* params() const { return arena_; }
+  uint64_t params_version() const { return params_version_.load(std::memory_order_relaxed); }
+  // A copy of the weights another module derives and keeps with the model (dropped with it), stamped with
+  // the params_version() it was made from.
+  struct DerivedWeights {
+    std::mutex mutex;
+    uint64_t version = 0;
+    std::shared_ptr<const void> data;
+  };
+  DerivedWeights& derived_weights() const { return derived_; }
   T* grads() { return arena_ + num_params_; }
   T* adam_m() { return arena_ + 2 * num_params_; }
   T* adam_v() { return arena_ + 3 * num_params_; }
@@ -161,6 +179,8 @@ class Gpt2 {
   std::vector<TensorInfo> tensors_;
   int64_t num_params_ = 0;
   T* arena_ = nullptr;
+  std::atomic<uint64_t> params_version_{1};
+  mutable DerivedWeights derived_;
   Acts acts_;
   int64_t acts_BT_ = 0;
   int64_t acts_T_ = 0;

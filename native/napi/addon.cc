@@ -5,6 +5,7 @@
 #include "../core/cpu.h"
 #include "../core/peak.h"
 #include "../core/vmath.h"
+#include "../decode/amx.h"
 #include "../decode/kernels.h"
 #include "../model/selftest.h"
 
@@ -198,6 +199,8 @@ Napi::Value IsaInfo(const Napi::CallbackInfo& info) {
   o.Set("gemm", minielm::builtin_gemm_isa());
   o.Set("rowKernels", minielm::vmath::using_avx2() ? "avx2" : "generic");
   o.Set("decode", minielm::decode::using_avx512() ? "avx512" : "generic");
+  // Decoding with bf16 weights: AMX tile products (bf16 activations too) or the fp32 kernels above.
+  o.Set("decodeBf16", minielm::decode::using_amx() ? "amx" : minielm::decode::using_avx512() ? "avx512" : "generic");
   return o;
 }
 

@@ -1,6 +1,7 @@
 // N-API bindings for batched decoding with a KV cache (greedy, sampling, beam search).
 #include "common.h"
 
+#include "../decode/amx.h"
 #include "../decode/decoder.h"
 #include "../decode/kernels.h"
 
@@ -185,6 +186,11 @@ Napi::Value DecodeIsa(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), minielm::decode::using_avx512() ? "avx512" : "generic");
 }
 
+// The kernels of decoding with bf16 weights: "amx" when the matrix products run on AMX tiles.
+Napi::Value DecodeBf16Isa(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), minielm::decode::using_amx() ? "amx" : minielm::decode::using_avx512() ? "avx512" : "generic");
+}
+
 }  // namespace
 
 void InitDecode(Napi::Env env, Napi::Object exports) {
@@ -193,6 +199,7 @@ void InitDecode(Napi::Env env, Napi::Object exports) {
   exports.Set("generate", Napi::Function::New(env, guarded<Generate>));
   exports.Set("createWordConstraint", Napi::Function::New(env, guarded<CreateWordConstraint>));
   exports.Set("decodeIsa", Napi::Function::New(env, guarded<DecodeIsa>));
+  exports.Set("decodeBf16Isa", Napi::Function::New(env, guarded<DecodeBf16Isa>));
 }
 
 }  // namespace minielm_napi
