@@ -2,7 +2,8 @@
 // behind a Rewriter, 10 beam rewrites per request, cache off, 1 / 16 / 64 concurrent clients, in-process
 // (clients awaiting rewrite()) and over HTTP (autocannon against startRewriteServer in this process), each
 // with micro-batching on (the default maxBatch) and off (maxBatch 1: one native decode per request) in the
-// same run. Figures: requests/s, p50 / p99 latency, mean requests per native decode, peak RSS.
+// same run, with fp32 weights and again with bf16 weights (AMX tiles where the CPU has them). Figures:
+// requests/s, p50 / p99 latency, mean requests per native decode, peak RSS.
 import autocannon from 'autocannon';
 import type { BenchContext } from './run.ts';
 import { native } from '../lib/native.ts';
@@ -110,17 +111,26 @@ export async function run(ctx: BenchContext): Promise<Record<string, number>> {
   ctx.note(`tokenizer: ${tokenizer.vocabSize} tokens trained in ${((performance.now() - t0) / 1000).toFixed(1)} s; model: student preset ${JSON.stringify(PRESETS.student)}, random weights`);
   // The preset's own vocabulary: a tokenizer with fewer tokens leaves ids the Rewriter skips when decoding.
   const model = await Model.create(PRESETS.student, { seed: 1 });
-  const batched = await Rewriter.fromModel(model, tokenizer, { cacheSize: 0 });
-  const single = await Rewriter.fromModel(model, tokenizer, { cacheSize: 0, maxBatch: 1 });
+  // fp32 weights (the default) and bf16 weights (on AMX tiles where the CPU has them: native.decodeBf16Isa()).
+  const rewriters = {
+    fp32: { batched: await Rewriter.fromModel(model, tokenizer, { cacheSize: 0 }), single: await Rewriter.fromModel(model, tokenizer, { cacheSize: 0, maxBatch: 1 }) },
+    bf16: {
+      batched: await Rewriter.fromModel(model, tokenizer, { cacheSize: 0, weights: 'bf16' }),
+      single: await Rewriter.fromModel(model, tokenizer, { cacheSize: 0, maxBatch: 1, weights: 'bf16' }),
+    },
+  };
+  const { batched } = rewriters.fp32;
   ctx.note(`${native.numThreads()} native threads; ${N} beam rewrites per request, ${batched.settings.maxNewTokens} new tokens at most, cache off; ` +
-    `micro-batched: maxBatch ${batched.settings.maxBatch} sequences, maxWaitMs ${batched.settings.maxWaitMs}; single: maxBatch 1; ${PHASE_S} s per phase`);
-  for (let i = 0; i < 3; i++) await batched.rewrite(queries[i], { n: N });
+    `micro-batched: maxBatch ${batched.settings.maxBatch} sequences, maxWaitMs ${batched.settings.maxWaitMs}; single: maxBatch 1; ${PHASE_S} s per phase; ` +
+    `weights fp32 (names serve.*) and bf16 on ${native.decodeBf16Isa()} kernels (names serve.*.bf16.*)`);
+  for (const r of Object.values(rewriters)) for (let i = 0; i < 3; i++) await r.batched.rewrite(queries[i], { n: N });
   try {
-    for (const where of ['inproc', 'http'] as const) {
+    for (const weights of ['fp32', 'bf16'] as const) for (const where of ['inproc', 'http'] as const) {
       for (const clients of CLIENTS) {
         const rates: Record<string, number> = {};
-        for (const [mode, rewriter] of [['batched', batched], ['single', single]] as const) {
-          const name = `serve.${where}.c${clients}.${mode}`;
+        const prefix = `serve.${where}.c${clients}${weights === 'bf16' ? '.bf16' : ''}`;
+        for (const [mode, rewriter] of [['batched', rewriters[weights].batched], ['single', rewriters[weights].single]] as const) {
+          const name = `${prefix}.${mode}`;
           if (!ctx.wants(name)) continue;
           const p = where === 'inproc' ? await inProcess(rewriter, queries, clients) : await overHttp(rewriter, queries, clients);
           out[`${name}.rps`] = p.rps;
@@ -130,18 +140,20 @@ export async function run(ctx: BenchContext): Promise<Record<string, number>> {
           out[`${name}.peak_rss_mb`] = p.peakMb;
           rates[mode] = p.rps;
           const errors = 'errors' in p ? `, ${String(p.errors)} errors` : '';
-          ctx.note(`${where.padEnd(6)} ${String(clients).padStart(2)} clients ${mode.padEnd(7)}: ${p.rps.toFixed(1)} req/s, p50 ${p.p50.toFixed(1)} ms, p99 ${p.p99.toFixed(1)} ms, ` +
+          ctx.note(`${weights} ${where.padEnd(6)} ${String(clients).padStart(2)} clients ${mode.padEnd(7)}: ${p.rps.toFixed(1)} req/s, p50 ${p.p50.toFixed(1)} ms, p99 ${p.p99.toFixed(1)} ms, ` +
             `${p.meanBatch.toFixed(2)} requests per decode, peak RSS ${p.peakMb.toFixed(0)} MB${errors}`);
         }
         if (rates.batched && rates.single) {
-          out[`serve.${where}.c${clients}.speedup`] = rates.batched / rates.single;
-          ctx.note(`${where} ${clients} clients: micro-batched / one decode per request = ${(rates.batched / rates.single).toFixed(2)}x`);
+          out[`${prefix}.speedup`] = rates.batched / rates.single;
+          ctx.note(`${weights} ${where} ${clients} clients: micro-batched / one decode per request = ${(rates.batched / rates.single).toFixed(2)}x`);
         }
       }
     }
   } finally {
-    await batched.close();
-    await single.close();
+    for (const r of Object.values(rewriters)) {
+      await r.batched.close();
+      await r.single.close();
+    }
     await model.dispose();
   }
   return out;

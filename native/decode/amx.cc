@@ -133,15 +133,16 @@ Scratch& scratch() {
   return s;
 }
 
-// A [M, K] (row stride lda) -> bf16 [Mp, Kp], rows and columns past M and K zero.
+// A [M, K] (row stride lda) -> bf16 in tile order: the A operand of rows [16 t, 16 t + 16) and k in
+// [32 c, 32 c + 32) is the 1 KiB at ((t * Kp / 32) + c) * 512, 16 rows of 32; rows past M and k past K are 0.
 const uint16_t* stage_a(int64_t M, const float* A, int64_t lda, int64_t K, int64_t Kp, int64_t Mp) {
   std::vector<uint16_t>& a = scratch().a;
   if (a.size() < static_cast<size_t>(Mp * Kp)) a.resize(static_cast<size_t>(Mp * Kp));
   const __m512i round = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
   for (int64_t i = 0; i < Mp; ++i) {
-    uint16_t* dst = a.data() + i * Kp;
+    uint16_t* dst = a.data() + (i / kTileRows) * kTileRows * Kp + (i % kTileRows) * kTileK;
     if (i >= M) {
-      std::memset(dst, 0, static_cast<size_t>(Kp) * sizeof(uint16_t));
+      for (int64_t k = 0; k < Kp; k += kTileK) std::memset(dst + k * kTileRows, 0, kTileK * sizeof(uint16_t));
       continue;
     }
     const float* src = A + i * lda;
@@ -150,7 +151,8 @@ const uint16_t* stage_a(int64_t M, const float* A, int64_t lda, int64_t K, int64
       __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + k));
       u = _mm512_add_epi32(u, _mm512_add_epi32(round, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
       // Lanes past K were loaded as 0.0f and round to 0.
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k), _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+      uint16_t* d = dst + (k / kTileK) * kTileK * kTileRows + k % kTileK;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
     }
   }
   return a.data();
@@ -164,7 +166,7 @@ inline void block_product(const uint16_t* a, int64_t Kp, const AmxMatrix& W, int
   const int64_t half = Kp / 2;
   const uint16_t* b = W.data.get() + (j / 16) * half * 32;
   const int64_t bstride = half * 32;  // elements from one 16-column block to the next
-  const uint16_t* a0 = a + r0 * Kp;
+  const uint16_t* a0 = a + r0 * Kp;  // tile order (stage_a): k chunk c of this row block at a0 + c * 512
   const uint16_t* a1 = a0 + 16 * Kp;
   _tile_zero(2);
   _tile_zero(3);
@@ -173,10 +175,10 @@ inline void block_product(const uint16_t* a, int64_t Kp, const AmxMatrix& W, int
     _tile_zero(5);
     for (int64_t k = 0; k < Kp; k += kTileK) {
       const uint16_t* bk = b + (k / 2) * 32;
-      _tile_loadd(0, a0 + k, Kp * 2);
+      _tile_loadd(0, a0 + k * kTileRows, 64);
       _tile_loadd(6, bk, 64);
       _tile_dpbf16ps(2, 0, 6);
-      _tile_loadd(1, a1 + k, Kp * 2);
+      _tile_loadd(1, a1 + k * kTileRows, 64);
       _tile_dpbf16ps(4, 1, 6);
       _tile_loadd(7, bk + bstride, 64);
       _tile_dpbf16ps(3, 0, 7);
@@ -185,7 +187,7 @@ inline void block_product(const uint16_t* a, int64_t Kp, const AmxMatrix& W, int
   } else {
     for (int64_t k = 0; k < Kp; k += kTileK) {
       const uint16_t* bk = b + (k / 2) * 32;
-      _tile_loadd(0, a0 + k, Kp * 2);
+      _tile_loadd(0, a0 + k * kTileRows, 64);
       _tile_loadd(6, bk, 64);
       _tile_dpbf16ps(2, 0, 6);
       _tile_loadd(7, bk + bstride, 64);

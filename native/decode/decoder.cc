@@ -118,19 +118,6 @@ inline void split_rows(int64_t n, int tid, int nt, int64_t* r0, int64_t* r1) {
   *r1 = n * (tid + 1) / nt;
 }
 
-void layernorm_row(const float* x, const float* w, const float* b, int64_t C, float* out) {
-  float m = 0;
-  for (int64_t c = 0; c < C; ++c) m += x[c];
-  m /= static_cast<float>(C);
-  float v = 0;
-  for (int64_t c = 0; c < C; ++c) {
-    const float d = x[c] - m;
-    v += d * d;
-  }
-  v /= static_cast<float>(C);
-  const float s = 1.0f / std::sqrt(v + 1e-5f);
-  for (int64_t c = 0; c < C; ++c) out[c] = (x[c] - m) * s * w[c] + b[c];
-}
 
 // The matrices of a model repacked for AMX tile products (amx.h), 6 per layer (q, k, v, attention
 // projection, MLP in, MLP out) then the LM head: bf16 weights and activations, fp32 sums.
@@ -798,16 +785,16 @@ std::vector<std::vector<Generated>> run_beam(Gpt2<float>& model, const std::vect
   std::vector<Phase> phases;
   phases.push_back(Phase{0, [&](int64_t r, int tid) {
                            const float* row = logits.data() + r * V;
-                           float mx;
-                           const float lse = log_sum_exp(row, V, &mx);
+                           float mx, lse, plse;
                            const float* use = row;
-                           float plse = lse;
                            if (hygiene) {
                              const Beam& b = *row_beam[static_cast<size_t>(r)];
                              float* p = proc[static_cast<size_t>(tid)].data();
                              process_row(o, row, V, b.tokens, b.allowed, wc == nullptr || wc->can_end(b.wstate), p);
                              use = p;
-                             plse = log_sum_exp(p, V, &mx);
+                             log_sum_exp_pair(row, p, V, &lse, &plse);
+                           } else {
+                             lse = plse = log_sum_exp(row, V, &mx);
                            }
                            int32_t* idx = cidx.data() + r * w;
                            float* val = cval.data() + r * w;

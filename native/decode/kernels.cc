@@ -98,6 +98,20 @@ void attend_generic(const float* q, const float* kbase, const float* vbase, int6
   for (int64_t i = 0; i < hs; ++i) out[i] *= inv;
 }
 
+void layernorm_row_generic(const float* x, const float* w, const float* b, int64_t C, float* out) {
+  float m = 0;
+  for (int64_t c = 0; c < C; ++c) m += x[c];
+  m /= static_cast<float>(C);
+  float v = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const float d = x[c] - m;
+    v += d * d;
+  }
+  v /= static_cast<float>(C);
+  const float s = 1.0f / std::sqrt(v + 1e-5f);
+  for (int64_t c = 0; c < C; ++c) out[c] = (x[c] - m) * s * w[c] + b[c];
+}
+
 float log_sum_exp_generic(const float* x, int64_t n, float* max_out) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
@@ -105,6 +119,13 @@ float log_sum_exp_generic(const float* x, int64_t n, float* max_out) {
   for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i] - mx));
   *max_out = mx;
   return mx + static_cast<float>(std::log(sum));
+}
+
+// Two separate passes: the portable reference of log_sum_exp_pair.
+void log_sum_exp_pair_generic(const float* x, const float* p, int64_t n, float* lse_x, float* lse_p) {
+  float mx;
+  *lse_x = log_sum_exp_generic(x, n, &mx);
+  *lse_p = log_sum_exp_generic(p, n, &mx);
 }
 
 float exp_scaled_generic(const float* x, int64_t n, float shift, float inv_temp, float* out) {
@@ -422,6 +443,26 @@ void attend_avx512(const float* q, const float* kbase, const float* vbase, int64
   for (int64_t v = 0; v < nv; ++v) _mm512_storeu_ps(out + 16 * v, _mm512_mul_ps(o[v], vi));
 }
 
+// The same sums in 16 lanes (mean, then the variance around it), reduced in a fixed order.
+void layernorm_row_avx512(const float* x, const float* w, const float* b, int64_t C, float* out) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t c = 0; c < C; c += 16) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail_mask(C - c), x + c));
+  const float m = hsum(acc) / static_cast<float>(C);
+  const __m512 mv = _mm512_set1_ps(m);
+  acc = _mm512_setzero_ps();
+  for (int64_t c = 0; c < C; c += 16) {
+    const __mmask16 k = tail_mask(C - c);
+    const __m512 d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + c), mv);
+    acc = _mm512_fmadd_ps(d, d, acc);
+  }
+  const __m512 sv = _mm512_set1_ps(1.0f / std::sqrt(hsum(acc) / static_cast<float>(C) + 1e-5f));
+  for (int64_t c = 0; c < C; c += 16) {
+    const __mmask16 k = tail_mask(C - c);
+    const __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), mv), sv);
+    _mm512_mask_storeu_ps(out + c, k, _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(k, w + c), _mm512_maskz_loadu_ps(k, b + c)));
+  }
+}
+
 void to_bf16_avx512(const float* src, uint16_t* dst, int64_t n) {
   const __m512i round = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
   for (int64_t i = 0; i < n; i += 16) {
@@ -456,6 +497,33 @@ float log_sum_exp_avx512(const float* x, int64_t n, float* max_out) {
   const float mx = max_avx512(x, n);
   *max_out = mx;
   return mx + std::log(exp_scaled_avx512(x, n, mx, 1.0f, nullptr));
+}
+
+// One pass of exps for both rows: where p equals x, p's term is x's term times exp(mx - mp); -inf entries of
+// p add nothing; only the entries the hygiene changed get an exp of their own. p <= x entrywise (penalties
+// and masks only lower logits), so the factor is >= 1; when p's best sits far below x's (a word constraint
+// that leaves only unlikely tokens), x's terms would have underflowed where p's matter, so p gets a pass.
+void log_sum_exp_pair_avx512(const float* x, const float* p, int64_t n, float* lse_x, float* lse_p) {
+  const float mx = max_avx512(x, n), mp = max_avx512(p, n);
+  if (!(mx - mp <= 20.0f)) {
+    *lse_x = mx + std::log(exp_scaled_avx512(x, n, mx, 1.0f, nullptr));
+    *lse_p = mp + std::log(exp_scaled_avx512(p, n, mp, 1.0f, nullptr));
+    return;
+  }
+  const __m512 vx = _mm512_set1_ps(mx), vp = _mm512_set1_ps(mp), ninf = _mm512_set1_ps(-INFINITY);
+  __m512 all = _mm512_setzero_ps(), same = _mm512_setzero_ps(), other = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + i), pv = _mm512_maskz_loadu_ps(m, p + i);
+    const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(xv, vx)));
+    all = _mm512_add_ps(all, e);
+    const __mmask16 eq = _mm512_mask_cmp_ps_mask(m, pv, xv, _CMP_EQ_OQ);
+    same = _mm512_add_ps(same, _mm512_maskz_mov_ps(eq, e));
+    const __mmask16 changed = _mm512_mask_cmp_ps_mask(static_cast<__mmask16>(m & ~eq), pv, ninf, _CMP_GT_OQ);
+    if (changed) other = _mm512_add_ps(other, _mm512_maskz_mov_ps(changed, exp16(_mm512_sub_ps(pv, vp))));
+  }
+  *lse_x = mx + std::log(hsum(all));
+  *lse_p = mp + std::log(std::exp(mx - mp) * hsum(same) + hsum(other));
 }
 
 int64_t arg_max_avx512(const float* x, int64_t n) {
@@ -549,12 +617,19 @@ void head_cols(int64_t M, int64_t K, const float* A, int64_t lda, const uint16_t
 
 void to_bf16(const float* src, uint16_t* dst, int64_t n) { MINIELM_DISPATCH(to_bf16, src, dst, n); }
 
+void layernorm_row(const float* x, const float* w, const float* b, int64_t C, float* out) {
+  MINIELM_DISPATCH(layernorm_row, x, w, b, C, out);
+}
+
 void attend(const float* q, const float* kbase, const float* vbase, int64_t stride, const int32_t* ctx, int64_t n,
             int64_t hs, float scale, float* scratch, float* out) {
   MINIELM_DISPATCH(attend, q, kbase, vbase, stride, ctx, n, hs, scale, scratch, out);
 }
 
 float log_sum_exp(const float* x, int64_t n, float* max_out) { MINIELM_DISPATCH(log_sum_exp, x, n, max_out); }
+void log_sum_exp_pair(const float* x, const float* p, int64_t n, float* lse_x, float* lse_p) {
+  MINIELM_DISPATCH(log_sum_exp_pair, x, p, n, lse_x, lse_p);
+}
 
 float exp_scaled(const float* x, int64_t n, float shift, float inv_temp, float* out) {
   MINIELM_DISPATCH(exp_scaled, x, n, shift, inv_temp, out);

@@ -35,6 +35,9 @@ void head_cols(int64_t M, int64_t K, const float* A, int64_t lda, const float* E
 void head_cols(int64_t M, int64_t K, const float* A, int64_t lda, const uint16_t* E, int64_t lde, float* out,
                int64_t ldo, int64_t j0, int64_t j1);
 
+// LayerNorm of one row of C values (eps 1e-5, biased variance): out = (x - mean) / sd * w + b.
+void layernorm_row(const float* x, const float* w, const float* b, int64_t C, float* out);
+
 // float -> bf16 (round to nearest even) over n values.
 void to_bf16(const float* src, uint16_t* dst, int64_t n);
 
@@ -45,6 +48,10 @@ void attend(const float* q, const float* kbase, const float* vbase, int64_t stri
 
 // log(sum_j exp(x[j])) computed stably; *max_out receives max_j x[j].
 float log_sum_exp(const float* x, int64_t n, float* max_out);
+
+// The log-sum-exps of a row x and of p, a copy of it with some entries lowered or set to -inf (p[j] <= x[j],
+// at least one p[j] finite), with one exp per entry instead of two where p equals x.
+void log_sum_exp_pair(const float* x, const float* p, int64_t n, float* lse_x, float* lse_p);
 
 // out[j] = exp((x[j] - shift) * inv_temp); returns the sum (fixed summation order for a given n).
 float exp_scaled(const float* x, int64_t n, float shift, float inv_temp, float* out);
