@@ -105,7 +105,8 @@ export async function run(ctx: BenchContext): Promise<Record<string, number>> {
   const jobs: [string, GenerateOptions][] = [
     ['beam', { strategy: 'beam', numBeams: 10, numReturnSequences: 10, maxNewTokens: 16 }],
     ['sample', { strategy: 'sample', numReturnSequences: 10, maxNewTokens: 16, temperature: 1, topK: 50, topP: 0.95, seed: 7 }],
-    // Optional inference path: the same beam job from a bf16 copy of the weights (made inside each call).
+    // Optional inference path: the same beam job from a bf16 copy of the weights (packed once and kept with the
+    // model; on AMX tiles with bf16 activations where native.decodeBf16Isa() is 'amx').
     ['beam.bf16', { strategy: 'beam', numBeams: 10, numReturnSequences: 10, maxNewTokens: 16, weights: 'bf16' }],
   ];
   if (jobs.some(([k]) => ctx.wants(`rewrite10.${k}.`))) {
@@ -131,7 +132,7 @@ export async function run(ctx: BenchContext): Promise<Record<string, number>> {
       const f = floorMs(w, peak, bandwidth);
       const bound = Math.max(f.arith, f.traffic);
       ctx.note(
-        `student, 10 ${kind.startsWith('beam') ? `beam rewrites (10 beams${kind === 'beam.bf16' ? ', bf16 weights' : ''})` : 'sampled rewrites'} of a ${PROMPT_LEN}-token query, 16 new tokens: ` +
+        `student, 10 ${kind.startsWith('beam') ? `beam rewrites (10 beams${kind === 'beam.bf16' ? `, bf16 weights on ${native.decodeBf16Isa()} kernels` : ''})` : 'sampled rewrites'} of a ${PROMPT_LEN}-token query, 16 new tokens: ` +
           `p50 ${p50.toFixed(2)} ms, p95 ${p95.toFixed(2)} ms (best ${times[0].toFixed(2)} ms); floor ${f.arith.toFixed(2)} ms arithmetic ` +
           `(${(w.flops / 1e9).toFixed(2)} GFLOP at ${peak.toFixed(0)} GFLOP/s), ${f.traffic.toFixed(2)} ms weight traffic ` +
           `(${(w.bytes / 1e6).toFixed(0)} MB at ${bandwidth.toFixed(1)} GB/s); p50 = ${(p50 / f.arith).toFixed(2)}x the arithmetic floor, ` +

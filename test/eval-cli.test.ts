@@ -93,6 +93,7 @@ test('bad flags are named', async () => {
   await invalid(['judged', '--model', 'copy', '--data', csv, '--k', '0'], /--k/);
   await invalid(['judged', '--model', 'copy', '--data', csv, '--select', 'best'], /--select/);
   await invalid(['judged', '--model', 'copy', '--data', csv, '--select', 'fresh', '--fresh-weight=-1'], /--fresh-weight/);
+  await invalid(['judged', '--model', 'copy', '--data', csv, '--weights', 'fp16'], /--weights must be fp32 or bf16/);
   await invalid(['judged', '--data', csv], /--model/);
   await invalid(['coverage', '--model', 'copy'], /--model copy/);
   const missing = join(dir, 'nope.csv');

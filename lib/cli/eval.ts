@@ -67,6 +67,8 @@ Options:
                         the n that bring the most results the query's own top k lacks; lib/rewrite/select.ts)
   --candidates N        judged, --select fresh: rewrites decoded per query (default ${DEFAULT_FRESH_CANDIDATES})
   --fresh-weight W      judged, --select fresh: weight of new results against the model's rank (default ${DEFAULT_FRESH_WEIGHT})
+  --weights W           judged, probes: fp32 (default) | bf16 (what "minielm serve --weights bf16" decodes with:
+                        bf16 weights, on AMX tiles with bf16 activations where the CPU has them)
   --out FILE            also write the results as JSON`;
 
 async function world(data: string, seed: number, relevanceModel?: string): Promise<PipelineWorld> {
@@ -83,7 +85,7 @@ type DecodingMode = 'catalog' | 'hygiene' | 'raw';
  * `copy`, `drop-word` or a model folder, as a rewriter factory (a model is loaded once, whatever n).
  * `words()` gives the texts whose words the catalog constraint allows (titles and training queries).
  */
-async function loadRewriter(dir: string, mode: DecodingMode = 'raw', words?: () => Promise<string[]>): Promise<Loaded> {
+async function loadRewriter(dir: string, mode: DecodingMode = 'raw', words?: () => Promise<string[]>, weights: 'fp32' | 'bf16' = 'fp32'): Promise<Loaded> {
   if (dir === 'copy') return { name: 'copy', rewriter: () => copyQuery };
   if (dir === 'drop-word') return { name: 'drop-word', rewriter: () => dropOneWord };
   const model = await Model.load(dir);
@@ -94,7 +96,9 @@ async function loadRewriter(dir: string, mode: DecodingMode = 'raw', words?: () 
     if (!words) throw invalidArgument('--decoding catalog needs a catalog: pass --data homedepot or a table file');
     decoding = hygieneOptions(DEFAULT_HYGIENE, await catalogWordConstraint(tokenizer, await words()));
   }
-  return { name: mode === 'raw' ? dir : `${dir} (${mode})`, rewriter: (n, strategy, seed) => modelRewriter(model, tokenizer, { n, strategy, seed, decoding }) };
+  if (weights === 'bf16') decoding = { ...decoding, weights };
+  const name = `${dir}${mode === 'raw' ? '' : ` (${mode})`}${weights === 'bf16' ? ' [bf16]' : ''}`;
+  return { name, rewriter: (n, strategy, seed) => modelRewriter(model, tokenizer, { n, strategy, seed, decoding }) };
 }
 
 function decodingMode(raw: unknown): DecodingMode {
@@ -120,9 +124,11 @@ export async function run(argv: string[]): Promise<number> {
     strategy: { type: 'string', default: 'beam' }, out: { type: 'string' },
     split: { type: 'string', default: 'dev' }, pool: { type: 'string', default: 'q2q' }, threshold: { type: 'string' }, k: { type: 'string', default: '10' }, shared: { type: 'string', default: '2' },
     decoding: { type: 'string', default: 'catalog' }, select: { type: 'string', default: 'top' }, candidates: { type: 'string', default: String(DEFAULT_FRESH_CANDIDATES) },
-    'fresh-weight': { type: 'string', default: String(DEFAULT_FRESH_WEIGHT) },
+    'fresh-weight': { type: 'string', default: String(DEFAULT_FRESH_WEIGHT) }, weights: { type: 'string', default: 'fp32' },
   } });
   const decoding = decodingMode(values.decoding);
+  if (values.weights !== 'fp32' && values.weights !== 'bf16') throw invalidArgument(`--weights must be fp32 or bf16, got "${values.weights}"`);
+  const weights = values.weights;
   if (!values.model) throw invalidArgument('--model DIR is required (or --model copy for the copy-the-query baseline)');
   const seed = Number(values.seed), n = Number(values.n);
   const maxQueries = values.queries === undefined ? (mode === 'judged' ? Infinity : 300) : Number(values.queries);
@@ -133,7 +139,7 @@ export async function run(argv: string[]): Promise<number> {
   const dirs = values.model.split(',');
   if (dirs.includes('copy') && (mode === 'online' || mode === 'coverage')) throw invalidArgument(`--model copy works with offline, judged and probes, not ${mode}: pass a model folder`);
   if (dirs.includes('drop-word') && mode !== 'judged' && mode !== 'probes') throw invalidArgument(`--model drop-word works with judged and probes, not ${mode}: pass a model folder`);
-  if (mode === 'judged') return runJudged(values, dirs, { seed, n, maxQueries, strategy, decoding });
+  if (mode === 'judged') return runJudged(values, dirs, { seed, n, maxQueries, strategy, decoding, weights });
   if (mode === 'probes') {
     if (n < 1) throw invalidArgument('--n must be >= 1 for probes (pass@n needs at least one rewrite)');
     const results: Record<string, unknown>[] = [];
@@ -143,7 +149,7 @@ export async function run(argv: string[]): Promise<number> {
       return [...t.products.map((p) => p.title), ...t.train.map((p) => p.query)];
     };
     for (const dir of dirs) {
-      const r = await loadRewriter(dir, decoding, words);
+      const r = await loadRewriter(dir, decoding, words, weights);
       const summary = await evaluateProbes(r.rewriter(n, strategy, seed), HOMEDEPOT_PROBES, { n });
       results.push({ model: r.name, ...summary });
       console.log(JSON.stringify({ model: r.name, probes: summary.probes, passAt1: summary.passAt1, passAtN: summary.passAtN, n, byKind: summary.byKind }));
@@ -182,7 +188,7 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** `minielm eval judged`: judged recall@k on the dev or test half of a table's Q2Q test side. */
-async function runJudged(values: Record<string, string | boolean | undefined>, dirs: string[], o: { seed: number; n: number; maxQueries: number; strategy: 'beam' | 'sample'; decoding: DecodingMode }): Promise<number> {
+async function runJudged(values: Record<string, string | boolean | undefined>, dirs: string[], o: { seed: number; n: number; maxQueries: number; strategy: 'beam' | 'sample'; decoding: DecodingMode; weights: 'fp32' | 'bf16' }): Promise<number> {
   const str = (name: string): string | undefined => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
   const split = str('split')!, pool = str('pool')!;
   if (split !== 'dev' && split !== 'test') throw invalidArgument(`--split must be dev or test, got "${split}"`);
@@ -210,7 +216,7 @@ async function runJudged(values: Record<string, string | boolean | undefined>, d
   if (!Number.isFinite(weight) || weight < 0) throw invalidArgument(`--fresh-weight must be a number >= 0, got "${str('fresh-weight')}"`);
   const results: Record<string, unknown>[] = [];
   for (const dir of dirs) {
-    const r = await loadRewriter(dir, o.decoding, async () => [...table.products.map((p) => p.title), ...table.train.map((p) => p.query)]);
+    const r = await loadRewriter(dir, o.decoding, async () => [...table.products.map((p) => p.title), ...table.train.map((p) => p.query)], o.weights);
     const rewriter = select === 'fresh'
       ? freshRewriter(r.rewriter(Math.max(candidates, o.n, 1), o.strategy, o.seed), retriever, { n: Math.max(1, o.n), k, weight })
       : r.rewriter(Math.max(1, o.n), o.strategy, o.seed);
