@@ -17,7 +17,7 @@ export { evaluateCopyQuery, type CopyQueryMetrics } from './eval/offline.ts';
 export { judgedRecall, judgedRecallOfModel, judgedLabels, gainThreshold, relevantProducts, normaliseQuery, DEFAULT_MIN_GAIN, HOMEDEPOT_RELEVANT_RATING } from './eval/judged.ts';
 export type { JudgedLabels, JudgedRecallOptions, JudgedRecallResult, JudgedQueryResult } from './eval/judged.ts';
 export { evaluateProbes, containsRequired, HOMEDEPOT_PROBES, type Probe, type ProbeKind, type ProbeResult, type ProbeSummary } from './eval/probes.ts';
-export { copyQuery, dropOneWord, modelRewriter, type RewritesFor, type ModelRewriterOptions } from './eval/rewriters.ts';
+export { copyQuery, dropOneWord, feedbackRewriter, freshRewriter, modelRewriter, type RewritesFor, type ModelRewriterOptions } from './eval/rewriters.ts';
 export { splitDev, devSide, judgedQueriesBySide, loadEvaluationTable, type DevSplit, type DevSplitOptions, type EvaluationTable } from './eval/splits.ts';
 // Evaluation of a trained model: Table 2 (offline) and Table 4 (coverage with n rewrites).
 export { evaluateOffline, referencesByQuery, type OfflineMetrics } from './eval/offline.ts';
@@ -30,6 +30,8 @@ export type { DistillOptions, DistillLoss, DistillStepResult, DpoOptions, DpoLos
 export { generate, WordConstraint, MAX_BEAMS, MAX_RETURN_SEQUENCES, type GenerateOptions, type Generation, type DecodingStrategy } from './model/generate.ts';
 export { promptIds, rewriteText } from './rewrite/format.ts';
 export { DEFAULT_HYGIENE, NO_HYGIENE, hygieneOptions, catalogWords, catalogWordConstraint, type RewriteHygiene } from './rewrite/hygiene.ts';
+export { FeedbackExpander, feedbackWords, DEFAULT_FEEDBACK_CANDIDATES, DEFAULT_FEEDBACK_DEPTH, DEFAULT_FEEDBACK_WEIGHT, type FeedbackOptions } from './rewrite/feedback.ts';
+export { selectFresh, DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT } from './rewrite/select.ts';
 // The trainers: catalog pretraining, SFT on Q2Q pairs, reverse-KL distillation, online DPO.
 export { trainPretrain, pretrainTexts, packTexts, type PretrainOptions, type PretrainResult, type PackedCorpus, type ProductText } from './train/pretrain.ts';
 export { trainSft, evalLoss, type SftOptions, type SftResult, type RewritePair } from './train/sft.ts';

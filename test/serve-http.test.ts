@@ -129,6 +129,11 @@ test('POST /v1/expand returns the merged products with titles and the rewrite th
   const f = fresh.json as unknown as { rewrites: unknown[]; selection: { strategy: string; candidates: unknown[] } };
   assert.is(f.selection.strategy, 'fresh');
   assert.ok(f.rewrites.length <= 2 && f.selection.candidates.length >= f.rewrites.length);
+  // Pseudo-relevance feedback rewrites from the served catalog's titles.
+  const fb = await post(main.url, { query: q, n: 3, k: 5, source: 'feedback' }, 'v1/expand');
+  assert.is(fb.status, 200, fb.text);
+  const fr = fb.json as unknown as { rewrites: { text: string; source?: string }[] };
+  assert.ok(fr.rewrites.length > 0 && fr.rewrites.every((x) => x.source === 'feedback' && x.text.startsWith(`${q} `)), fb.text);
 });
 
 test('GET /healthz, GET /metrics (Prometheus text with every metric) and the playground page', async () => {
@@ -190,7 +195,7 @@ test('4xx answers name the field and the fix: 400, 404, 405, 413, invalid UTF-8'
     assert.is(r.json.error?.field, field, `${JSON.stringify(body)}: field`);
     assert.match(r.json.error!.message, message);
   }
-  const expandCases: [unknown, string][] = [[{ query: 'a', select: 'bandit' }, 'select'], [{ query: 'a', select: 'top', send: 0 }, 'send'], [{ query: 'a', select: 'fresh', freshWeight: -1 }, 'freshWeight'], [{ query: 'a', k: 101 }, 'k'], [{ query: 'a', limit: 0 }, 'limit'], [{ query: 'a', merge: 'sum' }, 'merge'], [{ queries: ['a'] }, 'queries'], [{}, 'query']];
+  const expandCases: [unknown, string][] = [[{ query: 'a', select: 'bandit' }, 'select'], [{ query: 'a', select: 'top', send: 0 }, 'send'], [{ query: 'a', select: 'fresh', freshWeight: -1 }, 'freshWeight'], [{ query: 'a', k: 101 }, 'k'], [{ query: 'a', limit: 0 }, 'limit'], [{ query: 'a', merge: 'sum' }, 'merge'], [{ query: 'a', source: 'rules' }, 'source'], [{ query: 'a', feedback: {} }, 'feedback'], [{ queries: ['a'] }, 'queries'], [{}, 'query']];
   for (const [body, field] of expandCases) {
     const r = await post(main.url, body, 'v1/expand');
     assert.is(r.status, 400, r.text);

@@ -13,6 +13,7 @@ import { generate } from '../lib/model/generate.ts';
 import { Tokenizer } from '../lib/tokenizer/index.ts';
 import { Bm25Retriever, type Retriever } from '../lib/retrieval/index.ts';
 import { catalogWords } from '../lib/rewrite/hygiene.ts';
+import { FeedbackExpander } from '../lib/rewrite/feedback.ts';
 import { distinctRewrites, InvalidOptionError, Rewriter, type RewriteOptions } from '../lib/serve/rewriter.ts';
 import { trainedRewriter, type TrainedRewriter } from './helpers/rewriter-model.ts';
 
@@ -281,6 +282,33 @@ test("expand({ select: 'fresh' }) sends the candidates that bring products the q
   assert.equal(top.rewrites.map((x) => x.text), [all[0].text, all[1].text]);
   await rejects(r.expand(queries[0], fake, { select: 'fresh', freshWeight: -1 }), 'MINIELM_INVALID_ARGUMENT', /freshWeight/);
   await rejects(r.expand(queries[0], fake, { select: 'top', freshWeight: 1 }), 'MINIELM_INVALID_ARGUMENT', /freshWeight applies/);
+});
+
+test("expand({ source: 'feedback' | 'both' }) adds pseudo-relevance feedback rewrites, marked as such", async () => {
+  const r = await load({ cacheSize: 0 });
+  const products = [...trained.fixture.catalog.products.values()];
+  const bm25 = new Bm25Retriever();
+  await bm25.index(products);
+  const feedback = new FeedbackExpander(products);
+  const q = queries[0];
+  const expected = (await feedback.rewrites([q], bm25, 4))[0];
+  assert.ok(expected.length > 0, 'the fixture catalog gives feedback words');
+  const fb = await r.expand(q, bm25, { source: 'feedback', feedback, feedbackCount: 4, k: 5 });
+  assert.equal(fb.rewrites, expected.map((text) => ({ text, logprob: 0, source: 'feedback' })), 'the feedback rewrites alone, best word first');
+  const lists = await bm25.search([fb.query, ...expected], 5);
+  assert.is(fb.products.length, new Set(lists.flat()).size);
+  const model = await r.rewrite(q, { n: 3 });
+  const both = await r.expand(q, bm25, { source: 'both', feedback, n: 3, feedbackCount: 4, k: 5 });
+  assert.equal(both.rewrites.slice(0, model.length), model, "the model's rewrites first");
+  assert.ok(both.rewrites.slice(model.length).every((x) => x.source === 'feedback'));
+  const fresh = await r.expand(q, bm25, { source: 'feedback', feedback, select: 'fresh', send: 2, k: 5 });
+  assert.is(fresh.selection!.strategy, 'fresh');
+  assert.ok(fresh.rewrites.length <= 2 && fresh.selection!.candidates.every((x) => x.source === 'feedback'));
+  const fake: Retriever = { index: async () => undefined, search: async (texts) => texts.map(() => []) };
+  await rejects(r.expand(q, fake, { source: 'feedback' }), 'MINIELM_INVALID_ARGUMENT', /feedback: new FeedbackExpander/);
+  await rejects(r.expand(q, fake, { source: 'rules' as 'model' }), 'MINIELM_INVALID_ARGUMENT', /source must be/);
+  await rejects(r.expand(q, fake, { feedbackCount: 3 }), 'MINIELM_INVALID_ARGUMENT', /feedbackCount applies/);
+  await rejects(r.expand(q, fake, { source: 'feedback', feedback, feedbackDepth: 0 }), 'MINIELM_INVALID_ARGUMENT', /feedbackDepth/);
 });
 
 test('every option is checked, with a coded error naming it', async () => {

@@ -9,7 +9,8 @@ import { Tokenizer } from '../tokenizer/index.ts';
 import { evaluateCopyQuery, evaluateOffline } from '../eval/offline.ts';
 import { DEFAULT_MIN_GAIN, HOMEDEPOT_RELEVANT_RATING, gainThreshold, judgedRecall } from '../eval/judged.ts';
 import { evaluateProbes, HOMEDEPOT_PROBES } from '../eval/probes.ts';
-import { copyQuery, dropOneWord, freshRewriter, modelRewriter, type RewritesFor } from '../eval/rewriters.ts';
+import { copyQuery, dropOneWord, feedbackRewriter, freshRewriter, modelRewriter, type RewritesFor } from '../eval/rewriters.ts';
+import { FeedbackExpander } from '../rewrite/feedback.ts';
 import { DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT } from '../rewrite/select.ts';
 import { judgedQueriesBySide, loadEvaluationTable } from '../eval/splits.ts';
 import { coverageAtN } from '../eval/coverage.ts';
@@ -40,10 +41,13 @@ export const help = `Usage: minielm eval <offline|online|coverage|judged|probes>
 Each model folder needs config.json, model.safetensors and tokenizer.json (trainer checkpoints have them).
 --model copy (offline, judged, probes) is the baseline without a model: the rewrite is the query itself,
 so judged recall "with rewrites" equals the query alone. --model drop-word (judged, probes) is a rule
-baseline: the query with one word left out, once per word.
+baseline: the query with one word left out, once per word. --model feedback (judged, probes) is pseudo-relevance
+feedback, the retrieval-side baseline: the query plus one word its own top 20 results share and the catalog
+rarely has, a word per rewrite (lib/rewrite/feedback.ts; with --select fresh, the dev split chose
+--candidates 50 --fresh-weight 4).
 
 Options:
-  --model DIR[,DIR]     one or more model folders, or copy, or drop-word
+  --model DIR[,DIR]     one or more model folders, or copy, drop-word, feedback
   --pairs DIR           offline: folder with test.jsonl
   --data NAME|FILE      online/coverage: synthetic (default) | homedepot | a CSV file (Home Depot columns)
                         judged: homedepot (default) | a CSV file in Home Depot columns
@@ -85,9 +89,13 @@ type DecodingMode = 'catalog' | 'hygiene' | 'raw';
  * `copy`, `drop-word` or a model folder, as a rewriter factory (a model is loaded once, whatever n).
  * `words()` gives the texts whose words the catalog constraint allows (titles and training queries).
  */
-async function loadRewriter(dir: string, mode: DecodingMode = 'raw', words?: () => Promise<string[]>, weights: 'fp32' | 'bf16' = 'fp32'): Promise<Loaded> {
+async function loadRewriter(dir: string, mode: DecodingMode = 'raw', words?: () => Promise<string[]>, weights: 'fp32' | 'bf16' = 'fp32', feedback?: (n: number) => RewritesFor): Promise<Loaded> {
   if (dir === 'copy') return { name: 'copy', rewriter: () => copyQuery };
   if (dir === 'drop-word') return { name: 'drop-word', rewriter: () => dropOneWord };
+  if (dir === 'feedback') {
+    if (!feedback) throw invalidArgument('--model feedback works with judged and probes: it needs the catalog and its search engine');
+    return { name: 'feedback', rewriter: (n) => feedback(n) };
+  }
   const model = await Model.load(dir);
   const tokenizer = await Tokenizer.load(dir);
   let decoding: Partial<GenerateOptions> = {};
@@ -139,6 +147,7 @@ export async function run(argv: string[]): Promise<number> {
   const dirs = values.model.split(',');
   if (dirs.includes('copy') && (mode === 'online' || mode === 'coverage')) throw invalidArgument(`--model copy works with offline, judged and probes, not ${mode}: pass a model folder`);
   if (dirs.includes('drop-word') && mode !== 'judged' && mode !== 'probes') throw invalidArgument(`--model drop-word works with judged and probes, not ${mode}: pass a model folder`);
+  if (dirs.includes('feedback') && mode !== 'judged' && mode !== 'probes') throw invalidArgument(`--model feedback works with judged and probes (it needs the catalog's search engine), not ${mode}`);
   if (mode === 'judged') return runJudged(values, dirs, { seed, n, maxQueries, strategy, decoding, weights });
   if (mode === 'probes') {
     if (n < 1) throw invalidArgument('--n must be >= 1 for probes (pass@n needs at least one rewrite)');
@@ -149,7 +158,15 @@ export async function run(argv: string[]): Promise<number> {
       return [...t.products.map((p) => p.title), ...t.train.map((p) => p.query)];
     };
     for (const dir of dirs) {
-      const r = await loadRewriter(dir, decoding, words, weights);
+      let feedback: ((count: number) => RewritesFor) | undefined;
+      if (dir === 'feedback') {
+        const t = await loadEvaluationTable({ path: probeData === 'homedepot' ? join(SHARED, 'homedepot', 'train.csv') : probeData, seed });
+        const bm25 = new Bm25Retriever();
+        await bm25.index(t.products);
+        const expander = new FeedbackExpander(t.products);
+        feedback = (count) => feedbackRewriter(expander, bm25, count);
+      }
+      const r = await loadRewriter(dir, decoding, words, weights, feedback);
       const summary = await evaluateProbes(r.rewriter(n, strategy, seed), HOMEDEPOT_PROBES, { n });
       results.push({ model: r.name, ...summary });
       console.log(JSON.stringify({ model: r.name, probes: summary.probes, passAt1: summary.passAt1, passAtN: summary.passAtN, n, byKind: summary.byKind }));
@@ -216,7 +233,9 @@ async function runJudged(values: Record<string, string | boolean | undefined>, d
   if (!Number.isFinite(weight) || weight < 0) throw invalidArgument(`--fresh-weight must be a number >= 0, got "${str('fresh-weight')}"`);
   const results: Record<string, unknown>[] = [];
   for (const dir of dirs) {
-    const r = await loadRewriter(dir, o.decoding, async () => [...table.products.map((p) => p.title), ...table.train.map((p) => p.query)], o.weights);
+    const expander = dir === 'feedback' ? new FeedbackExpander(table.products) : undefined;
+    const r = await loadRewriter(dir, o.decoding, async () => [...table.products.map((p) => p.title), ...table.train.map((p) => p.query)], o.weights,
+      expander && ((count) => feedbackRewriter(expander, retriever, count)));
     const rewriter = select === 'fresh'
       ? freshRewriter(r.rewriter(Math.max(candidates, o.n, 1), o.strategy, o.seed), retriever, { n: Math.max(1, o.n), k, weight })
       : r.rewriter(Math.max(1, o.n), o.strategy, o.seed);

@@ -6,6 +6,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { promptIds, rewriteText } from '../rewrite/format.ts';
 import { invalidArgument } from '../errors.ts';
 import { selectFresh } from '../rewrite/select.ts';
+import type { FeedbackExpander, FeedbackOptions } from '../rewrite/feedback.ts';
 import { normaliseTokens } from './text-metrics.ts';
 import type { Retriever } from '../retrieval/types.ts';
 
@@ -26,6 +27,15 @@ export const dropOneWord: RewritesFor = async (queries) => queries.map((q) => {
   const words = q.trim().split(/\s+/).filter(Boolean);
   return words.length < 2 ? [] : words.map((_, i) => words.filter((__, j) => j !== i).join(' '));
 });
+
+/**
+ * Pseudo-relevance feedback (lib/rewrite/feedback.ts): the query plus one word its own top results share,
+ * n rewrites for n words. The retrieval-side baseline a learned rewriter has to beat on judged recall.
+ */
+export function feedbackRewriter(expander: FeedbackExpander, retriever: Retriever, n: number, options: FeedbackOptions = {}): RewritesFor {
+  if (!Number.isInteger(n) || n < 1) throw invalidArgument(`feedbackRewriter n must be an integer >= 1, got ${n}`);
+  return (queries) => expander.rewrites(queries, retriever, n, options);
+}
 
 export interface ModelRewriterOptions {
   /** Rewrites per query. Default 10. */

@@ -9,6 +9,7 @@ import type { Retriever } from '../retrieval/types.ts';
 import { InvalidOptionError, type Rewriter } from './rewriter.ts';
 import { playgroundHtml } from './playground.ts';
 import { DEFAULT_FRESH_CANDIDATES } from '../rewrite/select.ts';
+import { FeedbackExpander } from '../rewrite/feedback.ts';
 
 export interface RewriteHandlerOptions {
   /** Enables POST /v1/expand (and the products in the playground). */
@@ -75,7 +76,7 @@ const ROUTES: Record<string, Route> = {
 
 const HANDLER_OPTIONS = ['retriever', 'products', 'maxBodyBytes', 'maxQueries', 'maxN', 'maxK', 'maxQueryLength', 'timeoutMs', 'registry', 'playground'];
 const REWRITE_FIELDS = ['query', 'queries', 'n', 'strategy', 'temperature', 'topP', 'seed', 'includeQuery'];
-const EXPAND_FIELDS = ['query', 'n', 'strategy', 'temperature', 'topP', 'seed', 'k', 'merge', 'limit', 'select', 'send', 'freshWeight'];
+const EXPAND_FIELDS = ['query', 'n', 'strategy', 'temperature', 'topP', 'seed', 'k', 'merge', 'limit', 'select', 'send', 'freshWeight', 'source'];
 
 function positiveInt(name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
@@ -114,6 +115,8 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
   };
   const titles = new Map<string, string>();
   for (const p of options.products ?? []) if (p && typeof p.id === 'string' && typeof p.title === 'string') titles.set(p.id, p.title);
+  // The catalog's word statistics for "source": "feedback" | "both" (pseudo-relevance feedback rewrites).
+  const feedback = titles.size > 0 ? new FeedbackExpander([...titles].map(([id, title]) => ({ id, title }))) : undefined;
   const page = options.playground === false ? null : playgroundHtml({ expand: retriever !== undefined, maxN: limits.maxN });
 
   const registry = options.registry ?? new Registry();
@@ -272,6 +275,12 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
         throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"select" must be "all", "top" or "fresh", got ${describeValue(opts.select)}`, 'select');
       if (opts.send !== undefined && (typeof opts.send !== 'number' || !Number.isInteger(opts.send) || opts.send < 1 || opts.send > limits.maxN))
         throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"send" must be an integer in [1, ${limits.maxN}], got ${describeValue(opts.send)}`, 'send');
+      if (opts.source !== undefined && opts.source !== 'model' && opts.source !== 'feedback' && opts.source !== 'both')
+        throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"source" must be "model", "feedback" or "both", got ${describeValue(opts.source)}`, 'source');
+      if (opts.source !== undefined && opts.source !== 'model') {
+        if (!feedback) throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"source": "${String(opts.source)}" needs the catalog's titles: start minielm serve with --catalog FILE (or pass products to createRewriteHandler)`, 'source');
+        opts.feedback = feedback;
+      }
       // 'fresh' decodes 30 candidates unless told: never more than a request may ask for.
       if (opts.select === 'fresh' && opts.n === undefined) opts.n = Math.min(DEFAULT_FRESH_CANDIDATES, limits.maxN);
       const out = await rewriter.expand(query as string, retriever, { ...opts, signal: controller.signal });
