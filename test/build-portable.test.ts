@@ -21,6 +21,7 @@ const ISA_OBJECTS = new Set([
   'native/core/vmath_avx2.o',
   'native/loss/distill_avx2.o',
   'native/decode/kernels.o',
+  'native/decode/amx.o',
   'native/core/peak.o',
 ]);
 

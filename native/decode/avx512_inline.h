@@ -8,6 +8,8 @@
 namespace minielm {
 namespace decode {
 namespace simd {
+// Internal linkage in every file that includes it: no AVX-512 symbol a baseline caller could be linked to.
+namespace {
 
 inline __mmask16 tail_mask(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n > 0 ? n : 0)) - 1u);
@@ -43,6 +45,7 @@ inline __m512 gelu16(__m512 v) {
   return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(_mm512_set1_ps(1.0f), t));
 }
 
+}  // namespace
 }  // namespace simd
 }  // namespace decode
 }  // namespace minielm
