@@ -103,6 +103,52 @@ async function overHttp(rewriter: Rewriter, queries: readonly string[], clients:
   }
 }
 
+/** Malformed bodies for the soak: bad JSON, wrong types, a huge n, unknown fields, invalid UTF-8, too large. */
+const MALFORMED: (string | Buffer)[] = [
+  '{"query":', '[1,2]', '{"query": 5}', '{"query":"x","n":100000}', '{"query":"x","bogus":1}', '',
+  '{"query":"x","strategy":"sample","temperature":"hot"}', '['.repeat(1500), 'null',
+  Buffer.from([0x7b, 0x22, 0x71, 0x75, 0xc3, 0x28, 0x22, 0x7d]), `{"query":"${'x'.repeat(20_000)}"}`,
+];
+
+/**
+ * 20,000 valid requests from 64 autocannon connections, RSS after a 2,000-request warm-up against after
+ * the 20,000 (V8 collected first when --expose-gc is on); then 11,000 requests of which 1 in 11 is valid
+ * and the rest malformed, counting the answers by status class.
+ */
+async function soak(rewriter: Rewriter, queries: readonly string[], ctx: BenchContext): Promise<Record<string, number>> {
+  const server = await startRewriteServer(rewriter, { port: 0, maxN: N, timeoutMs: 60_000 });
+  const gc = (globalThis as { gc?: () => void }).gc;
+  try {
+    const valid = queries.slice(0, 256).map((q) => ({ method: 'POST' as const, path: '/v1/rewrite', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: q, n: N }) }));
+    await autocannon({ url: server.url, connections: 64, amount: 2000, requests: valid, timeout: 60 });
+    gc?.();
+    const before = process.memoryUsage.rss();
+    const t0 = performance.now();
+    const main = await autocannon({ url: server.url, connections: 64, amount: 20_000, requests: valid, timeout: 60 });
+    const seconds = (performance.now() - t0) / 1000;
+    gc?.();
+    const growthMb = (process.memoryUsage.rss() - before) / 2 ** 20;
+    // 10 malformed, then 1 valid, over and over (each connection walks the list from its start): 11,000
+    // requests, about 10,000 of them malformed; every valid one must get a 2xx and every malformed one a 4xx.
+    const mixed = Array.from({ length: 11 * MALFORMED.length }, (_, i) => (i % 11 === 10
+      ? valid[i % valid.length]
+      : { method: 'POST' as const, path: '/v1/rewrite', headers: { 'content-type': 'application/json' }, body: MALFORMED[i % MALFORMED.length] as string }));
+    const bad = await autocannon({ url: server.url, connections: 64, amount: 11_000, requests: mixed, timeout: 60 });
+    const out = {
+      'serve.soak.requests': main.requests.total, 'serve.soak.rps': main.requests.total / seconds, 'serve.soak.rss_growth_mb': growthMb,
+      'serve.soak.errors': main.errors + main.timeouts + main.non2xx,
+      'serve.soak.malformed_2xx': bad['2xx'], 'serve.soak.malformed_4xx': bad['4xx'], 'serve.soak.malformed_5xx': bad['5xx'],
+      'serve.soak.malformed_errors': bad.errors + bad.timeouts,
+    };
+    ctx.note(`soak (bf16 weights, cache off): ${main.requests.total} requests at 64 connections in ${seconds.toFixed(0)} s (${out['serve.soak.rps'].toFixed(1)} req/s, ` +
+      `${out['serve.soak.errors']} errors), RSS ${growthMb >= 0 ? '+' : ''}${growthMb.toFixed(1)} MB after the 2,000-request warm-up${gc ? ' (after gc)' : ' (no --expose-gc: V8 garbage included)'}; ` +
+      `then 11,000 requests, 1 in 11 valid on each connection: ${bad['2xx']} 2xx, ${bad['4xx']} 4xx, ${bad['5xx']} 5xx, ${bad.errors + bad.timeouts} socket errors / timeouts`);
+    return out;
+  } finally {
+    await server.shutdown();
+  }
+}
+
 export async function run(ctx: BenchContext): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const { queries, texts } = await corpus(ctx);
@@ -149,6 +195,7 @@ export async function run(ctx: BenchContext): Promise<Record<string, number>> {
         }
       }
     }
+    if (ctx.wants('serve.soak.')) Object.assign(out, await soak(rewriters.bf16.batched, queries, ctx));
   } finally {
     for (const r of Object.values(rewriters)) {
       await r.batched.close();
