@@ -157,9 +157,13 @@ export async function run(ctx: BenchContext): Promise<Record<string, number>> {
   ctx.note(`tokenizer: ${tokenizer.vocabSize} tokens trained in ${((performance.now() - t0) / 1000).toFixed(1)} s; model: student preset ${JSON.stringify(PRESETS.student)}, random weights`);
   // The preset's own vocabulary: a tokenizer with fewer tokens leaves ids the Rewriter skips when decoding.
   const model = await Model.create(PRESETS.student, { seed: 1 });
-  // fp32 weights (the default) and bf16 weights (on AMX tiles where the CPU has them: native.decodeBf16Isa()).
+  // fp32 weights and bf16 weights (on AMX tiles where the CPU has them: native.decodeBf16Isa(); the default
+  // weights: 'auto' picks bf16 there).
   const rewriters = {
-    fp32: { batched: await Rewriter.fromModel(model, tokenizer, { cacheSize: 0 }), single: await Rewriter.fromModel(model, tokenizer, { cacheSize: 0, maxBatch: 1 }) },
+    fp32: {
+      batched: await Rewriter.fromModel(model, tokenizer, { cacheSize: 0, weights: 'fp32' }),
+      single: await Rewriter.fromModel(model, tokenizer, { cacheSize: 0, maxBatch: 1, weights: 'fp32' }),
+    },
     bf16: {
       batched: await Rewriter.fromModel(model, tokenizer, { cacheSize: 0, weights: 'bf16' }),
       single: await Rewriter.fromModel(model, tokenizer, { cacheSize: 0, maxBatch: 1, weights: 'bf16' }),

@@ -12,7 +12,9 @@ import { Model } from '../lib/model/model.ts';
 import { generate } from '../lib/model/generate.ts';
 import { Tokenizer } from '../lib/tokenizer/index.ts';
 import { Bm25Retriever, type Retriever } from '../lib/retrieval/index.ts';
-import { catalogWords } from '../lib/rewrite/hygiene.ts';
+import { catalogWords, DEFAULT_HYGIENE, hygieneOptions } from '../lib/rewrite/hygiene.ts';
+import { promptIds, rewriteText } from '../lib/rewrite/format.ts';
+import { native } from '../lib/native.ts';
 import { FeedbackExpander } from '../lib/rewrite/feedback.ts';
 import { distinctRewrites, InvalidOptionError, Rewriter, type RewriteOptions } from '../lib/serve/rewriter.ts';
 import { trainedRewriter, type TrainedRewriter } from './helpers/rewriter-model.ts';
@@ -90,6 +92,24 @@ test('bf16 weights: batched equals alone as well', async () => {
   const r = await load({ cacheSize: 0, maxWaitMs: 5, weights: 'bf16' });
   assert.is(r.settings.weights, 'bf16');
   await batchedVsAlone(r, queries.slice(0, 6).map((query) => ({ query, options: { n: 4 } })));
+});
+
+test("weights 'auto' (the default) is bf16 where the decoder has AMX tiles, else fp32; 'fp32' decodes as generate() does", async () => {
+  const amx = native.decodeBf16Isa() === 'amx';
+  for (const options of [{}, { weights: 'auto' as const }]) assert.is((await load(options)).settings.weights, amx ? 'bf16' : 'fp32');
+  const fp32 = await load({ cacheSize: 0, weights: 'fp32' });
+  const bf16 = await load({ cacheSize: 0, weights: 'bf16' });
+  const auto = await load({ cacheSize: 0 });
+  const q = queries[0];
+  assert.equal(await auto.rewrite(q, { n: 6 }), await (amx ? bf16 : fp32).rewrite(q, { n: 6 }));
+  // The fp32 rewrites are the model's own fp32 beams.
+  const model = await Model.load(trained.dir);
+  const tok = await Tokenizer.load(trained.dir);
+  const beams = await generate(model, [promptIds(tok, q, model.config.n_ctx - fp32.settings.maxNewTokens)], {
+    strategy: 'beam', numBeams: 6, numReturnSequences: 6, maxNewTokens: fp32.settings.maxNewTokens, eosTokenId: tok.eosId, ...hygieneOptions(DEFAULT_HYGIENE),
+  });
+  assert.equal((await fp32.rewrite(q, { n: 6 })).map((r) => r.logprob), distinctRewrites(beams[0].map((g) => ({ text: rewriteText(tok, g.tokens), logprob: g.logprob }))).filter((r) => r.text.toLowerCase() !== q.toLowerCase()).map((r) => r.logprob));
+  await model.dispose();
 });
 
 test('requests with different n or strategy go to different decodes, each result as alone', async () => {

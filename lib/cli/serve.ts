@@ -20,7 +20,8 @@ Serves a trained rewriter: POST /v1/rewrite, POST /v1/expand (with a catalog), G
   --meilisearch-url URL   use a Meilisearch index for expand instead (MEILISEARCH_API_KEY is its key)
   --meilisearch-index UID (default minielm-products)
   --catalog-words         rewrites may only use words of the catalog's titles (and its queries)
-  --weights fp32|bf16     (default fp32)               --threads N        native threads (default all cores)
+  --weights W             auto (default: bf16 on CPUs with AMX, else fp32) | fp32 | bf16
+  --threads N             native threads (default all cores)
   --device cpu|cuda[:N]   where the model decodes (default cpu; cuda needs a CUDA build: npm run build:cmake)
   --max-batch N           sequences per native decode (default 256; 1 turns micro-batching off)
   --max-wait-ms X         how long a request waits for others to batch with (default 2)
@@ -112,9 +113,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.model) throw invalidArgument('--model DIR is required: a trained folder with config.json, model.safetensors and tokenizer.json');
   if (values.catalog && values['meilisearch-url']) throw invalidArgument('pass --catalog FILE or --meilisearch-url URL, not both');
   if (values['catalog-words'] && !values.catalog) throw invalidArgument('--catalog-words needs --catalog FILE (the words come from its titles)');
-  if (values.weights !== undefined && values.weights !== 'fp32' && values.weights !== 'bf16') throw invalidArgument(`--weights must be fp32 or bf16, got "${values.weights}"`);
+  if (values.weights !== undefined && values.weights !== 'fp32' && values.weights !== 'bf16' && values.weights !== 'auto') throw invalidArgument(`--weights must be auto, fp32 or bf16, got "${values.weights}"`);
   const rewriterOptions: RewriterOptions = {
-    weights: values.weights as 'fp32' | 'bf16' | undefined,
+    weights: values.weights as 'fp32' | 'bf16' | 'auto' | undefined,
     device: values.device as RewriterOptions['device'],
     threads: intFlag(values, 'threads', 1, 1024),
     maxBatch: intFlag(values, 'max-batch', 1, 65536),
