@@ -2,7 +2,7 @@
 // bad input instead of crashes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,17 @@ function cli(...args: string[]): { status: number | null; out: string } {
   const r = spawnSync(process.execPath, [join(root, 'bin', 'minielm.js'), ...args], { cwd: root, encoding: 'utf8' });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
+
+test('a reader that closes the pipe early (minielm info | head -1) ends the output, not in a crash', async () => {
+  const child = spawn(process.execPath, [join(root, 'bin', 'minielm.js'), 'info'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // Close our end after the first chunk, as head does; the CLI's next writes meet EPIPE.
+  child.stdout.once('data', () => child.stdout.destroy());
+  const code: number | null = await new Promise((resolve) => child.on('close', (c) => resolve(c)));
+  assert.is(code, 0, stderr);
+  assert.not.match(stderr, /EPIPE|Unhandled/);
+});
 
 test('help texts', () => {
   for (const cmd of ['train', 'eval', 'report', 'run', 'demo']) {

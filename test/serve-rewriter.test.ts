@@ -55,6 +55,11 @@ test.after(async () => {
 });
 
 /** Every request run concurrently (one tick, so micro-batched), then each again alone. */
+// The tests that count decodes send every request in one synchronous burst; a request enqueued after the
+// first one's maxWaitMs starts a decode of its own (as it should), which on a loaded 2-core machine a 5 ms
+// window allowed. 50 ms holds the burst together without slowing the suites much.
+const WAIT_MS = 50;
+
 async function batchedVsAlone(r: Rewriter, requests: { query: string; options: RewriteOptions }[]): Promise<void> {
   const before = r.stats().batches;
   const together = await Promise.all(requests.map((q) => r.rewrite(q.query, q.options)));
@@ -69,7 +74,7 @@ async function batchedVsAlone(r: Rewriter, requests: { query: string; options: R
 }
 
 test('micro-batched beam search gives each request exactly what it gets alone', async () => {
-  const r = await load({ cacheSize: 0, maxWaitMs: 5 });
+  const r = await load({ cacheSize: 0, maxWaitMs: WAIT_MS });
   const lengths = new Set(queries.map((q) => trained.fixture.tokenizer.encode(q).length));
   assert.ok(lengths.size >= 3, `prompts of ${lengths.size} different lengths`);
   await batchedVsAlone(r, queries.map((query) => ({ query, options: { n: 6 } })));
@@ -80,7 +85,7 @@ test('micro-batched beam search gives each request exactly what it gets alone', 
 });
 
 test('micro-batched seeded sampling gives each request exactly what it gets alone', async () => {
-  const r = await load({ cacheSize: 0, maxWaitMs: 5 });
+  const r = await load({ cacheSize: 0, maxWaitMs: WAIT_MS });
   await batchedVsAlone(r, queries.map((query) => ({ query, options: { n: 5, strategy: 'sample', seed: 7, temperature: 1.3, topP: 0.9 } })));
   // Another seed, other samples (for at least one query): the seed is part of the request.
   const a = await r.rewriteBatch(queries, { n: 5, strategy: 'sample', seed: 7, temperature: 1.3, topP: 0.9 });
@@ -89,7 +94,7 @@ test('micro-batched seeded sampling gives each request exactly what it gets alon
 });
 
 test('bf16 weights: batched equals alone as well', async () => {
-  const r = await load({ cacheSize: 0, maxWaitMs: 5, weights: 'bf16' });
+  const r = await load({ cacheSize: 0, maxWaitMs: WAIT_MS, weights: 'bf16' });
   assert.is(r.settings.weights, 'bf16');
   await batchedVsAlone(r, queries.slice(0, 6).map((query) => ({ query, options: { n: 4 } })));
 });
@@ -113,19 +118,19 @@ test("weights 'auto' (the default) is bf16 where the decoder has AMX tiles, else
 });
 
 test('requests with different n or strategy go to different decodes, each result as alone', async () => {
-  const r = await load({ cacheSize: 0, maxWaitMs: 5 });
+  const r = await load({ cacheSize: 0, maxWaitMs: WAIT_MS });
   const kinds: RewriteOptions[] = [{ n: 4 }, { n: 7 }, { n: 4, strategy: 'sample', seed: 3 }, { n: 4, strategy: 'sample', seed: 4 }];
   await batchedVsAlone(r, queries.slice(0, 8).map((query, i) => ({ query, options: kinds[i % kinds.length] })));
 });
 
 test('maxBatch caps the sequences of one decode; maxBatch 1 is one decode per request', async () => {
-  const r = await load({ cacheSize: 0, maxWaitMs: 5, maxBatch: 12 });
+  const r = await load({ cacheSize: 0, maxWaitMs: WAIT_MS, maxBatch: 12 });
   const before = r.stats();
   const lists = await Promise.all(queries.slice(0, 6).map((q) => r.rewrite(q, { n: 4 })));
   const after = r.stats();
   assert.is(after.batches - before.batches, 2, '6 requests x 4 sequences at 12 per decode');
   assert.is(after.batchedSequences - before.batchedSequences, 24);
-  const single = await load({ cacheSize: 0, maxWaitMs: 5, maxBatch: 1 });
+  const single = await load({ cacheSize: 0, maxWaitMs: WAIT_MS, maxBatch: 1 });
   const alone = await Promise.all(queries.slice(0, 6).map((q) => single.rewrite(q, { n: 4 })));
   assert.is(single.stats().batches, 6, 'a request larger than maxBatch still runs, alone');
   assert.equal(alone, lists);
