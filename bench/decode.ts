@@ -34,7 +34,7 @@ interface Floor {
 }
 
 /** Work of a generation: prefill of every prompt (head on its last token) then `rows` sequences per step. */
-function work(c: ModelConfig, prompts: number, rows: number, newTokens: number): Floor {
+function work(c: ModelConfig, prompts: number, rows: number, newTokens: number, bytesPerWeight = 4): Floor {
   let m = 0;
   for (let p = 0; p < PROMPT_LEN; p++) m += prompts * macs(c, p).body;
   m += prompts * macs(c, PROMPT_LEN - 1).head;
@@ -43,7 +43,7 @@ function work(c: ModelConfig, prompts: number, rows: number, newTokens: number):
     m += rows * (k.body + k.head);
   }
   const weights = c.n_layer * 12 * c.n_embd * c.n_embd + c.vocab_size * c.n_embd;
-  return { flops: 2 * m, bytes: 4 * weights * newTokens };
+  return { flops: 2 * m, bytes: bytesPerWeight * weights * newTokens };
 }
 
 function floorMs(f: Floor, peakGflops: number, bandwidthGbs: number): { arith: number; traffic: number } {
@@ -69,17 +69,22 @@ export async function run(ctx: BenchContext): Promise<Record<string, number>> {
   }
   ctx.note(`decode kernels: ${native.decodeIsa()}, ${native.numThreads()} threads`);
 
-  for (const preset of ['student', 'teacher'] as const) {
-    const names = [1, 16, 64].map((b) => `decode.${preset}.batch${b}.tokens_per_s`);
+  // Both presets with fp32 weights; the student again with bf16 weights (AMX tiles where native.decodeBf16Isa()
+  // is 'amx': its weight traffic is 2 bytes a weight, but its arithmetic floor is still the fp32 FMA peak's,
+  // which AMX tiles can beat).
+  for (const [preset, weights] of [['student', 'fp32'], ['teacher', 'fp32'], ['student', 'bf16']] as const) {
+    const tag = weights === 'bf16' ? `${preset}.bf16` : preset;
+    const names = [1, 16, 64].map((b) => `decode.${tag}.batch${b}.tokens_per_s`);
     if (!names.some((n) => ctx.wants(n))) continue;
+    if (weights === 'bf16') ctx.note(`bf16 weights: ${native.decodeBf16Isa()} kernels`);
     const config = PRESETS[preset];
     const model = await Model.create(config, { seed: 1 });
     const newTokens = 32;
     for (const batch of [1, 16, 64]) {
-      const name = `decode.${preset}.batch${batch}.tokens_per_s`;
+      const name = `decode.${tag}.batch${batch}.tokens_per_s`;
       if (!ctx.wants(name)) continue;
       const prompts = Array.from({ length: batch }, (_, i) => prompt(i, config.vocab_size));
-      const opts: GenerateOptions = { strategy: 'greedy', maxNewTokens: newTokens };
+      const opts: GenerateOptions = { strategy: 'greedy', maxNewTokens: newTokens, weights };
       await generate(model, prompts, opts);
       // Best of repeats: the bench shares two cores with whatever else runs.
       let best = Infinity;
@@ -90,11 +95,11 @@ export async function run(ctx: BenchContext): Promise<Record<string, number>> {
         best = Math.min(best, performance.now() - t0);
       }
       const tps = (batch * newTokens) / (best / 1e3);
-      const f = floorMs(work(config, batch, batch, newTokens), peak, bandwidth);
+      const f = floorMs(work(config, batch, batch, newTokens, weights === 'bf16' ? 2 : 4), peak, bandwidth);
       const bound = Math.max(f.arith, f.traffic);
       out[name] = tps;
       ctx.note(
-        `${preset} batch ${batch}: ${tps.toFixed(0)} tokens/s (${best.toFixed(1)} ms for ${newTokens} new tokens after a ${PROMPT_LEN}-token prompt); ` +
+        `${tag} batch ${batch}: ${tps.toFixed(0)} tokens/s (${best.toFixed(1)} ms for ${newTokens} new tokens after a ${PROMPT_LEN}-token prompt); ` +
           `floor ${f.arith.toFixed(1)} ms arithmetic, ${f.traffic.toFixed(1)} ms weight traffic -> at most ${((batch * newTokens) / (bound / 1e3)).toFixed(0)} tokens/s; ` +
           `measured = ${(best / f.arith).toFixed(2)}x the arithmetic floor, ${(best / f.traffic).toFixed(2)}x the traffic floor`,
       );
@@ -128,7 +133,7 @@ export async function run(ctx: BenchContext): Promise<Record<string, number>> {
       const p95 = percentile(times, 0.95);
       out[`rewrite10.${kind}.p50_ms`] = p50;
       out[`rewrite10.${kind}.p95_ms`] = p95;
-      const w = work(config, 1, 10, 16);
+      const w = work(config, 1, 10, 16, kind === 'beam.bf16' ? 2 : 4);
       const f = floorMs(w, peak, bandwidth);
       const bound = Math.max(f.arith, f.traffic);
       ctx.note(
