@@ -30,11 +30,15 @@ import { trainPretrain, pretrainTexts } from './train/pretrain.ts';
 import { denoisingPairs, denoisingCount, mixPairs } from './data/noise.ts';
 import { evaluateCopyQuery } from './eval/offline.ts';
 import { judgedLabels, judgedRecall, type JudgedLabels } from './eval/judged.ts';
-import { copyQuery, freshRewriter, modelRewriter } from './eval/rewriters.ts';
+import { copyQuery, feedbackRewriter, freshRewriter, modelRewriter } from './eval/rewriters.ts';
+import { DEFAULT_FEEDBACK_CANDIDATES, DEFAULT_FEEDBACK_WEIGHT, FeedbackExpander } from './rewrite/feedback.ts';
 import { DEFAULT_FRESH_CANDIDATES } from './rewrite/select.ts';
 import { evaluateProbes, HOMEDEPOT_PROBES } from './eval/probes.ts';
 import { splitDev, type DevSplit } from './eval/splits.ts';
 import { COPY_ROW } from './eval/report.ts';
+
+/** The report's row name of the pseudo-relevance feedback baseline (judged recall and probes). */
+const FEEDBACK_ROW = 'feedback baseline (no model): the query + one word of its top 20 results';
 import { catalogWordConstraint, hygieneOptions, DEFAULT_HYGIENE } from './rewrite/hygiene.ts';
 import type { GenerateOptions } from './model/generate.ts';
 
@@ -276,11 +280,20 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
     // The same models choosing 10 of their 30 best beams by the new results each brings (lib/rewrite/select.ts);
     // on real tables only (the demo's 5-minute budget has no room for two more 30-beam decodes).
     const freshOf = (m: Model) => freshRewriter(modelRewriter(m, tokenizer, { n: DEFAULT_FRESH_CANDIDATES, strategy: 'beam', decoding }), retriever, { n: 10, k: 10 });
-    if (!world.synthetic)
+    // The retrieval-side baseline with no model (lib/rewrite/feedback.ts): what a learned rewriter has to beat.
+    const feedback = new FeedbackExpander([...world.products.values()]);
+    if (!world.synthetic) {
       for (const [name, m] of [['student (distilled), fresh-result selection', distilled], ['student (distilled + online DPO), fresh-result selection', onlineBest]] as [string, Model][])
         report.judged!.push({ model: name, split: 'test', result: await judgedOn(testQueries, freshOf(m)) });
+      report.judged!.push({ model: FEEDBACK_ROW, split: 'test', result: await judgedOn(testQueries, feedbackRewriter(feedback, retriever, 10)) });
+      report.judged!.push({
+        model: `${FEEDBACK_ROW}, fresh-result selection over ${DEFAULT_FEEDBACK_CANDIDATES}`, split: 'test',
+        result: await judgedOn(testQueries, freshRewriter(feedbackRewriter(feedback, retriever, DEFAULT_FEEDBACK_CANDIDATES), retriever, { n: 10, k: 10, weight: DEFAULT_FEEDBACK_WEIGHT })),
+      });
+    }
     if (world.probes) {
       report.probeTable!.push({ model: 'copy the query', result: await evaluateProbes(copyQuery, HOMEDEPOT_PROBES, { n: 10 }) });
+      report.probeTable!.push({ model: FEEDBACK_ROW, result: await evaluateProbes(feedbackRewriter(feedback, retriever, 10), HOMEDEPOT_PROBES, { n: 10 }) });
       for (const [name, m] of [['student (distilled)', distilled], ['student (distilled + online DPO)', onlineBest]] as [string, Model][])
         report.probeTable!.push({ model: name, result: await evaluateProbes(rewriterOf(m), HOMEDEPOT_PROBES, { n: 10 }) });
     }
@@ -295,6 +308,8 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
     if (typeof rec?.['env/reward_chosen'] === 'number') report.rewardCurve.push({ iteration: rec.step, chosen: rec['env/reward_chosen'], rejected: rec['env/reward_rejected'] });
   }
   report.notes.push(...world.notes);
+  if (!world.synthetic)
+    report.notes.push('The feedback baseline rows use no model: each rewrite is the query plus one word its own top 20 BM25 results share (lib/rewrite/feedback.ts). A learned rewriter is worth its cost here only where it beats them; see docs/results/homedepot-v6-feedback.md.');
   report.notes.push(`Splits: ${train.length} train pairs (+ ${denoise.length} denoising pairs), ${split.devQueries.length} dev and ${split.testQueries.length} test queries (dev chose the online checkpoint; test was read once, here).`);
   report.notes.push(`Rewrites are decoded with no-repeat bigrams, repetition penalty ${DEFAULT_HYGIENE.repetitionPenalty}, at least ${DEFAULT_HYGIENE.minNewTokens} token, and only words of the catalog and the query log (${constraint.words} words).`);
   if (online.best) report.notes.push(`Online DPO: the kept checkpoint is iteration ${online.best.iteration} (dev judged recall ${online.best.score.toFixed(4)}).`);
