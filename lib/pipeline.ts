@@ -281,19 +281,20 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
     // on real tables only (the demo's 5-minute budget has no room for two more 30-beam decodes).
     const freshOf = (m: Model) => freshRewriter(modelRewriter(m, tokenizer, { n: DEFAULT_FRESH_CANDIDATES, strategy: 'beam', decoding }), retriever, { n: 10, k: 10 });
     // The retrieval-side baseline with no model (lib/rewrite/feedback.ts): what a learned rewriter has to beat.
-    const feedback = new FeedbackExpander([...world.products.values()]);
+    let expander: FeedbackExpander | undefined;
+    const feedback = (count: number) => feedbackRewriter((expander ??= new FeedbackExpander([...world.products.values()])), retriever, count);
     if (!world.synthetic) {
       for (const [name, m] of [['student (distilled), fresh-result selection', distilled], ['student (distilled + online DPO), fresh-result selection', onlineBest]] as [string, Model][])
         report.judged!.push({ model: name, split: 'test', result: await judgedOn(testQueries, freshOf(m)) });
-      report.judged!.push({ model: FEEDBACK_ROW, split: 'test', result: await judgedOn(testQueries, feedbackRewriter(feedback, retriever, 10)) });
+      report.judged!.push({ model: FEEDBACK_ROW, split: 'test', result: await judgedOn(testQueries, feedback(10)) });
       report.judged!.push({
         model: `${FEEDBACK_ROW}, fresh-result selection over ${DEFAULT_FEEDBACK_CANDIDATES}`, split: 'test',
-        result: await judgedOn(testQueries, freshRewriter(feedbackRewriter(feedback, retriever, DEFAULT_FEEDBACK_CANDIDATES), retriever, { n: 10, k: 10, weight: DEFAULT_FEEDBACK_WEIGHT })),
+        result: await judgedOn(testQueries, freshRewriter(feedback(DEFAULT_FEEDBACK_CANDIDATES), retriever, { n: 10, k: 10, weight: DEFAULT_FEEDBACK_WEIGHT })),
       });
     }
     if (world.probes) {
       report.probeTable!.push({ model: 'copy the query', result: await evaluateProbes(copyQuery, HOMEDEPOT_PROBES, { n: 10 }) });
-      report.probeTable!.push({ model: FEEDBACK_ROW, result: await evaluateProbes(feedbackRewriter(feedback, retriever, 10), HOMEDEPOT_PROBES, { n: 10 }) });
+      report.probeTable!.push({ model: FEEDBACK_ROW, result: await evaluateProbes(feedback(10), HOMEDEPOT_PROBES, { n: 10 }) });
       for (const [name, m] of [['student (distilled)', distilled], ['student (distilled + online DPO)', onlineBest]] as [string, Model][])
         report.probeTable!.push({ model: name, result: await evaluateProbes(rewriterOf(m), HOMEDEPOT_PROBES, { n: 10 }) });
     }

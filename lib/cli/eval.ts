@@ -87,9 +87,17 @@ type DecodingMode = 'catalog' | 'hygiene' | 'raw';
 
 /**
  * `copy`, `drop-word` or a model folder, as a rewriter factory (a model is loaded once, whatever n).
- * `words()` gives the texts whose words the catalog constraint allows (titles and training queries).
  */
-async function loadRewriter(dir: string, mode: DecodingMode = 'raw', words?: () => Promise<string[]>, weights: 'fp32' | 'bf16' = 'fp32', feedback?: (n: number) => RewritesFor): Promise<Loaded> {
+interface LoadOptions {
+  /** The texts whose words the catalog constraint allows (titles and training queries). */
+  words?: () => Promise<string[]>;
+  weights?: 'fp32' | 'bf16';
+  /** --model feedback: the feedback rewriter of the catalog, n rewrites per query. */
+  feedback?: (n: number) => RewritesFor;
+}
+
+async function loadRewriter(dir: string, mode: DecodingMode = 'raw', o: LoadOptions = {}): Promise<Loaded> {
+  const { words, weights = 'fp32', feedback } = o;
   if (dir === 'copy') return { name: 'copy', rewriter: () => copyQuery };
   if (dir === 'drop-word') return { name: 'drop-word', rewriter: () => dropOneWord };
   if (dir === 'feedback') {
@@ -166,7 +174,7 @@ export async function run(argv: string[]): Promise<number> {
         const expander = new FeedbackExpander(t.products);
         feedback = (count) => feedbackRewriter(expander, bm25, count);
       }
-      const r = await loadRewriter(dir, decoding, words, weights, feedback);
+      const r = await loadRewriter(dir, decoding, { words, weights, feedback });
       const summary = await evaluateProbes(r.rewriter(n, strategy, seed), HOMEDEPOT_PROBES, { n });
       results.push({ model: r.name, ...summary });
       console.log(JSON.stringify({ model: r.name, probes: summary.probes, passAt1: summary.passAt1, passAtN: summary.passAtN, n, byKind: summary.byKind }));
@@ -234,8 +242,11 @@ async function runJudged(values: Record<string, string | boolean | undefined>, d
   const results: Record<string, unknown>[] = [];
   for (const dir of dirs) {
     const expander = dir === 'feedback' ? new FeedbackExpander(table.products) : undefined;
-    const r = await loadRewriter(dir, o.decoding, async () => [...table.products.map((p) => p.title), ...table.train.map((p) => p.query)], o.weights,
-      expander && ((count) => feedbackRewriter(expander, retriever, count)));
+    const r = await loadRewriter(dir, o.decoding, {
+      words: async () => [...table.products.map((p) => p.title), ...table.train.map((p) => p.query)],
+      weights: o.weights,
+      feedback: expander && ((count) => feedbackRewriter(expander, retriever, count)),
+    });
     const rewriter = select === 'fresh'
       ? freshRewriter(r.rewriter(Math.max(candidates, o.n, 1), o.strategy, o.seed), retriever, { n: Math.max(1, o.n), k, weight })
       : r.rewriter(Math.max(1, o.n), o.strategy, o.seed);

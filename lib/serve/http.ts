@@ -115,8 +115,13 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
   };
   const titles = new Map<string, string>();
   for (const p of options.products ?? []) if (p && typeof p.id === 'string' && typeof p.title === 'string') titles.set(p.id, p.title);
-  // The catalog's word statistics for "source": "feedback" | "both" (pseudo-relevance feedback rewrites).
-  const feedback = titles.size > 0 ? new FeedbackExpander([...titles].map(([id, title]) => ({ id, title }))) : undefined;
+  // The catalog's word statistics for "source": "feedback" | "both" (pseudo-relevance feedback rewrites),
+  // counted on the first request that asks: a server that never does pays nothing.
+  let feedback: FeedbackExpander | undefined;
+  const feedbackExpander = (): FeedbackExpander | undefined => {
+    if (!feedback && titles.size > 0) feedback = new FeedbackExpander([...titles].map(([id, title]) => ({ id, title })));
+    return feedback;
+  };
   const page = options.playground === false ? null : playgroundHtml({ expand: retriever !== undefined, maxN: limits.maxN });
 
   const registry = options.registry ?? new Registry();
@@ -278,8 +283,9 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
       if (opts.source !== undefined && opts.source !== 'model' && opts.source !== 'feedback' && opts.source !== 'both')
         throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"source" must be "model", "feedback" or "both", got ${describeValue(opts.source)}`, 'source');
       if (opts.source !== undefined && opts.source !== 'model') {
-        if (!feedback) throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"source": "${String(opts.source)}" needs the catalog's titles: start minielm serve with --catalog FILE (or pass products to createRewriteHandler)`, 'source');
-        opts.feedback = feedback;
+        const expander = feedbackExpander();
+        if (!expander) throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"source": "${String(opts.source)}" needs the catalog's titles: start minielm serve with --catalog FILE (or pass products to createRewriteHandler)`, 'source');
+        opts.feedback = expander;
       }
       // 'fresh' decodes 30 candidates unless told: never more than a request may ask for.
       if (opts.select === 'fresh' && opts.n === undefined) opts.n = Math.min(DEFAULT_FRESH_CANDIDATES, limits.maxN);

@@ -471,10 +471,11 @@ export class Rewriter {
     for (const name of ['feedback', 'feedbackCount', 'feedbackDepth'] as const)
       if (o[name] !== undefined && source === 'model') throw optionError(name, `${name} applies to source 'feedback' or 'both'`);
     const { k: _k, merge: _m, limit: _l, select: _s, send: _n, freshWeight: _w, source: _src, feedback: _f, feedbackCount: _fc, feedbackDepth: _fd, ...rewriteOptions } = o;
-    const n = intOption('n', rewriteOptions.n, 1, MAX_BEAMS, select === 'fresh' ? DEFAULT_FRESH_CANDIDATES : 10);
-    const feedbackCount = intOption('feedbackCount', o.feedbackCount, 1, MAX_BEAMS, select === 'fresh' ? DEFAULT_FEEDBACK_CANDIDATES : n);
-    const feedbackDepth = intOption('feedbackDepth', o.feedbackDepth, 1, MAX_K, DEFAULT_FEEDBACK_DEPTH);
     if (select === 'fresh' && rewriteOptions.n === undefined) rewriteOptions.n = DEFAULT_FRESH_CANDIDATES;
+    // As many feedback candidates as model ones unless told (50 for 'fresh', as chosen on dev).
+    const feedbackCount = intOption('feedbackCount', o.feedbackCount, 1, MAX_BEAMS,
+      select === 'fresh' ? DEFAULT_FEEDBACK_CANDIDATES : intOption('n', rewriteOptions.n, 1, MAX_BEAMS, 10));
+    const feedbackDepth = intOption('feedbackDepth', o.feedbackDepth, 1, MAX_K, DEFAULT_FEEDBACK_DEPTH);
     let candidates: Rewrite[] = [];
     if (source !== 'feedback') [candidates] = await this.#rewriteMany([query], { ...rewriteOptions, includeQuery: false }, () => 'query');
     if (source !== 'model') {

@@ -29,13 +29,6 @@ constexpr int64_t kPadN = 64;      // N is padded to this (decoder column splits
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-uint16_t bf16_round(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  u += 0x7FFFu + ((u >> 16) & 1u);  // nearest even (NaN never reaches a weight: checkpoints are validated)
-  return static_cast<uint16_t>(u >> 16);
-}
-
 #if defined(MINIELM_HAVE_AMX)
 bool detect_amx() {
   // AMX sits above AVX-512 in the decoder's ISA ladder: MINIELM_DECODE_ISA=avx512 (or lower) turns it off.
@@ -78,13 +71,17 @@ void amx_alloc(int64_t K, int64_t N, AmxMatrix* m) {
 
 void amx_pack(const float* src, int64_t sk, int64_t sn, AmxMatrix* m, int64_t b0, int64_t b1) {
   const int64_t half = m->Kp / 2;
+  std::vector<float> col(static_cast<size_t>(m->K));
+  std::vector<uint16_t> col16(static_cast<size_t>(m->K));
   for (int64_t b = b0; b < b1; ++b) {
     uint16_t* blk = m->data.get() + b * half * 32;
     for (int64_t c = 0; c < 16; ++c) {
       const int64_t n = b * 16 + c;
       if (n >= m->N) break;
       // One source column at a time: for the LM head (sn = lde) that is one embedding row, read in order.
-      for (int64_t k = 0; k < m->K; ++k) blk[(k / 2) * 32 + c * 2 + (k & 1)] = bf16_round(src[k * sk + n * sn]);
+      for (int64_t k = 0; k < m->K; ++k) col[static_cast<size_t>(k)] = src[k * sk + n * sn];
+      to_bf16(col.data(), col16.data(), m->K);
+      for (int64_t k = 0; k < m->K; ++k) blk[(k / 2) * 32 + c * 2 + (k & 1)] = col16[static_cast<size_t>(k)];
     }
   }
 }
@@ -138,21 +135,14 @@ Scratch& scratch() {
 const uint16_t* stage_a(int64_t M, const float* A, int64_t lda, int64_t K, int64_t Kp, int64_t Mp) {
   std::vector<uint16_t>& a = scratch().a;
   if (a.size() < static_cast<size_t>(Mp * Kp)) a.resize(static_cast<size_t>(Mp * Kp));
-  const __m512i round = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
   for (int64_t i = 0; i < Mp; ++i) {
     uint16_t* dst = a.data() + (i / kTileRows) * kTileRows * Kp + (i % kTileRows) * kTileK;
-    if (i >= M) {
-      for (int64_t k = 0; k < Kp; k += kTileK) std::memset(dst + k * kTileRows, 0, kTileK * sizeof(uint16_t));
-      continue;
-    }
-    const float* src = A + i * lda;
-    for (int64_t k = 0; k < Kp; k += 16) {
-      const __mmask16 m = simd::tail_mask(K - k);
-      __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + k));
-      u = _mm512_add_epi32(u, _mm512_add_epi32(round, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
-      // Lanes past K were loaded as 0.0f and round to 0.
-      uint16_t* d = dst + (k / kTileK) * kTileK * kTileRows + k % kTileK;
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+    // Chunk k / 32 of the row is 32 consecutive bf16; the next chunk is one tile (16 rows) further.
+    for (int64_t k = 0; k < Kp; k += kTileK) {
+      uint16_t* d = dst + k * kTileRows;
+      const int64_t n = i < M ? std::min<int64_t>(kTileK, K - k) : 0;
+      if (n > 0) to_bf16(A + i * lda + k, d, n);
+      if (n < kTileK) std::memset(d + std::max<int64_t>(n, 0), 0, static_cast<size_t>(kTileK - std::max<int64_t>(n, 0)) * sizeof(uint16_t));
     }
   }
   return a.data();

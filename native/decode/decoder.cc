@@ -12,7 +12,6 @@
 #include <string>
 #include <thread>
 #include <tuple>
-#include <utility>
 
 #include "../core/error.h"
 #include "../core/peak.h"
@@ -125,6 +124,13 @@ struct AmxWeights {
   std::vector<AmxMatrix> m;
 };
 
+// A parameter tensor of the model, read in place.
+const float* param_of(const Gpt2<float>& model, const std::string& name) {
+  const TensorInfo* t = model.find(name);
+  if (!t) throw Error("MINIELM_NATIVE", "tensor " + name + " missing from the model");
+  return model.params() + t->offset;
+}
+
 // The model's AMX packing, made once per version of the weights and kept with the model: a server's
 // generations reuse it, and any write to the parameters (a training step, a load) makes the next
 // generation pack again.
@@ -136,12 +142,7 @@ std::shared_ptr<const AmxWeights> amx_weights(const Gpt2<float>& model) {
   slot.data.reset();  // the stale packing's memory goes before the new one is allocated
   const Config& c = model.config();
   const int64_t C = c.n_embd;
-  const float* p = model.params();
-  auto at = [&](const std::string& name) {
-    const TensorInfo* t = model.find(name);
-    if (!t) throw Error("MINIELM_NATIVE", "tensor " + name + " missing from the model");
-    return p + t->offset;
-  };
+  auto at = [&](const std::string& name) { return param_of(model, name); };
   auto w = std::make_shared<AmxWeights>();
   w->m.resize(static_cast<size_t>(6 * c.n_layer + 1));
   auto pack = [&](AmxMatrix* m, const float* src, int64_t K, int64_t N, int64_t sk, int64_t sn) {
@@ -171,12 +172,7 @@ class KvForward final : public StepForward {
   KvForward(Gpt2<float>& m, int64_t cache_rows, int64_t max_rows, int64_t max_head_rows, bool bf16 = false)
       : StepForward(cache_rows), cfg_(m.config()) {
     const int64_t C = cfg_.n_embd, L = cfg_.n_layer;
-    const float* p = std::as_const(m).params();
-    auto at = [&](const std::string& name) {
-      const TensorInfo* t = m.find(name);
-      if (!t) throw Error("MINIELM_NATIVE", "tensor " + name + " missing from the model");
-      return p + t->offset;
-    };
+    auto at = [&](const std::string& name) { return param_of(m, name); };
     wte_ = at("wte.weight");
     wpe_ = at("wpe.weight");
     lnfw_ = at("ln_f.weight");
