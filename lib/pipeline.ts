@@ -148,7 +148,9 @@ export async function tableWorld(options: { path: string; preset?: string; seed:
   const data = await loadRelevanceTable({ path: options.path, columns: table.columns, labels, encoding: table.encoding });
   if (data.report.malformed > 0) options.log?.(`${options.path}: ${data.report.malformed} malformed rows skipped (see the loader report)`);
   const q2q = await buildQ2Q(data.judgements, { k: options.k ?? 2, seed: options.seed });
-  const fallback: RelevanceScorer = options.relevanceModel ? await LearnedRelevanceScorer.load(options.relevanceModel) : new LexicalOverlapScorer();
+  const fallback: RelevanceScorer = options.relevanceModel
+    ? await LearnedRelevanceScorer.load(options.relevanceModel, { catalogTitles: [...data.products.values()].map((p) => p.title) })
+    : new LexicalOverlapScorer();
   const relevance = new JudgedLabelsScorer(data.judgements.map((j) => ({ query: j.query, productId: j.productId, gain: j.gain })), { fallback });
   return {
     title: `minielm: the MiniELM pipeline on ${presetName === 'homedepot' ? 'Home Depot product search' : options.path}`,

@@ -2,6 +2,7 @@
 // and test queries; a scorer trained on a pretrained trunk records it (and --keep-case) and evaluates; bad --init use
 // is refused.
 import { test } from 'uvu';
+import { existsSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -52,6 +53,8 @@ test('train --init starts from the trunk folder, records it, and the scorer eval
   const r = cli('relevance', 'train', '--data', table, '--init', trunkDir, '--out', out, '--pretrain-epochs', '0', '--epochs', '1', '--batch', '32', '--max-query-tokens', '10', '--threads', '1', '--keep-case');
   assert.is(r.status, 0, r.out);
   assert.match(r.out, /learned\s+Spearman/);
+  assert.match(r.out, /lexical stage: \d+ trees/);
+  assert.ok(existsSync(join(out, 'lexical.json')), 'the boosted-tree stage is saved with the network');
   const meta = JSON.parse(await readFile(join(out, 'relevance.json'), 'utf8')) as { input: { nCtx: number; lowercase: boolean }; training: { config: Record<string, unknown>; options: { init: string } } };
   assert.is(meta.training.options.init, trunkDir);
   assert.equal(meta.training.config, { vocab_size: tokenizer.vocabSize, n_ctx: 32, n_layer: 1, n_head: 2, n_embd: 32, score_head: true });
@@ -60,6 +63,13 @@ test('train --init starts from the trunk folder, records it, and the scorer eval
   const e = cli('relevance', 'eval', '--model', out, '--data', table, '--pairs', 'all');
   assert.is(e.status, 0, e.out);
   assert.match(e.out, /all pairs/);
+  assert.match(e.out, /network alone\s+Spearman/);
+  assert.match(e.out, /trees alone\s+Spearman/);
+  const plainOut = join(dir, 'scorer-plain');
+  const plain = cli('relevance', 'train', '--data', table, '--init', trunkDir, '--out', plainOut, '--pretrain-epochs', '0', '--epochs', '1', '--batch', '32', '--max-query-tokens', '10', '--threads', '1', '--no-lexical');
+  assert.is(plain.status, 0, plain.out);
+  assert.not.ok(existsSync(join(plainOut, 'lexical.json')));
+  assert.not.match(plain.out, /network alone/);
 });
 
 test('bad --init use is refused before any data is read', () => {

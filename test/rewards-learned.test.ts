@@ -3,6 +3,7 @@
 // that must rank held-out queries' exact matches well above chance and survive save/load unchanged.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects } from './helpers/rejects.ts';
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,16 +16,6 @@ import { generateSyntheticCatalog } from '../lib/data/synthetic.ts';
 import { Tokenizer, trainTokenizer } from '../lib/tokenizer/index.ts';
 
 const close = (a: number, b: number, tol = 1e-9): boolean => Math.abs(a - b) <= tol;
-
-async function rejects(run: () => Promise<unknown>, message: RegExp): Promise<void> {
-  try {
-    await run();
-  } catch (err) {
-    assert.match((err as Error).message, message);
-    return;
-  }
-  assert.unreachable(`expected a rejection matching ${message}`);
-}
 
 test('averageRanks gives tied values the mean of their ranks', () => {
   assert.equal(Array.from(averageRanks([10, 20, 20, 30])), [1, 2.5, 2.5, 4]);
@@ -124,11 +115,12 @@ test('a tiny scorer trained on synthetic pairs ranks held-out queries well above
   const result = await trainRelevanceScorer(
     sides.train,
     sides.dev,
-    { vocabSize: 400, nCtx: 32, maxQueryTokens: 12, nLayer: 1, nHead: 2, nEmbd: 32, pretrainEpochs: 0, weightDecay: 0.01, epochs: 3, batchSize: 32, lr: 3e-3, warmupSteps: 20, evalEvery: 100, seed: 2, relevantGain: 1 },
+    { vocabSize: 400, nCtx: 32, maxQueryTokens: 12, nLayer: 1, nHead: 2, nEmbd: 32, pretrainEpochs: 0, weightDecay: 0.01, epochs: 3, batchSize: 32, lr: 3e-3, warmupSteps: 20, evalEvery: 100, seed: 2, relevantGain: 1, lexical: false },
     { onProgress: () => reports++ },
   );
   assert.ok(reports > 0);
   assert.ok(result.history.length >= 2);
+  assert.is(result.lexical, undefined, 'lexical: false trains the network alone');
   assert.is(result.best.spearman, Math.max(...result.history.map((h) => h.spearman)), 'the kept checkpoint is the best dev Spearman');
   const scorer = result.scorer;
   const testLogits = await scorer.scoreLogits(sides.test);

@@ -3,15 +3,19 @@
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../util/atomic.ts';
+import { resolveDir, writeFileAtomic } from '../util/atomic.ts';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { Model } from '../model/model.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { evaluateCopyQuery, evaluateOffline } from '../eval/offline.ts';
 import { DEFAULT_MIN_GAIN, HOMEDEPOT_RELEVANT_RATING, gainThreshold, judgedRecall } from '../eval/judged.ts';
 import { evaluateProbes, HOMEDEPOT_PROBES } from '../eval/probes.ts';
-import { copyQuery, dropOneWord, feedbackRewriter, freshRewriter, modelRewriter, type RewritesFor } from '../eval/rewriters.ts';
+import { copyQuery, dropOneWord, feedbackRewriter, freshRewriter, modelRewriter, relevanceRewriter, type RewritesFor } from '../eval/rewriters.ts';
 import { FeedbackExpander } from '../rewrite/feedback.ts';
-import { DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT } from '../rewrite/select.ts';
+import { DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT, DEFAULT_RELEVANCE_RANK_WEIGHT } from '../rewrite/select.ts';
+import { LearnedRelevanceScorer } from '../rewards/learned.ts';
+import { normalizeQuery } from '../rewards/relevance.ts';
 import { judgedQueriesBySide, loadEvaluationTable } from '../eval/splits.ts';
 import { coverageAtN } from '../eval/coverage.ts';
 import { evaluatePolicy } from '../rewrite/evaluate.ts';
@@ -28,6 +32,7 @@ import type { GenerateOptions } from '../model/generate.ts';
 const SHARED = resolve(fileURLToPath(new URL('../../../shared/data/', import.meta.url)));
 
 export const help = `Usage: minielm eval <offline|online|coverage|judged|probes> --model DIR[,DIR...] [options]
+       minielm eval held-out --out FILE [--data homedepot|FILE] [--seed N] [--shared N]
 
   offline    ExactMatch, ROUGE-L, cross-entropy and mean length on a Q2Q test split (Table 2)
   online     combined reward, relevance, diversity, click / add-to-cart / purchase rates of greedy
@@ -37,6 +42,9 @@ export const help = `Usage: minielm eval <offline|online|coverage|judged|probes>
              of the query and of its n rewrites reach, against the query alone (human labels only)
   probes     pass@1 / pass@n on the probe table (misspelled, abbreviated, vague queries with the words a
              good rewrite must hold)
+  held-out   writes FILE (JSONL {"query": q}): every query of the Q2Q test side, dev and test halves, queries
+             and references, for "minielm relevance train --exclude FILE", so a scorer that guides
+             --select relevance has read none of the labels judged recall is measured with
 
 Each model folder needs config.json, model.safetensors and tokenizer.json (trainer checkpoints have them).
 --model copy (offline, judged, probes) is the baseline without a model: the rewrite is the query itself,
@@ -69,8 +77,13 @@ Options:
                         words of the catalog's titles and training queries) | hygiene (no word list) | raw
   --select S            judged: top (default: the n best rewrites) | fresh (decode --candidates rewrites and send
                         the n that bring the most results the query's own top k lacks; lib/rewrite/select.ts)
-  --candidates N        judged, --select fresh: rewrites decoded per query (default ${DEFAULT_FRESH_CANDIDATES})
+                        | relevance (decode --candidates rewrites and send the n whose new results the
+                        --relevance-model scorer rates most relevant to the query; the scorer must have been
+                        trained with --exclude of "eval held-out", which is checked)
+  --candidates N        judged, --select fresh|relevance: rewrites decoded per query (default ${DEFAULT_FRESH_CANDIDATES})
   --fresh-weight W      judged, --select fresh: weight of new results against the model's rank (default ${DEFAULT_FRESH_WEIGHT})
+  --rank-weight W       judged, --select relevance: weight of the model's rank against the predicted relevance
+                        of new results (default ${DEFAULT_RELEVANCE_RANK_WEIGHT})
   --weights W           judged, probes: fp32 (default) | bf16 (what "minielm serve --weights bf16" decodes with:
                         bf16 weights, on AMX tiles with bf16 activations where the CPU has them)
   --out FILE            also write the results as JSON`;
@@ -130,8 +143,8 @@ function intFlag(flag: string, raw: string, min: number): number {
 
 export async function run(argv: string[]): Promise<number> {
   const [mode, ...rest] = argv;
-  if (!['offline', 'online', 'coverage', 'judged', 'probes'].includes(mode ?? '')) {
-    console.error(`minielm eval: expected offline, online, coverage, judged or probes\n\n${help}`);
+  if (!['offline', 'online', 'coverage', 'judged', 'probes', 'held-out'].includes(mode ?? '')) {
+    console.error(`minielm eval: expected offline, online, coverage, judged, probes or held-out\n\n${help}`);
     return 2;
   }
   const { values } = parseArgs({ args: rest, options: {
@@ -141,7 +154,9 @@ export async function run(argv: string[]): Promise<number> {
     split: { type: 'string', default: 'dev' }, pool: { type: 'string', default: 'q2q' }, threshold: { type: 'string' }, k: { type: 'string', default: '10' }, shared: { type: 'string', default: '2' },
     decoding: { type: 'string', default: 'catalog' }, select: { type: 'string', default: 'top' }, candidates: { type: 'string', default: String(DEFAULT_FRESH_CANDIDATES) },
     'fresh-weight': { type: 'string', default: String(DEFAULT_FRESH_WEIGHT) }, weights: { type: 'string', default: 'fp32' },
+    'rank-weight': { type: 'string', default: String(DEFAULT_RELEVANCE_RANK_WEIGHT) },
   } });
+  if (mode === 'held-out') return runHeldOut(values);
   const decoding = decodingMode(values.decoding);
   if (values.weights !== 'fp32' && values.weights !== 'bf16') throw invalidArgument(`--weights must be fp32 or bf16, got "${values.weights}"`);
   const weights = values.weights;
@@ -235,10 +250,22 @@ async function runJudged(values: Record<string, string | boolean | undefined>, d
   const retriever = new Bm25Retriever();
   await retriever.index(table.products);
   const select = str('select')!;
-  if (select !== 'top' && select !== 'fresh') throw invalidArgument(`--select must be top or fresh, got "${select}"`);
+  if (select !== 'top' && select !== 'fresh' && select !== 'relevance') throw invalidArgument(`--select must be top, fresh or relevance, got "${select}"`);
   const candidates = intFlag('candidates', str('candidates')!, 1);
   const weight = Number(str('fresh-weight'));
   if (!Number.isFinite(weight) || weight < 0) throw invalidArgument(`--fresh-weight must be a number >= 0, got "${str('fresh-weight')}"`);
+  const rankWeight = Number(str('rank-weight'));
+  if (!Number.isFinite(rankWeight) || rankWeight < 0) throw invalidArgument(`--rank-weight must be a number >= 0, got "${str('rank-weight')}"`);
+  let scorer: LearnedRelevanceScorer | undefined;
+  if (select === 'relevance') {
+    const dir = str('relevance-model');
+    if (!dir) throw invalidArgument('--select relevance needs --relevance-model DIR: a scorer from "minielm relevance train --exclude FILE" with FILE from "minielm eval held-out"');
+    if (pool !== 'q2q') throw invalidArgument('--select relevance works with --pool q2q only: the queries of the unseen pool are in the relevance scorer\'s training data');
+    const seen = await scorerSawQueries(dir, queries);
+    if (seen.length) throw invalidArgument(`--relevance-model ${dir} was trained on the labels of ${seen.length} of the ${queries.length} ${split} queries (e.g. "${seen[0]}"): retrain it with --exclude FILE, FILE from "minielm eval held-out --seed ${o.seed} --shared ${shared} --out FILE"`);
+    scorer = await LearnedRelevanceScorer.load(dir, { catalogTitles: table.products.map((p) => p.title) });
+  }
+  const titles = new Map(table.products.map((p) => [p.id, p.title]));
   const results: Record<string, unknown>[] = [];
   for (const dir of dirs) {
     const expander = dir === 'feedback' ? new FeedbackExpander(table.products) : undefined;
@@ -247,14 +274,44 @@ async function runJudged(values: Record<string, string | boolean | undefined>, d
       weights: o.weights,
       feedback: expander && ((count) => feedbackRewriter(expander, retriever, count)),
     });
+    const candidatePool = (): RewritesFor => r.rewriter(Math.max(candidates, o.n, 1), o.strategy, o.seed);
     const rewriter = select === 'fresh'
-      ? freshRewriter(r.rewriter(Math.max(candidates, o.n, 1), o.strategy, o.seed), retriever, { n: Math.max(1, o.n), k, weight })
-      : r.rewriter(Math.max(1, o.n), o.strategy, o.seed);
+      ? freshRewriter(candidatePool(), retriever, { n: Math.max(1, o.n), k, weight })
+      : select === 'relevance'
+        ? relevanceRewriter(candidatePool(), retriever, scorer!, (id) => titles.get(id), { n: Math.max(1, o.n), k, rankWeight })
+        : r.rewriter(Math.max(1, o.n), o.strategy, o.seed);
     const result = await judgedRecall(queries, rewriter, retriever, table.judged, { minGain, n: o.n, k, maxQueries: o.maxQueries });
-    const row = { model: r.name, select, ...(select === 'fresh' ? { candidates, weight } : {}), data, split, pool, threshold, ...result };
+    const choice = select === 'fresh' ? { candidates, weight } : select === 'relevance' ? { candidates, rankWeight, relevanceModel: str('relevance-model') } : {};
+    const row = { model: r.name, select, ...choice, data, split, pool, threshold, ...result };
     results.push(row);
     console.log(JSON.stringify({ ...row, examples: undefined }));
   }
   if (values.out) await writeFileAtomic(values.out as string, `${JSON.stringify({ mode: 'judged', data, split, pool, threshold, k, n: o.n, seed: o.seed, shared, select, products: table.products.length, results }, null, 2)}\n`);
+  await scorer?.dispose();
+  return 0;
+}
+
+/** The evaluated queries whose labels a relevance scorer may have trained on (none of them excluded). */
+async function scorerSawQueries(dir: string, queries: readonly string[]): Promise<string[]> {
+  const file = join(await resolveDir(dir), 'relevance.json');
+  if (!existsSync(file)) throw invalidArgument(`--relevance-model ${dir}: no relevance.json there; pass a folder from "minielm relevance train"`);
+  const meta = JSON.parse(await readFile(file, 'utf8')) as { excludedQueries?: unknown };
+  const excluded = new Set(Array.isArray(meta.excludedQueries) ? meta.excludedQueries.filter((q): q is string => typeof q === 'string') : []);
+  return queries.filter((q) => !excluded.has(normalizeQuery(q)));
+}
+
+/** `minielm eval held-out`: every query of the Q2Q test side (both halves, queries and references) as JSONL. */
+async function runHeldOut(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const out = typeof values.out === 'string' ? values.out : undefined;
+  if (!out) throw invalidArgument('--out FILE is required: the JSONL file that will list the held-out queries');
+  const data = typeof values.data === 'string' ? values.data : 'homedepot';
+  const path = data === 'homedepot' ? join(SHARED, 'homedepot', 'train.csv') : data;
+  const seed = intFlag('seed', String(values.seed ?? '1'), 0);
+  const shared = intFlag('shared', String(values.shared ?? '2'), 1);
+  const table = await loadEvaluationTable({ path, seed, k: shared });
+  const queries = new Map<string, string>();
+  for (const p of table.test) for (const q of [p.query, p.rewrite]) if (!queries.has(normalizeQuery(q))) queries.set(normalizeQuery(q), q.trim().replace(/\s+/g, ' '));
+  await writeFileAtomic(out, [...queries.values()].map((q) => `${JSON.stringify({ query: q })}\n`).join(''));
+  console.error(`wrote ${queries.size} queries of the Q2Q test side (seed ${seed}, shared ${shared}) to ${out}`);
   return 0;
 }

@@ -16,6 +16,7 @@ import {
   type LabelledPair,
 } from '../rewards/learned.ts';
 import { rocAuc, spearman } from '../rewards/spearman.ts';
+import { normalizeQuery } from '../rewards/relevance.ts';
 import { native } from '../native.ts';
 
 const SHARED_DATA = new URL('../../../shared/data/', import.meta.url).pathname;
@@ -28,8 +29,10 @@ export const help = `Usage:
 
 train: splits the judged pairs by query (seeded; train / dev / test), trains a
 small GPT-2 with a scalar head on the train side (gains as soft BCE targets),
-keeps the checkpoint with the best dev Spearman, writes it to DIR, then
-evaluates it and BM25 on the test side. From scratch (a tokenizer trained on
+keeps the checkpoint with the best dev Spearman, then boosted trees over
+lexical match features of the pairs (coverage of the query by the title,
+exact and fuzzy, BM25, numbers, order), blended with the network on dev;
+writes it to DIR, then evaluates it and BM25 on the test side. From scratch (a tokenizer trained on
 the train side) or, with --init, on top of a pretrained causal-LM trunk.
 eval: scores judged pairs with a trained scorer and with BM25 (k1 1.2, b 0.75,
 idf over every title of the file) and prints Spearman and AUC of both.
@@ -45,6 +48,11 @@ Data:
                        default homedepot)
   --split-seed N       query split seed (default 1); eval reuses the model's
   --dev F --test F     query fractions of the dev and test sides (0.1 each)
+  --exclude FILE       train only: leave these queries out of all three sides
+                       (JSONL with a "query" field, or one query a line; e.g.
+                       "minielm eval held-out" of a rewriter's evaluation, so
+                       the scorer can guide that evaluation without having read
+                       its labels); they are listed in relevance.json
   --pairs SIDE         eval only: test (default for the training file) or all
                        (default for another file)
   --relevant R         raw label at or above which a pair counts as relevant
@@ -72,6 +80,9 @@ Model and training (train):
                        suits a tokenizer trained on lower-cased text; a trunk
                        pretrained on title-case titles splits lower-cased ones
                        into more, rarer tokens)
+  --no-lexical         the network alone: no boosted-tree stage over lexical
+                       match features after it (the default trains one on the
+                       training pairs and blends it with the network on dev)
   --max-minutes X      stop training after X minutes and keep the best so far
   --threads N          native threads (default: all cores)
 
@@ -119,7 +130,11 @@ export interface RelevanceEvaluation {
   queries: number;
   relevantAt: number;
   positives: number;
+  /** The scorer's gains: the blend when it has a lexical stage, else the network's. */
   learned: PredictorMetrics;
+  /** With a lexical stage: the network alone and the trees alone, on the same pairs. */
+  network?: PredictorMetrics;
+  trees?: PredictorMetrics;
   bm25: PredictorMetrics;
   scoreSeconds: number;
   pairsPerSec: number;
@@ -131,16 +146,19 @@ export async function evaluatePairs(scorer: LearnedRelevanceScorer, bm25: Bm25Pa
   // Gains are rounded label fractions (2.33 -> 0.665); compare with a little slack so 2.33 counts at 2.33.
   const relevant = pairs.map((p) => scale.min + p.gain * (scale.max - scale.min) >= relevantAt - 1e-6);
   const t0 = performance.now();
-  const learned = await scorer.scoreLogits(pairs);
+  const learned = await scorer.scoreGains(pairs);
   const scoreSeconds = (performance.now() - t0) / 1000;
   const lexical = bm25.scorePairs(pairs);
+  const measure = (x: ArrayLike<number>): PredictorMetrics => ({ spearman: spearman(x, gains), auc: rocAuc(x, relevant) });
+  const parts = scorer.lexical ? { network: measure(await scorer.scoreLogits(pairs)), trees: measure(await scorer.lexical.treeScores(pairs)) } : {};
   return {
     pairs: pairs.length,
     queries: new Set(pairs.map((p) => p.query)).size,
     relevantAt,
     positives: relevant.filter(Boolean).length,
-    learned: { spearman: spearman(learned, gains), auc: rocAuc(learned, relevant) },
-    bm25: { spearman: spearman(lexical, gains), auc: rocAuc(lexical, relevant) },
+    learned: measure(learned),
+    ...parts,
+    bm25: measure(lexical),
     scoreSeconds,
     pairsPerSec: pairs.length / scoreSeconds,
   };
@@ -149,7 +167,9 @@ export async function evaluatePairs(scorer: LearnedRelevanceScorer, bm25: Bm25Pa
 function printEvaluation(label: string, e: RelevanceEvaluation): void {
   const f = (x: number): string => x.toFixed(4);
   console.log(`${label}: ${e.pairs} pairs, ${e.queries} queries, ${e.positives} relevant (label >= ${e.relevantAt})`);
-  console.log(`  learned  Spearman ${f(e.learned.spearman)}  AUC ${f(e.learned.auc)}`);
+  console.log(`  learned  Spearman ${f(e.learned.spearman)}  AUC ${f(e.learned.auc)}${e.network ? '  (network + lexical trees)' : ''}`);
+  if (e.network) console.log(`    network alone  Spearman ${f(e.network.spearman)}  AUC ${f(e.network.auc)}`);
+  if (e.trees) console.log(`    trees alone    Spearman ${f(e.trees.spearman)}  AUC ${f(e.trees.auc)}`);
   console.log(`  BM25     Spearman ${f(e.bm25.spearman)}  AUC ${f(e.bm25.auc)}`);
   console.log(`  scoring: ${e.pairsPerSec.toFixed(0)} pairs/s`);
 }
@@ -201,7 +221,31 @@ const OPTIONS = {
   init: { type: 'string' },
   threads: { type: 'string' },
   'keep-case': { type: 'boolean' },
+  'no-lexical': { type: 'boolean' },
+  exclude: { type: 'string' },
 } as const;
+
+/** Queries of an exclusion file, normalised: JSONL objects with "query", or plain lines. */
+export async function readQueryList(file: string): Promise<Set<string>> {
+  if (!existsSync(file)) throw new MinielmError('MINIELM_NOT_FOUND', `--exclude ${file} does not exist.`);
+  const out = new Set<string>();
+  const lines = (await readFile(file, 'utf8')).split('\n');
+  lines.forEach((line, i) => {
+    const t = line.trim();
+    if (!t) return;
+    let q: unknown = t;
+    if (t.startsWith('{')) {
+      try {
+        q = (JSON.parse(t) as { query?: unknown }).query;
+      } catch {
+        throw new MinielmError('MINIELM_INVALID_ARGUMENT', `--exclude ${file}: line ${i + 1} starts with "{" but is not JSON.`);
+      }
+    }
+    if (typeof q !== 'string') throw new MinielmError('MINIELM_INVALID_ARGUMENT', `--exclude ${file}: line ${i + 1} has no string "query".`);
+    out.add(normalizeQuery(q));
+  });
+  return out;
+}
 
 export async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -211,9 +255,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   let values: Record<string, string | undefined>;
   let keepCase = false;
+  let noLexical = false;
   try {
     const parsed = parseArgs({ args: rest, options: OPTIONS }).values;
     keepCase = parsed['keep-case'] === true;
+    noLexical = parsed['no-lexical'] === true;
     values = parsed as Record<string, string | undefined>;
   } catch (err) {
     throw new MinielmError('MINIELM_INVALID_ARGUMENT', `${(err as Error).message}. Run "minielm relevance --help".`);
@@ -231,7 +277,14 @@ export async function run(argv: string[]): Promise<number> {
   if (values.threads !== undefined) native.setNumThreads(int(values, 'threads', 1));
   const command = `minielm relevance ${argv.join(' ')}`;
   const started = Date.now();
+  if (values.exclude !== undefined && sub !== 'train') throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--exclude is a train option.');
+  const excluded = values.exclude !== undefined ? await readQueryList(values.exclude) : undefined;
   const loaded = await loadPairs(values.data, values.preset);
+  if (excluded) {
+    const before = loaded.pairs.length;
+    loaded.pairs = loaded.pairs.filter((p) => !excluded.has(normalizeQuery(p.query)));
+    console.error(`--exclude ${values.exclude}: ${excluded.size} queries, ${before - loaded.pairs.length} of ${before} pairs left out`);
+  }
   if (sub === 'held-out') {
     const out = resolve(values.out ?? '');
     const split = { seed: int(values, 'split-seed', 1), dev: num(values, 'dev', 0.1), test: num(values, 'test', 0.1) };
@@ -278,6 +331,8 @@ export async function run(argv: string[]): Promise<number> {
       lowercase: !keepCase,
       relevantGain: (relevantAt - loaded.min) / (loaded.max - loaded.min) - 1e-6,
       outDir: out,
+      lexical: !noLexical,
+      catalogTitles: loaded.catalogTitles,
     };
     const result = await trainRelevanceScorer(sides.train, sides.dev, options, {
       signal,
@@ -291,9 +346,14 @@ export async function run(argv: string[]): Promise<number> {
         else console.error(`${head} | lr ${p.lr.toExponential(2)} | ${p.tokensPerSec.toFixed(0)} tok/s | ${p.elapsedSec.toFixed(0)} s`);
       },
     });
+    if (result.lexical) {
+      const d = result.lexical.dev;
+      console.error(`lexical stage: ${result.lexical.trees} trees in ${result.lexical.seconds.toFixed(1)} s; dev Spearman network ${d.network.spearman.toFixed(4)}, trees ${d.trees.spearman.toFixed(4)}, blend ${d.blended.spearman.toFixed(4)} (gain = ${result.lexical.blend.intercept.toFixed(3)} + ${result.lexical.blend.trees.toFixed(3)} trees + ${result.lexical.blend.model.toFixed(3)} network)`);
+    }
     const trainInfo = {
       config: result.config,
-      options: { ...options, outDir: undefined },
+      options: { ...options, outDir: undefined, catalogTitles: undefined },
+      lexical: result.lexical,
       split,
       trainPairs: sides.train.length,
       devPairs: sides.dev.length,
@@ -306,7 +366,7 @@ export async function run(argv: string[]): Promise<number> {
       aborted: result.aborted,
       history: result.history,
     };
-    await result.scorer.save(out, { split, data: values.data, training: { ...trainInfo, history: undefined } });
+    await result.scorer.save(out, { split, data: values.data, training: { ...trainInfo, history: undefined }, ...(excluded ? { excludedQueries: [...excluded] } : {}) });
     const test = await evaluatePairs(result.scorer, bm25, sides.test, loaded, relevantAt);
     printEvaluation(`test (held-out queries)`, test);
     const reportFile = resolve(values.report ?? join(out, 'report.json'));
@@ -319,7 +379,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.model) throw new MinielmError('MINIELM_INVALID_ARGUMENT', '--model DIR is required: a folder written by "minielm relevance train".');
   // Resolved once, so relevance.json comes from the same save as the scorer (lib/util/atomic.ts).
   const modelDir = await resolveDir(values.model);
-  const scorer = await LearnedRelevanceScorer.load(modelDir);
+  // The lexical stage counts term statistics over the file's titles, as the BM25 baseline does.
+  const scorer = await LearnedRelevanceScorer.load(modelDir, { catalogTitles: loaded.catalogTitles });
   const meta = JSON.parse(await readFile(join(modelDir, 'relevance.json'), 'utf8')) as { split?: { seed: number; dev: number; test: number }; data?: string };
   // The training file defaults to its held-out test side; any other file is wholly unseen.
   const sameData = meta.data !== undefined && meta.data === values.data;

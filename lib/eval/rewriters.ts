@@ -5,7 +5,8 @@ import { generate, type GenerateOptions } from '../model/generate.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { promptIds, rewriteText } from '../rewrite/format.ts';
 import { invalidArgument } from '../errors.ts';
-import { selectFresh } from '../rewrite/select.ts';
+import { selectFresh, selectRelevant } from '../rewrite/select.ts';
+import type { RelevanceScorer } from '../rewards/relevance.ts';
 import type { FeedbackExpander, FeedbackOptions } from '../rewrite/feedback.ts';
 import { normaliseTokens } from './text-metrics.ts';
 import type { Retriever } from '../retrieval/types.ts';
@@ -99,30 +100,78 @@ export interface FreshRewriterOptions {
   weight?: number;
 }
 
+/** The candidates without the query itself, empty texts and repeats (compared as normalised tokens). */
+function distinctCandidates(query: string, candidates: readonly string[]): string[] {
+  const seen = new Set([normaliseTokens(query).join(' ')]);
+  return candidates.filter((t) => {
+    const key = normaliseTokens(t).join(' ');
+    if (key.length === 0 || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/**
+ * The frame both selecting rewriters share: the candidates of each query without the query and repeats, one
+ * search for the query and all candidates, then `choose` picks indices into the candidates from the lists.
+ */
+function selectingRewriter(
+  who: string,
+  candidates: RewritesFor,
+  retriever: Retriever,
+  options: { n?: number; k?: number },
+  choose: (query: string, own: string[], lists: string[][], n: number, k: number) => Promise<number[]> | number[],
+): RewritesFor {
+  const n = options.n ?? 10;
+  const k = options.k ?? 10;
+  if (!Number.isInteger(n) || n < 1) throw invalidArgument(`${who} option n must be an integer >= 1, got ${n}`);
+  if (!Number.isInteger(k) || k < 1) throw invalidArgument(`${who} option k must be an integer >= 1, got ${k}`);
+  return async (queries) => {
+    const pools = checkRewrites(await candidates(queries), queries, 'the candidate rewriter');
+    const out: string[][] = [];
+    for (let i = 0; i < queries.length; i++) {
+      const pool = distinctCandidates(queries[i], pools[i]);
+      const [own, ...lists] = await retriever.search([queries[i], ...pool], k);
+      out.push((await choose(queries[i], own, lists, n, k)).map((j) => pool[j]));
+    }
+    return out;
+  };
+}
+
 /**
  * Result-aware selection over another rewriter's candidates (e.g. a model's 30 best beams): the n that bring
  * the most products the query's own top k (and the rewrites chosen before) do not (lib/rewrite/select.ts).
  * The query itself and repeated texts among the candidates are dropped first.
  */
 export function freshRewriter(candidates: RewritesFor, retriever: Retriever, options: FreshRewriterOptions = {}): RewritesFor {
-  const n = options.n ?? 10;
-  const k = options.k ?? 10;
-  if (!Number.isInteger(n) || n < 1) throw invalidArgument(`freshRewriter option n must be an integer >= 1, got ${n}`);
-  if (!Number.isInteger(k) || k < 1) throw invalidArgument(`freshRewriter option k must be an integer >= 1, got ${k}`);
-  return async (queries) => {
-    const pools = checkRewrites(await candidates(queries), queries, 'the candidate rewriter');
-    const out: string[][] = [];
-    for (let i = 0; i < queries.length; i++) {
-      const seen = new Set([normaliseTokens(queries[i]).join(' ')]);
-      const pool = pools[i].filter((t) => {
-        const key = normaliseTokens(t).join(' ');
-        if (key.length === 0 || seen.has(key)) return false;
-        seen.add(key);
-        return true;
-      });
-      const [own, ...lists] = await retriever.search([queries[i], ...pool], k);
-      out.push(selectFresh(own, lists, n, { weight: options.weight, k }).map((j) => pool[j]));
+  return selectingRewriter('freshRewriter', candidates, retriever, options, (_q, own, lists, n, k) => selectFresh(own, lists, n, { weight: options.weight, k }));
+}
+
+export interface RelevanceRewriterOptions {
+  /** Rewrites sent per query. Default 10. */
+  n?: number;
+  /** Results per text the selection looks at. Default 10. */
+  k?: number;
+  /** Weight of the model's rank against the new results' predicted relevance (lib/rewrite/select.ts). */
+  rankWeight?: number;
+}
+
+/**
+ * Relevance-aware selection over another rewriter's candidates: the n whose new results (not in the query's
+ * own top k, nor brought by a rewrite chosen before) a relevance scorer rates most relevant *to the query*.
+ * `titleOf` gives a result id's product title. The scorer must not have been trained on these queries' labels
+ * (the CLI checks the scorer's excluded queries).
+ */
+export function relevanceRewriter(candidates: RewritesFor, retriever: Retriever, scorer: RelevanceScorer, titleOf: (id: string) => string | undefined, options: RelevanceRewriterOptions = {}): RewritesFor {
+  return selectingRewriter('relevanceRewriter', candidates, retriever, options, async (query, own, lists, n, k) => {
+    const ownSet = new Set(own);
+    const known: { id: string; title: string }[] = [];
+    for (const id of new Set(lists.flat())) {
+      const title = ownSet.has(id) ? undefined : titleOf(id);
+      if (title !== undefined) known.push({ id, title });
     }
-    return out;
-  };
+    const gains = known.length ? await scorer.scoreBatch(known.map((x) => ({ query, product: { id: x.id, title: x.title } }))) : [];
+    const gain = new Map(known.map((x, j) => [x.id, gains[j]]));
+    return selectRelevant(own, lists, n, (id) => gain.get(id) ?? 0, { rankWeight: options.rankWeight, k });
+  });
 }

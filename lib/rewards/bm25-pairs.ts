@@ -12,6 +12,19 @@ export interface Bm25PairOptions {
   stem?: StemMode;
 }
 
+/** A catalog's term statistics as plain data (saved with a model that scores against that catalog). */
+export interface Bm25Stats {
+  docCount: number;
+  avgLength: number;
+  /** [term, documents containing it], terms as the analyzer (with the scorer's stemming) gives them. */
+  docFreq: [string, number][];
+}
+
+function isStats(x: unknown): x is Bm25Stats {
+  const s = x as Bm25Stats;
+  return !!s && typeof s === 'object' && typeof s.docCount === 'number' && typeof s.avgLength === 'number' && Array.isArray(s.docFreq);
+}
+
 // Not a RelevanceScorer on purpose: BM25 scores are unbounded, not gains in [0, 1].
 export class Bm25PairScorer {
   readonly k1: number;
@@ -21,13 +34,24 @@ export class Bm25PairScorer {
   readonly avgLength: number;
   private readonly docFreq = new Map<string, number>();
 
-  /** `catalogTitles`: every title of the collection (each product once); idf and avglen come from these. */
-  constructor(catalogTitles: Iterable<string>, options: Bm25PairOptions = {}) {
+  /**
+   * `catalog`: every title of the collection (each product once), from which idf and avglen are counted, or the
+   * statistics a previous scorer's stats() gave.
+   */
+  constructor(catalog: Iterable<string> | Bm25Stats, options: Bm25PairOptions = {}) {
     this.k1 = options.k1 ?? 1.2;
     this.b = options.b ?? 0.75;
     this.stem = options.stem ?? 'minimal';
     if (!(this.k1 > 0)) throw invalidArgument(`BM25 k1 must be positive, got ${options.k1}.`);
     if (!(this.b >= 0 && this.b <= 1)) throw invalidArgument(`BM25 b must be in [0, 1], got ${options.b}.`);
+    if (isStats(catalog)) {
+      if (!(catalog.docCount > 0 && catalog.avgLength > 0)) throw invalidArgument(`BM25 statistics need docCount and avgLength > 0, got ${catalog.docCount} and ${catalog.avgLength}.`);
+      for (const [term, n] of catalog.docFreq) this.docFreq.set(term, n);
+      this.docCount = catalog.docCount;
+      this.avgLength = catalog.avgLength;
+      return;
+    }
+    const catalogTitles = catalog;
     let docs = 0;
     let totalLength = 0;
     for (const title of catalogTitles) {
@@ -41,6 +65,16 @@ export class Bm25PairScorer {
     if (docs === 0) throw invalidArgument('BM25 pair scorer needs a catalog with at least one non-empty title.');
     this.docCount = docs;
     this.avgLength = totalLength / docs;
+  }
+
+  /** The term statistics, to save and give back to the constructor. */
+  stats(): Bm25Stats {
+    return { docCount: this.docCount, avgLength: this.avgLength, docFreq: [...this.docFreq] };
+  }
+
+  /** Whether the catalog has `term` (analyzed and stemmed as this scorer does) in no title. */
+  unknown(term: string): boolean {
+    return !this.docFreq.has(term);
   }
 
   idf(term: string): number {

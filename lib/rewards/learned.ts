@@ -13,6 +13,9 @@ import { Tokenizer, trainTokenizer } from '../tokenizer/index.ts';
 import { createRng, hashString, shuffleInPlace } from '../data/random.ts';
 import { normalizeQuery, type RelevancePair, type RelevanceScorer } from './relevance.ts';
 import { rocAuc, spearman } from './spearman.ts';
+import { LexicalFeatures } from './lexical-features.ts';
+import { isGbdtModel, predictGbdt, trainGbdt, type GbdtModel, type GbdtOptions } from './gbdt.ts';
+import type { Bm25Stats } from './bm25-pairs.ts';
 
 /** One judged pair for training or evaluation; `gain` in [0, 1] (Home Depot: (r - 1) / 2). */
 export interface LabelledPair {
@@ -34,10 +37,66 @@ export interface RelevanceInputFormat {
 export interface LearnedScorerOptions {
   /** Pairs per native score call. Default 256. */
   batchSize?: number;
+  /**
+   * Titles of the catalog being scored (each product once): the lexical stage's term statistics then come from
+   * them instead of the training catalog's saved ones (as BM25 counts idf over the collection it searches).
+   */
+  catalogTitles?: Iterable<string>;
 }
 
 const META_FILE = 'relevance.json';
 const META_FORMAT = 'minielm-relevance-v1';
+const LEXICAL_FILE = 'lexical.json';
+const LEXICAL_FORMAT = 'minielm-relevance-lexical-v1';
+
+/** The lexical stage as saved in lexical.json. */
+export interface LexicalStageData {
+  format: typeof LEXICAL_FORMAT;
+  trees: GbdtModel;
+  /** gain = intercept + trees * (tree prediction) + model * sigmoid(network logit), clamped to [0, 1]. */
+  blend: { intercept: number; trees: number; model: number };
+  catalog: Bm25Stats;
+}
+
+/**
+ * The second stage of M1: boosted trees over lexical match features of the pair (lib/rewards/lexical-features.ts),
+ * trained on the training pairs' gains, blended with the network's probability by least squares on the dev
+ * pairs. The network reads the text and knows products and phrasing; the trees know how much of the query the
+ * title covers, exactly or through a typo, which is what the human labels mostly follow.
+ */
+export class LexicalStage {
+  constructor(
+    readonly trees: GbdtModel,
+    readonly blend: LexicalStageData['blend'],
+    readonly features: LexicalFeatures,
+  ) {
+    if (trees.features.length !== features.names.length || trees.features.some((n, i) => n !== features.names[i])) {
+      throw new MinielmError('MINIELM_BAD_FILE', `lexical stage: the trees use features [${trees.features.join(', ')}], this version computes [${features.names.join(', ')}]; retrain the scorer.`);
+    }
+  }
+
+  static fromJSON(data: unknown, catalogTitles?: Iterable<string>): LexicalStage {
+    const d = data as LexicalStageData;
+    const b = d?.blend;
+    if (!d || d.format !== LEXICAL_FORMAT || !isGbdtModel(d.trees) || !b || ![b.intercept, b.trees, b.model].every(Number.isFinite) || !d.catalog) {
+      throw new MinielmError('MINIELM_BAD_FILE', `not a minielm lexical relevance stage (expected format "${LEXICAL_FORMAT}" with trees, blend and catalog).`);
+    }
+    return new LexicalStage(d.trees, b, new LexicalFeatures(catalogTitles ?? d.catalog));
+  }
+
+  toJSON(): LexicalStageData {
+    return { format: LEXICAL_FORMAT, trees: this.trees, blend: this.blend, catalog: this.features.bm25.stats() };
+  }
+
+  async treeScores(pairs: readonly { query: string; title: string }[]): Promise<Float64Array> {
+    return predictGbdt(this.trees, await this.features.computeAll(pairs));
+  }
+
+  combine(tree: number, probability: number): number {
+    const g = this.blend.intercept + this.blend.trees * tree + this.blend.model * probability;
+    return g < 0 ? 0 : g > 1 ? 1 : g;
+  }
+}
 
 /**
  * Text as the scorer's tokenizer sees it: collapsed whitespace, one leading space, lower-cased by default.
@@ -81,12 +140,16 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
   // Queries and titles recur across a trainer's batches (one query, many products): encode each once.
   private readonly cache = new Map<string, number[]>();
 
+  /** The boosted-tree stage, when the scorer was trained with one (the default); else scores are the network's. */
+  lexical: LexicalStage | undefined;
+
   constructor(
     readonly model: Model,
     readonly tokenizer: Tokenizer,
     readonly format: RelevanceInputFormat,
-    options: LearnedScorerOptions = {},
+    options: LearnedScorerOptions & { lexical?: LexicalStage } = {},
   ) {
+    this.lexical = options.lexical;
     if (!model.config.score_head) throw invalidArgument('LearnedRelevanceScorer needs a model with a score head ({ score_head: true }).');
     if (tokenizer.vocabSize > model.config.vocab_size) {
       throw invalidArgument(`tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocab_size}; they do not belong together.`);
@@ -108,9 +171,18 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
     if (meta.format !== META_FORMAT || !meta.input || !(meta.input.nCtx > 0) || !(meta.input.maxQueryTokens > 0)) {
       throw new MinielmError('MINIELM_BAD_FILE', `${metaFile}: not a minielm relevance scorer description (expected format "${META_FORMAT}" with input.nCtx and input.maxQueryTokens).`);
     }
+    let lexical: LexicalStage | undefined;
+    const lexicalFile = join(dir, LEXICAL_FILE);
+    if (existsSync(lexicalFile)) {
+      try {
+        lexical = LexicalStage.fromJSON(JSON.parse(await readFile(lexicalFile, 'utf8')), options.catalogTitles);
+      } catch (err) {
+        throw new MinielmError('MINIELM_BAD_FILE', `${lexicalFile}: ${(err as Error).message} Retrain the scorer or delete the file to score with the network alone.`);
+      }
+    }
     const [model, tokenizer] = await Promise.all([Model.load(dir), Tokenizer.load(dir)]);
     if (!model.config.score_head) throw new MinielmError('MINIELM_CHECKPOINT', `${dir}: the model has no score head (score.weight); it is a language model, not a relevance scorer.`);
-    return new LearnedRelevanceScorer(model, tokenizer, meta.input, options);
+    return new LearnedRelevanceScorer(model, tokenizer, meta.input, { ...options, lexical });
   }
 
   /** Model, tokenizer and relevance.json as one set: a kill during a save leaves the previous scorer whole. */
@@ -119,7 +191,8 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
       metadata: { minielm_task: 'relevance' },
       extraFiles: async (stage) => {
         await this.tokenizer.save(stage);
-        await writeFile(join(stage, META_FILE), `${JSON.stringify({ format: META_FORMAT, input: this.format, ...extra }, null, 2)}\n`);
+        await writeFile(join(stage, META_FILE), `${JSON.stringify({ format: META_FORMAT, input: this.format, lexical: this.lexical !== undefined, ...extra }, null, 2)}\n`);
+        if (this.lexical) await writeFile(join(stage, LEXICAL_FILE), JSON.stringify(this.lexical.toJSON()));
       },
     });
   }
@@ -153,10 +226,23 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
     return out;
   }
 
-  /** Gains in [0, 1]: the sigmoid of the head, the probability the BCE objective trained it to give. */
+  /**
+   * Gains in [0, 1]. With a lexical stage: its blend of the trees' prediction and the network's probability;
+   * without: the sigmoid of the head, the probability the BCE objective trained it to give. A pair's gain
+   * depends on that pair alone, not on the others scored with it.
+   */
+  async scoreGains(pairs: readonly { query: string; title: string }[]): Promise<Float64Array> {
+    const logits = await this.scoreLogits(pairs);
+    const out = Float64Array.from(logits, sigmoid);
+    if (this.lexical) {
+      const trees = await this.lexical.treeScores(pairs);
+      for (let i = 0; i < out.length; i++) out[i] = this.lexical.combine(trees[i], out[i]);
+    }
+    return out;
+  }
+
   async scoreBatch(pairs: RelevancePair[]): Promise<number[]> {
-    const logits = await this.scoreLogits(pairs.map((p) => ({ query: p.query, title: p.product.title })));
-    return Array.from(logits, sigmoid);
+    return Array.from(await this.scoreGains(pairs.map((p) => ({ query: p.query, title: p.product.title }))));
   }
 
   async dispose(): Promise<void> {
@@ -244,6 +330,15 @@ export interface RelevanceTrainOptions {
   pretrainEpochs?: number;
   /** Where to write the best checkpoint as it improves (optional; the best is kept in memory either way). */
   outDir?: string;
+  /**
+   * Train the lexical stage after the network (default true): boosted trees on the training pairs' lexical
+   * features, blended with the network on dev (LexicalStage). The network's best checkpoint is chosen first.
+   */
+  lexical?: boolean;
+  /** The catalog's titles, each product once, for the lexical features' term statistics (default: the pairs' titles). */
+  catalogTitles?: Iterable<string>;
+  /** Boosted-tree settings of the lexical stage (lib/rewards/gbdt.ts defaults). */
+  trees?: GbdtOptions;
 }
 
 export const RELEVANCE_TRAIN_DEFAULTS = {
@@ -267,6 +362,7 @@ export const RELEVANCE_TRAIN_DEFAULTS = {
   negativesPerPair: 0,
   negativeWeight: 0.5,
   pretrainEpochs: 2,
+  lexical: true,
 } as const;
 
 export interface RelevanceTrainProgress {
@@ -294,6 +390,66 @@ export interface RelevanceTrainResult {
   trainSeconds: number;
   tokens: number;
   aborted: boolean;
+  /** The lexical stage's dev measures (network alone, trees alone, the blend) and fitting time, when trained. */
+  lexical?: LexicalFitReport;
+}
+
+export interface LexicalFitReport {
+  dev: { network: { spearman: number; auc: number }; trees: { spearman: number; auc: number }; blended: { spearman: number; auc: number } };
+  blend: LexicalStageData['blend'];
+  trees: number;
+  seconds: number;
+}
+
+/** Least squares y ~ c0 + c1 x1 + c2 x2 (normal equations; a near-singular system falls back to fewer terms). */
+function fitBlend(x1: ArrayLike<number>, x2: ArrayLike<number>, y: ArrayLike<number>): LexicalStageData['blend'] {
+  const n = y.length;
+  const cols = [(i: number) => 1, (i: number) => x1[i], (i: number) => x2[i]];
+  const a = [0, 0, 0, 0, 0, 0, 0, 0, 0];
+  const b = [0, 0, 0];
+  for (let i = 0; i < n; i++) {
+    for (let r = 0; r < 3; r++) {
+      b[r] += cols[r](i) * y[i];
+      for (let c = 0; c < 3; c++) a[r * 3 + c] += cols[r](i) * cols[c](i);
+    }
+  }
+  const det = (m: number[]): number => m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) + m[2] * (m[3] * m[7] - m[4] * m[6]);
+  const d = det(a);
+  if (Math.abs(d) < 1e-12 * Math.max(1, n) ** 3) {
+    // The network's column is constant or collinear: trees alone.
+    return { intercept: 0, trees: 1, model: 0 };
+  }
+  const solve = (k: number): number => {
+    const m = [...a];
+    for (let r = 0; r < 3; r++) m[r * 3 + k] = b[r];
+    return det(m) / d;
+  };
+  return { intercept: solve(0), trees: solve(1), model: solve(2) };
+}
+
+/**
+ * Fits the lexical stage of `scorer` and sets it: trees on `train`'s features and gains, then the blend with the
+ * network's probability by least squares on `dev` (the split that also picked the network's checkpoint).
+ */
+export async function fitLexicalStage(
+  scorer: LearnedRelevanceScorer,
+  train: readonly LabelledPair[],
+  dev: readonly LabelledPair[],
+  options: { catalogTitles?: Iterable<string>; trees?: GbdtOptions; relevantGain?: number } = {},
+): Promise<LexicalFitReport> {
+  const started = performance.now();
+  const features = new LexicalFeatures(options.catalogTitles ?? new Set([...train, ...dev].map((p) => p.title)));
+  const treeModel = await trainGbdt(await features.computeAll(train), train.map((p) => p.gain), features.names, options.trees);
+  const trees = predictGbdt(treeModel, await features.computeAll(dev));
+  const network = Float64Array.from(await scorer.scoreLogits(dev), sigmoid);
+  const gains = dev.map((p) => p.gain);
+  const relevant = dev.map((p) => p.gain >= (options.relevantGain ?? RELEVANCE_TRAIN_DEFAULTS.relevantGain));
+  const blend = fitBlend(trees, network, gains);
+  const stage = new LexicalStage(treeModel, blend, features);
+  const blended = trees.map((t, i) => stage.combine(t, network[i]));
+  scorer.lexical = stage;
+  const measure = (x: ArrayLike<number>) => ({ spearman: spearman(x, gains), auc: rocAuc(x, relevant) });
+  return { dev: { network: measure(network), trees: measure(trees), blended: measure(blended) }, blend, trees: treeModel.trees.length, seconds: (performance.now() - started) / 1000 };
 }
 
 function checkPairs(pairs: readonly LabelledPair[], what: string): void {
@@ -481,7 +637,9 @@ export async function trainRelevanceScorer(
   if (aborted || history.length === 0 || history[history.length - 1].step !== step) await evaluate(o.epochs);
   const finalParams = bestParams as Map<string, Float32Array> | null;
   if (finalParams) for (const [name, data] of finalParams) model.writeTensor(name, data);
+  const lexical = o.lexical ? await fitLexicalStage(scorer, train, dev, { catalogTitles: o.catalogTitles, trees: o.trees, relevantGain: o.relevantGain }) : undefined;
   return {
+    lexical,
     scorer,
     config,
     steps: step,

@@ -14,12 +14,12 @@ export const DEFAULT_FRESH_WEIGHT = 2;
 export const DEFAULT_FRESH_CANDIDATES = 30;
 
 /**
- * Indices of the `send` candidates chosen, in the order chosen. `queryIds`: the query's own top k;
- * `candidateIds[i]`: candidate i's top k (candidates in the model's rank order, best first).
+ * The greedy loop both selections share: each round takes the candidate maximising
+ *   -rankWeight * rank / candidates + (sum of valueOf(id) over its ids not shown yet) / k,
+ * then marks its ids shown. An id a list repeats counts once.
  */
-export function selectFresh(queryIds: readonly string[], candidateIds: readonly (readonly string[])[], send: number, options: { weight?: number; k?: number } = {}): number[] {
-  const weight = options.weight ?? DEFAULT_FRESH_WEIGHT;
-  const k = Math.max(1, options.k ?? Math.max(queryIds.length, ...candidateIds.map((l) => l.length), 1));
+function selectGreedy(queryIds: readonly string[], candidateIds: readonly (readonly string[])[], send: number, rankWeight: number, valueOf: (id: string) => number, kOption?: number): number[] {
+  const k = Math.max(1, kOption ?? Math.max(queryIds.length, ...candidateIds.map((l) => l.length), 1));
   const shown = new Set(queryIds);
   const left = candidateIds.map((_, i) => i);
   const chosen: number[] = [];
@@ -29,9 +29,9 @@ export function selectFresh(queryIds: readonly string[], candidateIds: readonly 
     let bestScore = -Infinity;
     for (let a = 0; a < left.length; a++) {
       const i = left[a];
-      let fresh = 0;
-      for (const id of new Set(candidateIds[i])) if (!shown.has(id)) fresh++;
-      const score = -i / n + (weight * fresh) / k;
+      let value = 0;
+      for (const id of new Set(candidateIds[i])) if (!shown.has(id)) value += valueOf(id);
+      const score = (-rankWeight * i) / n + value / k;
       if (score > bestScore) {
         bestScore = score;
         best = a;
@@ -42,4 +42,32 @@ export function selectFresh(queryIds: readonly string[], candidateIds: readonly 
     for (const id of candidateIds[i]) shown.add(id);
   }
   return chosen;
+}
+
+/**
+ * Indices of the `send` candidates chosen, in the order chosen. `queryIds`: the query's own top k;
+ * `candidateIds[i]`: candidate i's top k (candidates in the model's rank order, best first).
+ */
+export function selectFresh(queryIds: readonly string[], candidateIds: readonly (readonly string[])[], send: number, options: { weight?: number; k?: number } = {}): number[] {
+  const weight = options.weight ?? DEFAULT_FRESH_WEIGHT;
+  return selectGreedy(queryIds, candidateIds, send, 1, () => weight, options.k);
+}
+
+export const DEFAULT_RELEVANCE_RANK_WEIGHT = 0.5;
+
+/**
+ * Relevance-aware selection: like selectFresh, but a new result counts by its predicted relevance to the *query*
+ * (a learned scorer's gain in [0, 1], `gainOf(id)`), so a rewrite that brings ten unrelated products scores
+ * nothing. Each round picks the candidate maximising
+ *   -rankWeight * rank / candidates + (sum of gains of its top-k ids not shown yet) / k.
+ * Still no labels: the gains are a model's, computed for (query, product title) at serving time.
+ */
+export function selectRelevant(
+  queryIds: readonly string[],
+  candidateIds: readonly (readonly string[])[],
+  send: number,
+  gainOf: (id: string) => number,
+  options: { rankWeight?: number; k?: number } = {},
+): number[] {
+  return selectGreedy(queryIds, candidateIds, send, options.rankWeight ?? DEFAULT_RELEVANCE_RANK_WEIGHT, gainOf, options.k);
 }
