@@ -30,9 +30,9 @@ import { trainPretrain, pretrainTexts } from './train/pretrain.ts';
 import { denoisingPairs, denoisingCount, mixPairs } from './data/noise.ts';
 import { evaluateCopyQuery } from './eval/offline.ts';
 import { judgedLabels, judgedRecall, type JudgedLabels } from './eval/judged.ts';
-import { copyQuery, feedbackRewriter, freshRewriter, modelRewriter } from './eval/rewriters.ts';
+import { copyQuery, feedbackRewriter, freshRewriter, modelRewriter, relevanceRewriter } from './eval/rewriters.ts';
 import { DEFAULT_FEEDBACK_CANDIDATES, DEFAULT_FEEDBACK_WEIGHT, FeedbackExpander } from './rewrite/feedback.ts';
-import { DEFAULT_FRESH_CANDIDATES } from './rewrite/select.ts';
+import { DEFAULT_FRESH_CANDIDATES, DEFAULT_RELEVANCE_CANDIDATES } from './rewrite/select.ts';
 import { evaluateProbes, HOMEDEPOT_PROBES } from './eval/probes.ts';
 import { splitDev, type DevSplit } from './eval/splits.ts';
 import { COPY_ROW } from './eval/report.ts';
@@ -108,6 +108,8 @@ export interface PipelineWorld {
   test: RewritePair[];
   products: Map<string, ProductLike & Product>;
   relevance: RelevanceScorer;
+  /** The learned M1 behind `relevance` (for unjudged pairs), when one was given: it can also choose rewrites. */
+  learned?: LearnedRelevanceScorer;
   /** Extra texts for the tokenizer besides the training queries (product titles). */
   tokenizerTexts: string[];
   /** Human (or ground-truth) labels per query, for judged recall; never seen by a model. */
@@ -148,9 +150,8 @@ export async function tableWorld(options: { path: string; preset?: string; seed:
   const data = await loadRelevanceTable({ path: options.path, columns: table.columns, labels, encoding: table.encoding });
   if (data.report.malformed > 0) options.log?.(`${options.path}: ${data.report.malformed} malformed rows skipped (see the loader report)`);
   const q2q = await buildQ2Q(data.judgements, { k: options.k ?? 2, seed: options.seed });
-  const fallback: RelevanceScorer = options.relevanceModel
-    ? await LearnedRelevanceScorer.load(options.relevanceModel, { catalogTitles: [...data.products.values()].map((p) => p.title) })
-    : new LexicalOverlapScorer();
+  const learned = options.relevanceModel ? await LearnedRelevanceScorer.load(options.relevanceModel, { catalogTitles: [...data.products.values()].map((p) => p.title) }) : undefined;
+  const fallback: RelevanceScorer = learned ?? new LexicalOverlapScorer();
   const relevance = new JudgedLabelsScorer(data.judgements.map((j) => ({ query: j.query, productId: j.productId, gain: j.gain })), { fallback });
   return {
     title: `minielm: the MiniELM pipeline on ${presetName === 'homedepot' ? 'Home Depot product search' : options.path}`,
@@ -159,6 +160,7 @@ export async function tableWorld(options: { path: string; preset?: string; seed:
     test: q2q.test,
     products: data.products as Map<string, ProductLike & Product>,
     relevance,
+    learned,
     tokenizerTexts: [...data.products.values()].map((x) => x.title),
     judged: judgedLabels(data.judgements),
     probes: presetName === 'homedepot',
@@ -288,6 +290,17 @@ export async function runPipeline(o: PipelineOptions, world: PipelineWorld): Pro
     if (!world.synthetic) {
       for (const [name, m] of [['student (distilled), fresh-result selection', distilled], ['student (distilled + online DPO), fresh-result selection', onlineBest]] as [string, Model][])
         report.judged!.push({ model: name, split: 'test', result: await judgedOn(testQueries, freshOf(m)) });
+      // With a learned M1 that never read these queries' labels: 10 of 60 beams chosen by the predicted relevance
+      // (to the query) of the new results each brings (lib/rewrite/select.ts, selectRelevant).
+      const seen = world.learned?.unexcluded([...devQueries, ...testQueries]) ?? [];
+      if (world.learned && seen.length === 0) {
+        const titles = new Map([...world.products.values()].map((x) => [x.id, x.title]));
+        const relevantOf = (m: Model) => relevanceRewriter(modelRewriter(m, tokenizer, { n: DEFAULT_RELEVANCE_CANDIDATES, strategy: 'beam', decoding }), retriever, world.learned!, (id) => titles.get(id), { n: 10, k: 10 });
+        for (const [name, m] of [['student (distilled), relevance selection (M1)', distilled], ['student (distilled + online DPO), relevance selection (M1)', onlineBest]] as [string, Model][])
+          report.judged!.push({ model: name, split: 'test', result: await judgedOn(testQueries, relevantOf(m)) });
+      } else if (world.learned) {
+        report.notes.push(`No relevance-selection rows: the learned M1 trained on the labels of ${seen.length} dev or test queries (e.g. "${seen[0]}"). Train it with "minielm relevance train --exclude FILE", FILE from "minielm eval held-out".`);
+      }
       report.judged!.push({ model: FEEDBACK_ROW, split: 'test', result: await judgedOn(testQueries, feedback(10)) });
       report.judged!.push({
         model: `${FEEDBACK_ROW}, fresh-result selection over ${DEFAULT_FEEDBACK_CANDIDATES}`, split: 'test',

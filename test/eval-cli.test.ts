@@ -9,6 +9,10 @@ import { loadEvaluationTable } from '../lib/eval/splits.ts';
 import { tableWorld } from '../lib/pipeline.ts';
 import { MinielmError } from '../lib/errors.ts';
 import { writeHomeDepotFixture } from './helpers/eval-fixture.ts';
+import { Model } from '../lib/model/model.ts';
+import { trainTokenizer } from '../lib/tokenizer/index.ts';
+import { LearnedRelevanceScorer } from '../lib/rewards/learned.ts';
+import { normalizeQuery } from '../lib/rewards/relevance.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'minielm-eval-cli-'));
 const csv = writeHomeDepotFixture(dir);
@@ -84,6 +88,37 @@ test('eval judged --model drop-word adds rewrites; eval probes --model copy pass
   assert.ok(probes.probes >= 40);
   assert.is(probes.passAt1, 0);
   assert.is(probes.passAtN, 0);
+});
+
+test('eval held-out lists the Q2Q test side; --select relevance takes only a scorer that excluded it', async () => {
+  const listFile = join(dir, 'held-out.jsonl');
+  assert.is((await capture(['held-out', '--data', csv, '--out', listFile])).code, 0);
+  const listed = readFileSync(listFile, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { query: string }).query);
+  const table = await loadEvaluationTable({ path: csv, seed: 1 });
+  const expected = new Set(table.test.flatMap((p) => [p.query, p.rewrite]).map(normalizeQuery));
+  assert.equal(new Set(listed.map(normalizeQuery)), expected, 'every query and reference of the test side, once');
+  // A tiny untrained scorer: the mechanics, not the quality.
+  const tokenizer = await trainTokenizer(table.products.map((p) => ` ${p.title.toLowerCase()}`), { vocabSize: 300 });
+  const model = await Model.create({ vocab_size: tokenizer.vocabSize, n_ctx: 32, n_layer: 1, n_head: 2, n_embd: 16, score_head: true }, { seed: 1 });
+  const scorer = new LearnedRelevanceScorer(model, tokenizer, { nCtx: 32, maxQueryTokens: 12 });
+  const scorerDir = join(dir, 'scorer');
+  await scorer.save(scorerDir);
+  const args = ['judged', '--model', 'drop-word', '--data', csv, '--k', '1', '--n', '1', '--select', 'relevance', '--relevance-model', scorerDir];
+  await invalid(args, /trained on the labels of \d+ of the \d+ dev queries.*--exclude FILE.*eval held-out/);
+  await invalid(['judged', '--model', 'drop-word', '--data', csv, '--select', 'relevance'], /needs --relevance-model/);
+  await invalid([...args, '--pool', 'unseen'], /--pool q2q only/);
+  scorer.excludedQueries = new Set(listed.map(normalizeQuery));
+  await scorer.save(scorerDir);
+  const loaded = await LearnedRelevanceScorer.load(scorerDir);
+  assert.equal(loaded.unexcluded(listed), [], 'the exclusion list survives save / load');
+  await loaded.dispose();
+  const { code, lines } = await capture(args);
+  assert.is(code, 0);
+  const row = JSON.parse(lines[0]);
+  assert.is(row.select, 'relevance');
+  assert.is(row.candidates, 60);
+  assert.ok(row.recall >= row.queryAlone);
+  await scorer.dispose();
 });
 
 test('bad flags are named', async () => {

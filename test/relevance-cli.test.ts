@@ -65,11 +65,23 @@ test('train --init starts from the trunk folder, records it, and the scorer eval
   assert.match(e.out, /all pairs/);
   assert.match(e.out, /network alone\s+Spearman/);
   assert.match(e.out, /trees alone\s+Spearman/);
+  // --no-lexical, and --exclude: two queries (one given as JSONL, one as a plain line, in other spellings) leave.
+  const [q1, q2] = [...new Set(catalog.judgements.map((j) => j.query))];
+  const pairsOf = (q: string): number => catalog.judgements.filter((j) => j.query === q).length;
+  const excludeFile = join(dir, 'exclude.jsonl');
+  await writeFile(excludeFile, `${JSON.stringify({ query: q1.toUpperCase() })}\n  ${q2}  \n\n`);
   const plainOut = join(dir, 'scorer-plain');
-  const plain = cli('relevance', 'train', '--data', table, '--init', trunkDir, '--out', plainOut, '--pretrain-epochs', '0', '--epochs', '1', '--batch', '32', '--max-query-tokens', '10', '--threads', '1', '--no-lexical');
+  const plain = cli('relevance', 'train', '--data', table, '--init', trunkDir, '--out', plainOut, '--pretrain-epochs', '0', '--epochs', '1', '--batch', '32', '--max-query-tokens', '10', '--threads', '1', '--no-lexical', '--exclude', excludeFile);
   assert.is(plain.status, 0, plain.out);
   assert.not.ok(existsSync(join(plainOut, 'lexical.json')));
   assert.not.match(plain.out, /network alone/);
+  assert.match(plain.out, new RegExp(`2 queries, ${pairsOf(q1) + pairsOf(q2)} of ${catalog.judgements.length} pairs left out`));
+  const plainMeta = JSON.parse(await readFile(join(plainOut, 'relevance.json'), 'utf8')) as { excludedQueries: string[] };
+  assert.equal(plainMeta.excludedQueries.sort(), [q1, q2].map((q) => q.trim().toLowerCase().replace(/\s+/g, ' ')).sort());
+  await writeFile(excludeFile, '{"query": 3}\n');
+  const bad = cli('relevance', 'train', '--data', table, '--out', join(dir, 'x'), '--exclude', excludeFile);
+  assert.is.not(bad.status, 0);
+  assert.match(bad.out, /line 1 has no string "query"/);
 });
 
 test('bad --init use is refused before any data is read', () => {

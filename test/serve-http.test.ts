@@ -136,6 +136,50 @@ test('POST /v1/expand returns the merged products with titles and the rewrite th
   assert.ok(fr.rewrites.length > 0 && fr.rewrites.every((x) => x.source === 'feedback' && x.text.startsWith(`${q} `)), fb.text);
 });
 
+test('POST /v1/expand "select": "relevance" rates new products with the handler\'s scorer, against the query', async () => {
+  const q = trained.queries[0];
+  const refused = await post(main.url, { query: q, select: 'relevance' }, 'v1/expand');
+  assert.is(refused.status, 400);
+  assert.match(refused.text, /needs a relevance scorer.*--relevance-model/);
+  const asked: string[] = [];
+  // Rates a product by the share of the query's words in its title.
+  const relevance = {
+    async scoreBatch(pairs: { query: string; product: { title: string } }[]) {
+      return pairs.map((p) => {
+        asked.push(p.query);
+        const words = p.query.toLowerCase().split(/\s+/);
+        return words.filter((w) => p.product.title.toLowerCase().includes(w)).length / words.length;
+      });
+    },
+  };
+  assert.throws(() => createRewriteHandler(rewriter, { relevance: {} as never }), /relevance must be a RelevanceScorer/);
+  const server = await startRewriteServer(rewriter, { port: 0, retriever: bm25, products, relevance, maxN: 8 });
+  try {
+    // The first fixture query whose candidates bring products its own top 2 lacks.
+    let checked = 0;
+    for (const query of trained.queries) {
+      asked.length = 0;
+      const r = await post(server.url, { query, k: 2, select: 'relevance', send: 2 }, 'v1/expand');
+      assert.is(r.status, 200, r.text);
+      const body = r.json as unknown as { rewrites: unknown[]; selection: { strategy: string; candidates: { text: string }[] } };
+      assert.is(body.selection.strategy, 'relevance');
+      assert.ok(body.selection.candidates.length <= 8, 'n defaults to 60 candidates, capped by maxN');
+      assert.ok(body.rewrites.length <= 2);
+      // Exactly the candidates' products the query's own top 2 lacks were rated, each against the query.
+      const [own, ...lists] = await bm25.search([query, ...body.selection.candidates.map((c) => c.text)], 2);
+      const fresh = new Set(lists.flat().filter((id) => !own.includes(id)));
+      assert.is(asked.length, fresh.size);
+      assert.ok(asked.every((x) => x === query), `products are rated against the query: ${JSON.stringify([...new Set(asked)])}`);
+      if (fresh.size > 0 && ++checked >= 2) break;
+    }
+    assert.ok(checked > 0, 'some fixture query has candidates that bring new products');
+    const unknown = await post(server.url, { query: q, select: 'relevance', relevance: {} }, 'v1/expand');
+    assert.is(unknown.status, 400, 'a client cannot pass its own scorer');
+  } finally {
+    await server.shutdown();
+  }
+});
+
 test('GET /healthz, GET /metrics (Prometheus text with every metric) and the playground page', async () => {
   const health = await call(main.url, { path: 'healthz' });
   assert.is(health.status, 200);

@@ -309,6 +309,36 @@ test("expand({ select: 'fresh' }) sends the candidates that bring products the q
   await rejects(r.expand(queries[0], fake, { select: 'top', freshWeight: 1 }), 'MINIELM_INVALID_ARGUMENT', /freshWeight applies/);
 });
 
+test("expand({ select: 'relevance' }) sends the candidates whose new products a scorer rates relevant to the query", async () => {
+  const r = await load({ cacheSize: 0 });
+  const all = await r.rewrite(queries[0], { n: 8 });
+  assert.ok(all.length >= 4, `${all.length} candidates`);
+  // Every candidate brings one new product; only the last one's is "good".
+  const last = all.length - 1;
+  const listFor = (text: string): string[] => {
+    const i = all.findIndex((x) => x.text === text);
+    return i < 0 ? ['q1', 'q2'] : ['q1', `new${i}`];
+  };
+  const fake: Retriever = { index: async () => undefined, search: async (texts) => texts.map(listFor) };
+  const asked: string[] = [];
+  const scorer = {
+    async scoreBatch(pairs: { query: string; product: { id: string; title: string } }[]) {
+      for (const p of pairs) asked.push(`${p.query}|${p.product.title}`);
+      return pairs.map((p) => (p.product.id === `new${last}` ? 1 : 0));
+    },
+  };
+  const relevance = { scorer, titleOf: (id: string) => `title of ${id}` };
+  const e = await r.expand(queries[0], fake, { select: 'relevance', relevance, n: 8, send: 2, k: 2 });
+  assert.is(e.selection!.strategy, 'relevance');
+  assert.equal(e.selection!.candidates.map((x) => x.text), all.map((x) => x.text));
+  assert.equal(e.rewrites.map((x) => x.text), [all[last].text, all[0].text], 'the relevant one first, then the model\'s order');
+  assert.ok(asked.every((a) => a.startsWith(`${queries[0].trim()}|title of new`)), 'only new products, scored against the query');
+  assert.is(asked.length, all.length);
+  await rejects(r.expand(queries[0], fake, { select: 'relevance' }), 'MINIELM_INVALID_ARGUMENT', /needs relevance: \{ scorer, titleOf \}/);
+  await rejects(r.expand(queries[0], fake, { select: 'top', relevance }), 'MINIELM_INVALID_ARGUMENT', /relevance applies to select 'relevance'/);
+  await rejects(r.expand(queries[0], fake, { select: 'relevance', relevance: { ...relevance, rankWeight: -1 } }), 'MINIELM_INVALID_ARGUMENT', /rankWeight/);
+});
+
 test("expand({ source: 'feedback' | 'both' }) adds pseudo-relevance feedback rewrites, marked as such", async () => {
   const r = await load({ cacheSize: 0 });
   const products = [...trained.fixture.catalog.products.values()];

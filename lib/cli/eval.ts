@@ -3,9 +3,7 @@
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resolveDir, writeFileAtomic } from '../util/atomic.ts';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { Model } from '../model/model.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { evaluateCopyQuery, evaluateOffline } from '../eval/offline.ts';
@@ -13,7 +11,7 @@ import { DEFAULT_MIN_GAIN, HOMEDEPOT_RELEVANT_RATING, gainThreshold, judgedRecal
 import { evaluateProbes, HOMEDEPOT_PROBES } from '../eval/probes.ts';
 import { copyQuery, dropOneWord, feedbackRewriter, freshRewriter, modelRewriter, relevanceRewriter, type RewritesFor } from '../eval/rewriters.ts';
 import { FeedbackExpander } from '../rewrite/feedback.ts';
-import { DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT, DEFAULT_RELEVANCE_RANK_WEIGHT } from '../rewrite/select.ts';
+import { DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT, DEFAULT_RELEVANCE_CANDIDATES, DEFAULT_RELEVANCE_RANK_WEIGHT } from '../rewrite/select.ts';
 import { LearnedRelevanceScorer } from '../rewards/learned.ts';
 import { normalizeQuery } from '../rewards/relevance.ts';
 import { judgedQueriesBySide, loadEvaluationTable } from '../eval/splits.ts';
@@ -80,7 +78,7 @@ Options:
                         | relevance (decode --candidates rewrites and send the n whose new results the
                         --relevance-model scorer rates most relevant to the query; the scorer must have been
                         trained with --exclude of "eval held-out", which is checked)
-  --candidates N        judged, --select fresh|relevance: rewrites decoded per query (default ${DEFAULT_FRESH_CANDIDATES})
+  --candidates N        judged, --select fresh|relevance: rewrites decoded per query (default ${DEFAULT_FRESH_CANDIDATES}, relevance ${DEFAULT_RELEVANCE_CANDIDATES})
   --fresh-weight W      judged, --select fresh: weight of new results against the model's rank (default ${DEFAULT_FRESH_WEIGHT})
   --rank-weight W       judged, --select relevance: weight of the model's rank against the predicted relevance
                         of new results (default ${DEFAULT_RELEVANCE_RANK_WEIGHT})
@@ -152,7 +150,7 @@ export async function run(argv: string[]): Promise<number> {
     seed: { type: 'string', default: '1' }, queries: { type: 'string' }, n: { type: 'string', default: '10' },
     strategy: { type: 'string', default: 'beam' }, out: { type: 'string' },
     split: { type: 'string', default: 'dev' }, pool: { type: 'string', default: 'q2q' }, threshold: { type: 'string' }, k: { type: 'string', default: '10' }, shared: { type: 'string', default: '2' },
-    decoding: { type: 'string', default: 'catalog' }, select: { type: 'string', default: 'top' }, candidates: { type: 'string', default: String(DEFAULT_FRESH_CANDIDATES) },
+    decoding: { type: 'string', default: 'catalog' }, select: { type: 'string', default: 'top' }, candidates: { type: 'string' },
     'fresh-weight': { type: 'string', default: String(DEFAULT_FRESH_WEIGHT) }, weights: { type: 'string', default: 'fp32' },
     'rank-weight': { type: 'string', default: String(DEFAULT_RELEVANCE_RANK_WEIGHT) },
   } });
@@ -251,7 +249,7 @@ async function runJudged(values: Record<string, string | boolean | undefined>, d
   await retriever.index(table.products);
   const select = str('select')!;
   if (select !== 'top' && select !== 'fresh' && select !== 'relevance') throw invalidArgument(`--select must be top, fresh or relevance, got "${select}"`);
-  const candidates = intFlag('candidates', str('candidates')!, 1);
+  const candidates = intFlag('candidates', str('candidates') ?? String(select === 'relevance' ? DEFAULT_RELEVANCE_CANDIDATES : DEFAULT_FRESH_CANDIDATES), 1);
   const weight = Number(str('fresh-weight'));
   if (!Number.isFinite(weight) || weight < 0) throw invalidArgument(`--fresh-weight must be a number >= 0, got "${str('fresh-weight')}"`);
   const rankWeight = Number(str('rank-weight'));
@@ -261,9 +259,12 @@ async function runJudged(values: Record<string, string | boolean | undefined>, d
     const dir = str('relevance-model');
     if (!dir) throw invalidArgument('--select relevance needs --relevance-model DIR: a scorer from "minielm relevance train --exclude FILE" with FILE from "minielm eval held-out"');
     if (pool !== 'q2q') throw invalidArgument('--select relevance works with --pool q2q only: the queries of the unseen pool are in the relevance scorer\'s training data');
-    const seen = await scorerSawQueries(dir, queries);
-    if (seen.length) throw invalidArgument(`--relevance-model ${dir} was trained on the labels of ${seen.length} of the ${queries.length} ${split} queries (e.g. "${seen[0]}"): retrain it with --exclude FILE, FILE from "minielm eval held-out --seed ${o.seed} --shared ${shared} --out FILE"`);
     scorer = await LearnedRelevanceScorer.load(dir, { catalogTitles: table.products.map((p) => p.title) });
+    const seen = scorer.unexcluded(queries);
+    if (seen.length) {
+      await scorer.dispose();
+      throw invalidArgument(`--relevance-model ${dir} was trained on the labels of ${seen.length} of the ${queries.length} ${split} queries (e.g. "${seen[0]}"): retrain it with --exclude FILE, FILE from "minielm eval held-out --seed ${o.seed} --shared ${shared} --out FILE"`);
+    }
   }
   const titles = new Map(table.products.map((p) => [p.id, p.title]));
   const results: Record<string, unknown>[] = [];
@@ -289,15 +290,6 @@ async function runJudged(values: Record<string, string | boolean | undefined>, d
   if (values.out) await writeFileAtomic(values.out as string, `${JSON.stringify({ mode: 'judged', data, split, pool, threshold, k, n: o.n, seed: o.seed, shared, select, products: table.products.length, results }, null, 2)}\n`);
   await scorer?.dispose();
   return 0;
-}
-
-/** The evaluated queries whose labels a relevance scorer may have trained on (none of them excluded). */
-async function scorerSawQueries(dir: string, queries: readonly string[]): Promise<string[]> {
-  const file = join(await resolveDir(dir), 'relevance.json');
-  if (!existsSync(file)) throw invalidArgument(`--relevance-model ${dir}: no relevance.json there; pass a folder from "minielm relevance train"`);
-  const meta = JSON.parse(await readFile(file, 'utf8')) as { excludedQueries?: unknown };
-  const excluded = new Set(Array.isArray(meta.excludedQueries) ? meta.excludedQueries.filter((q): q is string => typeof q === 'string') : []);
-  return queries.filter((q) => !excluded.has(normalizeQuery(q)));
 }
 
 /** `minielm eval held-out`: every query of the Q2Q test side (both halves, queries and references) as JSONL. */

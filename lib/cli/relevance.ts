@@ -366,7 +366,8 @@ export async function run(argv: string[]): Promise<number> {
       aborted: result.aborted,
       history: result.history,
     };
-    await result.scorer.save(out, { split, data: values.data, training: { ...trainInfo, history: undefined }, ...(excluded ? { excludedQueries: [...excluded] } : {}) });
+    if (excluded) result.scorer.excludedQueries = excluded;
+    await result.scorer.save(out, { split, data: values.data, training: { ...trainInfo, history: undefined } });
     const test = await evaluatePairs(result.scorer, bm25, sides.test, loaded, relevantAt);
     printEvaluation(`test (held-out queries)`, test);
     const reportFile = resolve(values.report ?? join(out, 'report.json'));

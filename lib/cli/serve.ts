@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { MinielmError, invalidArgument } from '../errors.ts';
 import { Rewriter, type RewriterOptions } from '../serve/rewriter.ts';
 import { startRewriteServer, type RewriteServerOptions } from '../serve/http.ts';
+import { LearnedRelevanceScorer } from '../rewards/learned.ts';
 import { Bm25Retriever, MeilisearchRetriever, readHomeDepot, HOMEDEPOT_TRAIN_CSV, type Product, type Retriever } from '../retrieval/index.ts';
 
 export const help = `Usage: minielm serve --model DIR [options]
@@ -20,6 +21,8 @@ Serves a trained rewriter: POST /v1/rewrite, POST /v1/expand (with a catalog), G
   --meilisearch-url URL   use a Meilisearch index for expand instead (MEILISEARCH_API_KEY is its key)
   --meilisearch-index UID (default minielm-products)
   --catalog-words         rewrites may only use words of the catalog's titles (and its queries)
+  --relevance-model DIR   a scorer from "minielm relevance train" (with --catalog): enables "select":
+                          "relevance" on /v1/expand (the rewrites whose new products it rates most relevant)
   --weights W             auto (default: bf16 on CPUs with AMX, else fp32) | fp32 | bf16
   --threads N             native threads (default all cores)
   --device cpu|cuda[:N]   where the model decodes (default cpu; cuda needs a CUDA build: npm run build:cmake)
@@ -107,12 +110,14 @@ export async function run(argv: string[]): Promise<number> {
       weights: { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' }, 'max-batch': { type: 'string' }, 'max-wait-ms': { type: 'string' },
       'cache-size': { type: 'string' }, 'queue-limit': { type: 'string' }, 'timeout-ms': { type: 'string' },
       'max-body-bytes': { type: 'string' }, 'max-queries': { type: 'string' }, 'max-n': { type: 'string' },
+      'relevance-model': { type: 'string' },
     },
     strict: true,
   });
   if (!values.model) throw invalidArgument('--model DIR is required: a trained folder with config.json, model.safetensors and tokenizer.json');
   if (values.catalog && values['meilisearch-url']) throw invalidArgument('pass --catalog FILE or --meilisearch-url URL, not both');
   if (values['catalog-words'] && !values.catalog) throw invalidArgument('--catalog-words needs --catalog FILE (the words come from its titles)');
+  if (values['relevance-model'] && !values.catalog) throw invalidArgument('--relevance-model needs --catalog FILE (the scorer reads the titles of the products it rates)');
   if (values.weights !== undefined && values.weights !== 'fp32' && values.weights !== 'bf16' && values.weights !== 'auto') throw invalidArgument(`--weights must be auto, fp32 or bf16, got "${values.weights}"`);
   const rewriterOptions: RewriterOptions = {
     weights: values.weights as 'fp32' | 'bf16' | 'auto' | undefined,
@@ -142,6 +147,10 @@ export async function run(argv: string[]): Promise<number> {
     serverOptions.products = catalog.products;
     if (values['catalog-words']) rewriterOptions.words = [...catalog.products.map((p) => p.title), ...catalog.queries];
     console.error(`minielm serve: indexed ${catalog.products.length} products from ${values.catalog} (BM25)`);
+    if (values['relevance-model']) {
+      serverOptions.relevance = await LearnedRelevanceScorer.load(values['relevance-model'], { catalogTitles: catalog.products.map((p) => p.title) });
+      console.error(`minielm serve: "select": "relevance" rates new products with ${values['relevance-model']}`);
+    }
   } else if (values['meilisearch-url']) {
     retriever = new MeilisearchRetriever({ url: values['meilisearch-url'], apiKey: process.env.MEILISEARCH_API_KEY, indexUid: values['meilisearch-index'] });
   }
@@ -159,6 +168,7 @@ export async function run(argv: string[]): Promise<number> {
   await server.shutdown();
   await rewriter.close();
   await retriever?.close?.();
+  await (serverOptions.relevance as LearnedRelevanceScorer | undefined)?.dispose();
   console.error('minielm serve: stopped');
   return 0;
 }

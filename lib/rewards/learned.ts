@@ -142,6 +142,11 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
 
   /** The boosted-tree stage, when the scorer was trained with one (the default); else scores are the network's. */
   lexical: LexicalStage | undefined;
+  /**
+   * Queries (normalizeQuery) whose pairs were left out of training (`relevance train --exclude`): a rewriter
+   * evaluated on them may be guided by this scorer without its labels leaking in. Saved in relevance.json.
+   */
+  excludedQueries: ReadonlySet<string> = new Set();
 
   constructor(
     readonly model: Model,
@@ -167,7 +172,7 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
     if (!existsSync(metaFile)) {
       throw new MinielmError('MINIELM_NOT_FOUND', `${metaFile} does not exist: pass a folder written by "minielm relevance train" (model, tokenizer and ${META_FILE}).`);
     }
-    const meta = JSON.parse(await readFile(metaFile, 'utf8')) as { format?: string; input?: RelevanceInputFormat };
+    const meta = JSON.parse(await readFile(metaFile, 'utf8')) as { format?: string; input?: RelevanceInputFormat; excludedQueries?: unknown };
     if (meta.format !== META_FORMAT || !meta.input || !(meta.input.nCtx > 0) || !(meta.input.maxQueryTokens > 0)) {
       throw new MinielmError('MINIELM_BAD_FILE', `${metaFile}: not a minielm relevance scorer description (expected format "${META_FORMAT}" with input.nCtx and input.maxQueryTokens).`);
     }
@@ -182,7 +187,14 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
     }
     const [model, tokenizer] = await Promise.all([Model.load(dir), Tokenizer.load(dir)]);
     if (!model.config.score_head) throw new MinielmError('MINIELM_CHECKPOINT', `${dir}: the model has no score head (score.weight); it is a language model, not a relevance scorer.`);
-    return new LearnedRelevanceScorer(model, tokenizer, meta.input, { ...options, lexical });
+    const scorer = new LearnedRelevanceScorer(model, tokenizer, meta.input, { ...options, lexical });
+    if (Array.isArray(meta.excludedQueries)) scorer.excludedQueries = new Set(meta.excludedQueries.filter((q): q is string => typeof q === 'string'));
+    return scorer;
+  }
+
+  /** The given queries whose labels this scorer may have trained on (not in excludedQueries). */
+  unexcluded(queries: readonly string[]): string[] {
+    return queries.filter((q) => !this.excludedQueries.has(normalizeQuery(q)));
   }
 
   /** Model, tokenizer and relevance.json as one set: a kill during a save leaves the previous scorer whole. */
@@ -191,7 +203,8 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
       metadata: { minielm_task: 'relevance' },
       extraFiles: async (stage) => {
         await this.tokenizer.save(stage);
-        await writeFile(join(stage, META_FILE), `${JSON.stringify({ format: META_FORMAT, input: this.format, lexical: this.lexical !== undefined, ...extra }, null, 2)}\n`);
+        const excluded = this.excludedQueries.size ? { excludedQueries: [...this.excludedQueries] } : {};
+        await writeFile(join(stage, META_FILE), `${JSON.stringify({ format: META_FORMAT, input: this.format, lexical: this.lexical !== undefined, ...excluded, ...extra }, null, 2)}\n`);
         if (this.lexical) await writeFile(join(stage, LEXICAL_FILE), JSON.stringify(this.lexical.toJSON()));
       },
     });

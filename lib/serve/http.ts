@@ -8,7 +8,8 @@ import { MinielmError, describeValue, invalidArgument, type MinielmErrorCode } f
 import type { Retriever } from '../retrieval/types.ts';
 import { InvalidOptionError, type Rewriter } from './rewriter.ts';
 import { playgroundHtml } from './playground.ts';
-import { DEFAULT_FRESH_CANDIDATES } from '../rewrite/select.ts';
+import { DEFAULT_FRESH_CANDIDATES, DEFAULT_RELEVANCE_CANDIDATES } from '../rewrite/select.ts';
+import type { RelevanceScorer } from '../rewards/relevance.ts';
 import { FeedbackExpander } from '../rewrite/feedback.ts';
 
 export interface RewriteHandlerOptions {
@@ -16,6 +17,9 @@ export interface RewriteHandlerOptions {
   retriever?: Retriever;
   /** Titles shown beside product ids in /v1/expand answers. */
   products?: Iterable<{ id: string; title: string }>;
+  /** Enables "select": "relevance" on /v1/expand: the scorer that rates new products against the query
+   * (LearnedRelevanceScorer.load(dir)); the titles come from `products`. */
+  relevance?: RelevanceScorer;
   /** Request body bytes at most (413 above). Default 16 KiB. */
   maxBodyBytes?: number;
   /** Queries in one /v1/rewrite request at most. Default 64. */
@@ -74,7 +78,7 @@ const ROUTES: Record<string, Route> = {
   '/v1/expand': { method: 'POST', name: 'expand' },
 };
 
-const HANDLER_OPTIONS = ['retriever', 'products', 'maxBodyBytes', 'maxQueries', 'maxN', 'maxK', 'maxQueryLength', 'timeoutMs', 'registry', 'playground'];
+const HANDLER_OPTIONS = ['retriever', 'products', 'relevance', 'maxBodyBytes', 'maxQueries', 'maxN', 'maxK', 'maxQueryLength', 'timeoutMs', 'registry', 'playground'];
 const REWRITE_FIELDS = ['query', 'queries', 'n', 'strategy', 'temperature', 'topP', 'seed', 'includeQuery'];
 const EXPAND_FIELDS = ['query', 'n', 'strategy', 'temperature', 'topP', 'seed', 'k', 'merge', 'limit', 'select', 'send', 'freshWeight', 'source'];
 
@@ -103,6 +107,7 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
   if (retriever !== undefined && (retriever === null || typeof retriever !== 'object' || typeof retriever.search !== 'function'))
     throw invalidArgument(`retriever must be an object with search(queries, k) (Bm25Retriever, MeilisearchRetriever), got ${describeValue(retriever)}`);
   if (options.products !== undefined && typeof (options.products as Iterable<unknown>)?.[Symbol.iterator] !== 'function') throw invalidArgument('products must be an iterable of { id, title }');
+  if (options.relevance !== undefined && typeof options.relevance?.scoreBatch !== 'function') throw invalidArgument(`relevance must be a RelevanceScorer (scoreBatch(pairs)), got ${describeValue(options.relevance)}`);
   if (options.registry !== undefined && !(options.registry instanceof Registry)) throw invalidArgument('registry must be a prom-client Registry');
   if (options.playground !== undefined && typeof options.playground !== 'boolean') throw invalidArgument(`playground must be true or false, got ${describeValue(options.playground)}`);
   const limits = {
@@ -275,9 +280,15 @@ export function createRewriteHandler(rewriter: Rewriter, options: RewriteHandler
         if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > limits.maxK))
           throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"${f}" must be an integer in [1, ${limits.maxK}], got ${describeValue(v)}`, f);
       }
-      // 'bandit' needs click feedback, which has no endpoint here: all, top (the best `send`) or fresh.
-      if (opts.select !== undefined && opts.select !== 'all' && opts.select !== 'top' && opts.select !== 'fresh')
-        throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"select" must be "all", "top" or "fresh", got ${describeValue(opts.select)}`, 'select');
+      // 'bandit' needs click feedback, which has no endpoint here: all, top (the best `send`), fresh or relevance.
+      if (opts.select !== undefined && opts.select !== 'all' && opts.select !== 'top' && opts.select !== 'fresh' && opts.select !== 'relevance')
+        throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"select" must be "all", "top", "fresh" or "relevance", got ${describeValue(opts.select)}`, 'select');
+      if (opts.select === 'relevance') {
+        if (!options.relevance || titles.size === 0)
+          throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', '"select": "relevance" needs a relevance scorer and the catalog\'s titles: start minielm serve with --relevance-model DIR and --catalog FILE (or pass relevance and products to createRewriteHandler)', 'select');
+        opts.relevance = { scorer: options.relevance, titleOf: (id: string) => titles.get(id) };
+        if (opts.n === undefined) opts.n = Math.min(DEFAULT_RELEVANCE_CANDIDATES, limits.maxN);
+      }
       if (opts.send !== undefined && (typeof opts.send !== 'number' || !Number.isInteger(opts.send) || opts.send < 1 || opts.send > limits.maxN))
         throw new HttpError(400, 'MINIELM_INVALID_ARGUMENT', `"send" must be an integer in [1, ${limits.maxN}], got ${describeValue(opts.send)}`, 'send');
       if (opts.source !== undefined && opts.source !== 'model' && opts.source !== 'feedback' && opts.source !== 'both')

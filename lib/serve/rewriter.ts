@@ -12,7 +12,8 @@ import { catalogWordConstraint, catalogWords, DEFAULT_HYGIENE, type RewriteHygie
 import type { Retriever } from '../retrieval/types.ts';
 import { LruCache } from './lru.ts';
 import { Bandit, type ArmPosterior, type BanditOptions } from './bandit.ts';
-import { DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT, selectFresh } from '../rewrite/select.ts';
+import { DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT, DEFAULT_RELEVANCE_CANDIDATES, DEFAULT_RELEVANCE_RANK_WEIGHT, selectFresh, selectRelevant } from '../rewrite/select.ts';
+import type { RelevanceScorer } from '../rewards/relevance.ts';
 import { DEFAULT_FEEDBACK_CANDIDATES, DEFAULT_FEEDBACK_DEPTH, DEFAULT_FEEDBACK_WEIGHT, FeedbackExpander } from '../rewrite/feedback.ts';
 import { resolveDir } from '../util/atomic.ts';
 
@@ -85,10 +86,16 @@ export interface ExpandOptions extends Omit<RewriteOptions, 'includeQuery'> {
   /** Which rewrites go to the engine: 'all' (default), 'top' (the `send` best-ranked), 'bandit' (`send` chosen by
    * Thompson sampling on click feedback; needs the rewriter's bandit option) or 'fresh' (the `send` that bring the
    * most products the query's own top k and the rewrites chosen before lack, lib/rewrite/select.ts; with 'fresh',
-   * n defaults to 30 candidates). */
-  select?: 'all' | 'top' | 'bandit' | 'fresh';
-  /** Rewrites sent to the engine with select 'top', 'bandit' (default 3) or 'fresh' (default 10). */
+   * n defaults to 30 candidates) or 'relevance' (the `send` whose new results `relevance.scorer` rates most
+   * relevant to the query, lib/rewrite/select.ts selectRelevant; n defaults to 60 candidates). */
+  select?: 'all' | 'top' | 'bandit' | 'fresh' | 'relevance';
+  /** Rewrites sent to the engine with select 'top', 'bandit' (default 3), 'fresh' or 'relevance' (default 10). */
   send?: number;
+  /**
+   * select 'relevance': a relevance scorer (e.g. LearnedRelevanceScorer.load(dir)), the title of a result id, and
+   * the weight of the candidates' rank against predicted relevance (default 0.1, chosen on Home Depot's dev split).
+   */
+  relevance?: { scorer: RelevanceScorer; titleOf: (id: string) => string | undefined; rankWeight?: number };
   /** select 'fresh': weight of the share of new results against the candidates' rank. Default 2 (4 with
    * source 'feedback', as chosen on the dev split). */
   freshWeight?: number;
@@ -114,7 +121,7 @@ export interface RewriteFeedback {
 
 /** How expand() chose the rewrites it sent (absent for select 'all'). */
 export interface RewriteSelection {
-  strategy: 'top' | 'bandit' | 'fresh';
+  strategy: 'top' | 'bandit' | 'fresh' | 'relevance';
   /** Every rewrite decoded, best first; expansion.rewrites are the ones sent, in this order. */
   candidates: Rewrite[];
   /** 'bandit': the Thompson draw of each candidate. */
@@ -214,7 +221,7 @@ interface RunningBatch {
 
 const LOAD_OPTIONS = ['weights', 'device', 'threads', 'maxBatch', 'maxWaitMs', 'cacheSize', 'queueLimit', 'hygiene', 'words', 'maxNewTokens', 'bandit'];
 const REWRITE_OPTIONS = ['n', 'strategy', 'temperature', 'topP', 'seed', 'signal', 'includeQuery'];
-const EXPAND_OPTIONS = ['n', 'strategy', 'temperature', 'topP', 'seed', 'signal', 'k', 'merge', 'limit', 'select', 'send', 'freshWeight', 'source', 'feedback', 'feedbackCount', 'feedbackDepth'];
+const EXPAND_OPTIONS = ['n', 'strategy', 'temperature', 'topP', 'seed', 'signal', 'k', 'merge', 'limit', 'select', 'send', 'freshWeight', 'source', 'feedback', 'feedbackCount', 'feedbackDepth', 'relevance'];
 const FEEDBACK_KEYS = ['query', 'rewrite', 'clicked'];
 const HYGIENE_KEYS = ['noRepeatNgramSize', 'repetitionPenalty', 'minNewTokens'] as const;
 const SAMPLING_ONLY = ['temperature', 'topP', 'seed'] as const;
@@ -455,10 +462,17 @@ export class Rewriter {
     if (merge !== 'rrf' && merge !== 'interleave') throw optionError('merge', `merge must be 'rrf' or 'interleave', got ${describe(merge)}`);
     const limit = intOption('limit', o.limit, 1, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
     const select = o.select ?? 'all';
-    if (select !== 'all' && select !== 'top' && select !== 'bandit' && select !== 'fresh')
-      throw optionError('select', `select must be 'all', 'top', 'bandit' or 'fresh', got ${describe(select)}`);
-    if (select === 'all' && o.send !== undefined) throw optionError('send', "send applies to select 'top', 'bandit' or 'fresh'; leave it out for 'all'");
-    const send = intOption('send', o.send, 1, MAX_BEAMS, select === 'fresh' ? 10 : 3);
+    if (select !== 'all' && select !== 'top' && select !== 'bandit' && select !== 'fresh' && select !== 'relevance')
+      throw optionError('select', `select must be 'all', 'top', 'bandit', 'fresh' or 'relevance', got ${describe(select)}`);
+    if (select === 'all' && o.send !== undefined) throw optionError('send', "send applies to select 'top', 'bandit', 'fresh' or 'relevance'; leave it out for 'all'");
+    const send = intOption('send', o.send, 1, MAX_BEAMS, select === 'fresh' || select === 'relevance' ? 10 : 3);
+    const rel = o.relevance;
+    if (select === 'relevance' && (!rel || typeof rel !== 'object' || typeof rel.scorer?.scoreBatch !== 'function' || typeof rel.titleOf !== 'function'))
+      throw optionError('relevance', `select 'relevance' needs relevance: { scorer, titleOf }, a RelevanceScorer (LearnedRelevanceScorer.load(dir)) and the title of a result id; got ${describe(rel)}`);
+    if (rel !== undefined && select !== 'relevance') throw optionError('relevance', "relevance applies to select 'relevance'");
+    const rankWeight = rel?.rankWeight ?? DEFAULT_RELEVANCE_RANK_WEIGHT;
+    if (typeof rankWeight !== 'number' || !Number.isFinite(rankWeight) || rankWeight < 0)
+      throw optionError('relevance', `relevance.rankWeight must be a finite number >= 0, got ${describe(rel?.rankWeight)}`);
     if (select === 'bandit' && !this.#bandit) throw optionError('select', "select 'bandit' needs a bandit: Rewriter.load(dir, { bandit: { stateFile: 'bandit.json' } })");
     if (o.freshWeight !== undefined && select !== 'fresh') throw optionError('freshWeight', "freshWeight applies to select 'fresh'");
     const source = o.source ?? 'model';
@@ -470,8 +484,9 @@ export class Rewriter {
       throw optionError('feedback', `source '${source}' needs feedback: new FeedbackExpander(products), the catalog the retriever searches; got ${describe(o.feedback)}`);
     for (const name of ['feedback', 'feedbackCount', 'feedbackDepth'] as const)
       if (o[name] !== undefined && source === 'model') throw optionError(name, `${name} applies to source 'feedback' or 'both'`);
-    const { k: _k, merge: _m, limit: _l, select: _s, send: _n, freshWeight: _w, source: _src, feedback: _f, feedbackCount: _fc, feedbackDepth: _fd, ...rewriteOptions } = o;
+    const { k: _k, merge: _m, limit: _l, select: _s, send: _n, freshWeight: _w, source: _src, feedback: _f, feedbackCount: _fc, feedbackDepth: _fd, relevance: _r, ...rewriteOptions } = o;
     if (select === 'fresh' && rewriteOptions.n === undefined) rewriteOptions.n = DEFAULT_FRESH_CANDIDATES;
+    if (select === 'relevance' && rewriteOptions.n === undefined) rewriteOptions.n = DEFAULT_RELEVANCE_CANDIDATES;
     // As many feedback candidates as model ones unless told (50 for 'fresh', as chosen on dev).
     const feedbackCount = intOption('feedbackCount', o.feedbackCount, 1, MAX_BEAMS,
       select === 'fresh' ? DEFAULT_FEEDBACK_CANDIDATES : intOption('n', rewriteOptions.n, 1, MAX_BEAMS, 10));
@@ -486,16 +501,30 @@ export class Rewriter {
     }
     let rewrites = candidates, selection: RewriteSelection | undefined;
     let texts: string[], lists: string[][];
-    if (select === 'fresh') {
+    if (select === 'fresh' || select === 'relevance') {
       // Every candidate is searched once; the chosen ones' lists are reused for the merge.
       const all = [collapse(query), ...candidates.map((r) => r.text)];
       const found = checkLists(await retriever.search(all, k), all.length);
       if (o.signal?.aborted) throw abortError(o.signal);
-      const chosen = selectFresh(found[0], found.slice(1), send, { weight: freshWeight, k });
+      let chosen: number[];
+      if (select === 'fresh') chosen = selectFresh(found[0], found.slice(1), send, { weight: freshWeight, k });
+      else {
+        // The new results' relevance to the query (not to the rewrite that found them), one scorer call.
+        const own = new Set(found[0]);
+        const scored: { id: string; title: string }[] = [];
+        for (const id of new Set(found.slice(1).flat())) {
+          const title = own.has(id) ? undefined : rel!.titleOf(id);
+          if (typeof title === 'string') scored.push({ id, title });
+        }
+        const gains = scored.length ? await rel!.scorer.scoreBatch(scored.map((x) => ({ query: all[0], product: x }))) : [];
+        if (o.signal?.aborted) throw abortError(o.signal);
+        const gain = new Map(scored.map((x, i) => [x.id, Number(gains[i]) || 0]));
+        chosen = selectRelevant(found[0], found.slice(1), send, (id) => gain.get(id) ?? 0, { rankWeight, k });
+      }
       rewrites = chosen.map((i) => candidates[i]);
       texts = [all[0], ...rewrites.map((r) => r.text)];
       lists = [found[0], ...chosen.map((i) => found[i + 1])];
-      selection = { strategy: 'fresh', candidates };
+      selection = { strategy: select, candidates };
     } else {
       if (select !== 'all') {
         // Chosen synchronously after the decode, so the same seed and call order give the same choices.
