@@ -53,7 +53,7 @@ export function selectFresh(queryIds: readonly string[], candidateIds: readonly 
   return selectGreedy(queryIds, candidateIds, send, 1, () => weight, options.k);
 }
 
-// Chosen on Home Depot's dev split with the distilled student (docs/results/homedepot-v7-relevance.md): judged
+// Chosen on Home Depot's dev split with the distilled student (docs/evaluation.md, relevance selection): judged
 // recall@10 0.402 at 30 candidates and rank weight 0.1 (0.400 at 0.5), 0.414 at 60 (0.409 at weight 0), 0.418 at 120.
 export const DEFAULT_RELEVANCE_RANK_WEIGHT = 0.1;
 export const DEFAULT_RELEVANCE_CANDIDATES = 60;
