@@ -312,8 +312,8 @@ test("expand with select 'bandit' sends k of the n rewrites and says which broug
   const plain = await load({ cacheSize: 0 });
   await rejects(plain.feedback({ query, rewrite: 'x', clicked: true }), 'MINIELM_INVALID_ARGUMENT', /feedback needs a bandit/);
   await opt(plain.expand(query, fake, { select: 'bandit' }), 'select', /needs a bandit/);
-  await opt(plain.expand(query, fake, { send: 2 }), 'send', /send applies to select 'top', 'bandit' or 'fresh'/);
-  await opt(plain.expand(query, fake, { select: 'best' as 'top' }), 'select', /select must be 'all', 'top', 'bandit' or 'fresh'/);
+  await opt(plain.expand(query, fake, { send: 2 }), 'send', /send applies to select 'top', 'bandit', 'fresh' or 'relevance'/);
+  await opt(plain.expand(query, fake, { select: 'best' as 'top' }), 'select', /select must be 'all', 'top', 'bandit', 'fresh' or 'relevance'/);
   await opt(plain.expand(query, fake, { select: 'top', send: 0 }), 'send', /send must be an integer/);
   await rejects(load({ bandit: 'file.json' as never }), 'MINIELM_INVALID_ARGUMENT', /bandit must be a Bandit or its options/);
 });
