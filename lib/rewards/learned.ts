@@ -179,11 +179,15 @@ export class LearnedRelevanceScorer implements RelevanceScorer {
     let lexical: LexicalStage | undefined;
     const lexicalFile = join(dir, LEXICAL_FILE);
     if (existsSync(lexicalFile)) {
+      let data: unknown;
       try {
-        lexical = LexicalStage.fromJSON(JSON.parse(await readFile(lexicalFile, 'utf8')), options.catalogTitles);
+        data = JSON.parse(await readFile(lexicalFile, 'utf8'));
+        lexical = LexicalStage.fromJSON(data);
       } catch (err) {
         throw new MinielmError('MINIELM_BAD_FILE', `${lexicalFile}: ${(err as Error).message} Retrain the scorer or delete the file to score with the network alone.`);
       }
+      // Another catalog's statistics: a bad catalog is the caller's input, not a damaged file.
+      if (options.catalogTitles !== undefined) lexical = new LexicalStage(lexical.trees, lexical.blend, new LexicalFeatures(options.catalogTitles));
     }
     const [model, tokenizer] = await Promise.all([Model.load(dir), Tokenizer.load(dir)]);
     if (!model.config.score_head) throw new MinielmError('MINIELM_CHECKPOINT', `${dir}: the model has no score head (score.weight); it is a language model, not a relevance scorer.`);
