@@ -8,10 +8,12 @@ import { rejects } from './helpers/rejects.ts';
 import { mkdtemp, rm, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { predictGbdt, trainGbdt } from '../lib/rewards/gbdt.ts';
+import { isGbdtModel, predictGbdt, trainGbdt } from '../lib/rewards/gbdt.ts';
 import { LEXICAL_FEATURES, LexicalFeatures } from '../lib/rewards/lexical-features.ts';
 import { Bm25PairScorer } from '../lib/rewards/bm25-pairs.ts';
-import { LearnedRelevanceScorer, splitByQuery, trainRelevanceScorer, type LabelledPair } from '../lib/rewards/learned.ts';
+import { LearnedRelevanceScorer, fitLexicalStage, splitByQuery, trainRelevanceScorer, type LabelledPair } from '../lib/rewards/learned.ts';
+import { Model } from '../lib/model/model.ts';
+import { trainTokenizer } from '../lib/tokenizer/index.ts';
 import { spearman } from '../lib/rewards/spearman.ts';
 import { createRng } from '../lib/data/random.ts';
 import { generateSyntheticCatalog } from '../lib/data/synthetic.ts';
@@ -71,6 +73,13 @@ test('missing values (NaN) go right in training and prediction alike; seeds make
 });
 
 test('trainGbdt and predictGbdt refuse malformed input with the reason', async () => {
+  await rejects(() => trainGbdt(new Float64Array([0, Infinity]), [0, 1], ['x']), /row 1 feature x is Infinity/);
+  // No row reaches some nodes under heavy subsampling; with lambda 0 they are 0, never 0 / 0.
+  const sparse = await trainGbdt(new Float64Array([0, 1, 2]), [0, 1, 1], ['x'], { lambda: 0, subsample: 0.01, minLeaf: 1, rounds: 5 });
+  assert.ok(Array.from(predictGbdt(sparse, new Float64Array([0, 1, 2]))).every(Number.isFinite));
+  assert.not.ok(isGbdtModel({ ...sparse, trees: [{ feature: [0, -1, -1], threshold: [0.5, 0, 0], left: [0, 2, 0], right: [2, 0, 0], value: [0, 0, 0] }] }), 'a child pointing back at its parent would loop');
+  assert.not.ok(isGbdtModel({ ...sparse, trees: [{ feature: [3], threshold: [0], left: [1], right: [2], value: [0] }] }));
+  assert.ok(isGbdtModel(JSON.parse(JSON.stringify(sparse))));
   const rows = new Float64Array(6);
   await rejects(() => trainGbdt(rows, [0, 1], ['a', 'b', 'c', 'd']), /6 values for 2 rows of 4 features/);
   await rejects(() => trainGbdt(rows, [0, Number.NaN, 1], ['a', 'b']), /target 1 is NaN/);
@@ -168,6 +177,23 @@ test('a scorer trained with the lexical stage blends it, keeps it across save / 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+  await scorer.dispose();
+});
+
+test('on a table too small for the trees to split, the blend keeps the network instead of a constant', async () => {
+  const catalog = generateSyntheticCatalog({ seed: 6, products: 40, queries: 30 });
+  const pairs: LabelledPair[] = catalog.judgements.map((j) => ({ query: j.query, title: catalog.products.get(j.productId)?.title as string, gain: j.gain }));
+  const train = pairs.slice(0, 60);
+  const dev = pairs.slice(60, 90);
+  const tokenizer = await trainTokenizer(pairs.map((p) => ` ${p.title.toLowerCase()}`), { vocabSize: 300 });
+  const model = await Model.create({ vocab_size: tokenizer.vocabSize, n_ctx: 32, n_layer: 1, n_head: 2, n_embd: 16, score_head: true }, { seed: 3 });
+  const scorer = new LearnedRelevanceScorer(model, tokenizer, { nCtx: 32, maxQueryTokens: 12 });
+  // minLeaf 40 on 60 rows: no split anywhere, every tree is one leaf.
+  const fit = await fitLexicalStage(scorer, train, dev, { trees: { rounds: 5 } });
+  assert.equal(fit.blend, { intercept: 0, trees: 0, model: 1 });
+  const gains = await scorer.scoreGains(dev);
+  const logits = await scorer.scoreLogits(dev);
+  gains.forEach((g, i) => assert.ok(Math.abs(g - 1 / (1 + Math.exp(-logits[i]))) < 1e-9, 'the network\'s probability'));
   await scorer.dispose();
 });
 

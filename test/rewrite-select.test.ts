@@ -61,6 +61,17 @@ test('selectRelevant counts new results by their predicted relevance, not their 
   assert.equal(selectRelevant(query, cands, 3, g, { rankWeight: 100 }), [0, 1, 2]);
   assert.equal(selectRelevant([], [['z', 'z', 'z'], ['x']], 1, g, { rankWeight: 0, k: 3 }), [1]);
   assert.equal(selectRelevant(query, [], 2, g), []);
+  // A gain that is not a number counts as nothing.
+  assert.equal(selectRelevant([], [['n1'], ['x']], 1, (id) => (id === 'x' ? 0.5 : Number.NaN), { rankWeight: 0.1 }), [1]);
+});
+
+test('selectFresh breaks exact ties as it always did, for weights that are not powers of two', () => {
+  // Candidate 0 brings nothing new, candidate 1 six new ids; with weight 0.1 and k 6, -0/10 + 0 vs -1/10 + 0.1 tie
+  // in exact arithmetic, and the model's order (candidate 0) must not win by a rounding error in the sum.
+  const lists = [['q1'], ['a', 'b', 'c', 'd', 'e', 'f'], ...Array.from({ length: 8 }, () => ['q1'])];
+  const oldScore = (i: number, fresh: number): number => -i / 10 + (0.1 * fresh) / 6;
+  const expected = oldScore(1, 6) > oldScore(0, 0) ? [1] : [0];
+  assert.equal(selectFresh(['q1'], lists, 1, { weight: 0.1, k: 6 }), expected);
 });
 
 test('relevanceRewriter scores new results against the query itself and sends the n best', async () => {

@@ -171,7 +171,7 @@ export function relevanceRewriter(candidates: RewritesFor, retriever: Retriever,
       if (title !== undefined) known.push({ id, title });
     }
     const gains = known.length ? await scorer.scoreBatch(known.map((x) => ({ query, product: { id: x.id, title: x.title } }))) : [];
-    const gain = new Map(known.map((x, j) => [x.id, gains[j]]));
+    const gain = new Map(known.map((x, j) => [x.id, Number(gains[j]) || 0]));
     return selectRelevant(own, lists, n, (id) => gain.get(id) ?? 0, { rankWeight: options.rankWeight, k });
   });
 }

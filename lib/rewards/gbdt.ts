@@ -80,6 +80,9 @@ export async function trainGbdt(rows: Float64Array, targets: ArrayLike<number>, 
   if (!(o.bins >= 2 && o.bins <= 255)) throw invalidArgument(`bins must be in [2, 255], got ${o.bins}.`);
   for (const k of ['rounds', 'depth', 'minLeaf'] as const) if (!(Number.isInteger(o[k]) && o[k] > 0)) throw invalidArgument(`${k} must be a positive integer, got ${o[k]}.`);
   for (let i = 0; i < n; i++) if (!Number.isFinite(targets[i])) throw invalidArgument(`trainGbdt: target ${i} is ${targets[i]}; targets must be finite numbers.`);
+  for (let i = 0; i < rows.length; i++) {
+    if (rows[i] === Infinity || rows[i] === -Infinity) throw invalidArgument(`trainGbdt: row ${Math.floor(i / f)} feature ${featureNames[i % f]} is ${rows[i]}; features must be finite numbers or NaN (missing).`);
+  }
   if (!(o.learningRate > 0 && o.subsample > 0 && o.subsample <= 1 && o.lambda >= 0)) throw invalidArgument('learningRate > 0, subsample in (0, 1] and lambda >= 0 are required.');
 
   const edges: number[][] = [];
@@ -137,8 +140,10 @@ export async function trainGbdt(rows: Float64Array, targets: ArrayLike<number>, 
           gTot += sum[k * f * maxBins + b];
           nTot += cnt[k * f * maxBins + b];
         }
-        tree.value[id] = gTot / (nTot + o.lambda);
-        const parentScore = (gTot * gTot) / (nTot + o.lambda);
+        // A node no sampled row reached (possible with subsampling) has value 0, not 0 / 0.
+        const denom = nTot + o.lambda;
+        tree.value[id] = denom > 0 ? gTot / denom : 0;
+        const parentScore = denom > 0 ? (gTot * gTot) / denom : 0;
         let best = { gain: 1e-12, feature: -1, bin: -1 };
         for (let j = 0; j < f; j++) {
           let gl = 0;
@@ -186,7 +191,7 @@ export async function trainGbdt(rows: Float64Array, targets: ArrayLike<number>, 
         g[node[i]] += grad[i];
         c[node[i]] += 1;
       }
-      for (const id of open) tree.value[id] = g[id] / (c[id] + o.lambda);
+      for (const id of open) tree.value[id] = c[id] + o.lambda > 0 ? g[id] / (c[id] + o.lambda) : 0;
     }
     for (let id = 0; id < tree.value.length; id++) tree.value[id] *= o.learningRate;
     trees.push(tree);
@@ -214,8 +219,26 @@ export function predictGbdt(model: GbdtModel, rows: ArrayLike<number>): Float64A
   return out;
 }
 
-/** Checks a parsed JSON document is a GBDT model of this format (for loading). */
+/**
+ * Checks a parsed JSON document is a GBDT model of this format (for loading): every tree's arrays of one length, split
+ * features in range with finite thresholds, children after their parent (so prediction always ends at a leaf),
+ * finite leaf values.
+ */
 export function isGbdtModel(x: unknown): x is GbdtModel {
   const m = x as GbdtModel;
-  return !!m && m.format === 'minielm-gbdt-v1' && Array.isArray(m.features) && Array.isArray(m.trees) && typeof m.base === 'number';
+  if (!m || m.format !== 'minielm-gbdt-v1' || !Array.isArray(m.features) || !Array.isArray(m.trees) || !Number.isFinite(m.base)) return false;
+  const f = m.features.length;
+  return m.trees.every((t) => {
+    if (!t || ![t.feature, t.threshold, t.left, t.right, t.value].every(Array.isArray)) return false;
+    const size = t.feature.length;
+    if (size === 0 || [t.threshold, t.left, t.right, t.value].some((a) => a.length !== size)) return false;
+    for (let id = 0; id < size; id++) {
+      const j = t.feature[id];
+      if (!Number.isFinite(t.value[id])) return false;
+      if (j === -1) continue;
+      if (!Number.isInteger(j) || j < 0 || j >= f || !Number.isFinite(t.threshold[id])) return false;
+      for (const child of [t.left[id], t.right[id]]) if (!Number.isInteger(child) || child <= id || child >= size) return false;
+    }
+    return true;
+  });
 }

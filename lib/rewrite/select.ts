@@ -15,10 +15,10 @@ export const DEFAULT_FRESH_CANDIDATES = 30;
 
 /**
  * The greedy loop both selections share: each round takes the candidate maximising
- *   -rankWeight * rank / candidates + (sum of valueOf(id) over its ids not shown yet) / k,
- * then marks its ids shown. An id a list repeats counts once.
+ *   -rankWeight * rank / candidates + scale * (sum of valueOf(id) over its ids not shown yet) / k,
+ * then marks its ids shown. An id a list repeats counts once; a value that is not a finite number counts 0.
  */
-function selectGreedy(queryIds: readonly string[], candidateIds: readonly (readonly string[])[], send: number, rankWeight: number, valueOf: (id: string) => number, kOption?: number): number[] {
+function selectGreedy(queryIds: readonly string[], candidateIds: readonly (readonly string[])[], send: number, rankWeight: number, valueOf: (id: string) => number, kOption?: number, scale = 1): number[] {
   const k = Math.max(1, kOption ?? Math.max(queryIds.length, ...candidateIds.map((l) => l.length), 1));
   const shown = new Set(queryIds);
   const left = candidateIds.map((_, i) => i);
@@ -30,8 +30,12 @@ function selectGreedy(queryIds: readonly string[], candidateIds: readonly (reado
     for (let a = 0; a < left.length; a++) {
       const i = left[a];
       let value = 0;
-      for (const id of new Set(candidateIds[i])) if (!shown.has(id)) value += valueOf(id);
-      const score = (-rankWeight * i) / n + value / k;
+      for (const id of new Set(candidateIds[i])) {
+        if (shown.has(id)) continue;
+        const v = valueOf(id);
+        if (Number.isFinite(v)) value += v;
+      }
+      const score = (-rankWeight * i) / n + (scale * value) / k;
       if (score > bestScore) {
         bestScore = score;
         best = a;
@@ -50,7 +54,8 @@ function selectGreedy(queryIds: readonly string[], candidateIds: readonly (reado
  */
 export function selectFresh(queryIds: readonly string[], candidateIds: readonly (readonly string[])[], send: number, options: { weight?: number; k?: number } = {}): number[] {
   const weight = options.weight ?? DEFAULT_FRESH_WEIGHT;
-  return selectGreedy(queryIds, candidateIds, send, 1, () => weight, options.k);
+  // Counted, then scaled once: the same arithmetic as before the loop was shared, so ties break the same way.
+  return selectGreedy(queryIds, candidateIds, send, 1, () => 1, options.k, weight);
 }
 
 // Chosen on Home Depot's dev split with the distilled student (docs/evaluation.md, relevance selection): judged
