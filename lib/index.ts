@@ -31,7 +31,7 @@ export { generate, WordConstraint, MAX_BEAMS, MAX_RETURN_SEQUENCES, type Generat
 export { promptIds, rewriteText } from './rewrite/format.ts';
 export { DEFAULT_HYGIENE, NO_HYGIENE, hygieneOptions, catalogWords, catalogWordConstraint, type RewriteHygiene } from './rewrite/hygiene.ts';
 export { FeedbackExpander, feedbackWords, DEFAULT_FEEDBACK_CANDIDATES, DEFAULT_FEEDBACK_DEPTH, DEFAULT_FEEDBACK_WEIGHT, type FeedbackOptions } from './rewrite/feedback.ts';
-export { selectFresh, selectRelevant, DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT, DEFAULT_RELEVANCE_CANDIDATES, DEFAULT_RELEVANCE_RANK_WEIGHT } from './rewrite/select.ts';
+export { selectFresh, selectRelevant, selectByScorer, DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT, DEFAULT_RELEVANCE_CANDIDATES, DEFAULT_RELEVANCE_RANK_WEIGHT } from './rewrite/select.ts';
 // The learned relevance scorer (M1): a small GPT-2 with a score head, then boosted trees over lexical match features.
 export { LearnedRelevanceScorer, LexicalStage, trainRelevanceScorer, fitLexicalStage, type LabelledPair, type RelevanceTrainOptions, type LexicalFitReport } from './rewards/learned.ts';
 // The trainers: catalog pretraining, SFT on Q2Q pairs, reverse-KL distillation, online DPO.

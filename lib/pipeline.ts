@@ -36,11 +36,11 @@ import { DEFAULT_FRESH_CANDIDATES, DEFAULT_RELEVANCE_CANDIDATES } from './rewrit
 import { evaluateProbes, HOMEDEPOT_PROBES } from './eval/probes.ts';
 import { splitDev, type DevSplit } from './eval/splits.ts';
 import { COPY_ROW } from './eval/report.ts';
+import { catalogWordConstraint, hygieneOptions, DEFAULT_HYGIENE } from './rewrite/hygiene.ts';
+import type { GenerateOptions } from './model/generate.ts';
 
 /** The report's row name of the pseudo-relevance feedback baseline (judged recall and probes). */
 const FEEDBACK_ROW = 'feedback baseline (no model): the query + one word of its top 20 results';
-import { catalogWordConstraint, hygieneOptions, DEFAULT_HYGIENE } from './rewrite/hygiene.ts';
-import type { GenerateOptions } from './model/generate.ts';
 
 export interface PipelinePreset {
   catalog: { products: number; queries: number };

@@ -5,7 +5,7 @@ import { generate, type GenerateOptions } from '../model/generate.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { promptIds, rewriteText } from '../rewrite/format.ts';
 import { invalidArgument } from '../errors.ts';
-import { selectFresh, selectRelevant } from '../rewrite/select.ts';
+import { selectByScorer, selectFresh } from '../rewrite/select.ts';
 import type { RelevanceScorer } from '../rewards/relevance.ts';
 import type { FeedbackExpander, FeedbackOptions } from '../rewrite/feedback.ts';
 import { normaliseTokens } from './text-metrics.ts';
@@ -163,15 +163,7 @@ export interface RelevanceRewriterOptions {
  * (the CLI checks the scorer's excluded queries).
  */
 export function relevanceRewriter(candidates: RewritesFor, retriever: Retriever, scorer: RelevanceScorer, titleOf: (id: string) => string | undefined, options: RelevanceRewriterOptions = {}): RewritesFor {
-  return selectingRewriter('relevanceRewriter', candidates, retriever, options, async (query, own, lists, n, k) => {
-    const ownSet = new Set(own);
-    const known: { id: string; title: string }[] = [];
-    for (const id of new Set(lists.flat())) {
-      const title = ownSet.has(id) ? undefined : titleOf(id);
-      if (title !== undefined) known.push({ id, title });
-    }
-    const gains = known.length ? await scorer.scoreBatch(known.map((x) => ({ query, product: { id: x.id, title: x.title } }))) : [];
-    const gain = new Map(known.map((x, j) => [x.id, Number(gains[j]) || 0]));
-    return selectRelevant(own, lists, n, (id) => gain.get(id) ?? 0, { rankWeight: options.rankWeight, k });
-  });
+  return selectingRewriter('relevanceRewriter', candidates, retriever, options, (query, own, lists, n, k) =>
+    selectByScorer(query, own, lists, n, scorer, titleOf, { rankWeight: options.rankWeight, k }),
+  );
 }

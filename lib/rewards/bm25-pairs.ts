@@ -84,13 +84,17 @@ export class Bm25PairScorer {
 
   /** BM25 of `title` for `query`; a query term repeated counts once per occurrence, as the retriever does. */
   score(query: string, title: string): number {
-    const doc = analyze(title, { stem: this.stem });
+    return this.scoreTerms(analyze(query, { stem: this.stem }), analyze(title, { stem: this.stem }));
+  }
+
+  /** The same from terms already analysed with this scorer's stemming. */
+  scoreTerms(queryTerms: readonly string[], doc: readonly string[]): number {
     if (doc.length === 0) return 0;
     const tf = new Map<string, number>();
     for (const t of doc) tf.set(t, (tf.get(t) ?? 0) + 1);
     const norm = this.k1 * (1 - this.b + (this.b * doc.length) / this.avgLength);
     let s = 0;
-    for (const t of analyze(query, { stem: this.stem })) {
+    for (const t of queryTerms) {
       const f = tf.get(t);
       if (f === undefined) continue;
       s += (this.idf(t) * f * (this.k1 + 1)) / (f + norm);

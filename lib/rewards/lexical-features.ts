@@ -30,17 +30,23 @@ export const LEXICAL_FEATURES = [
 
 export type LexicalFeatureName = (typeof LEXICAL_FEATURES)[number];
 
-/** How close a query term comes to a title term: 1 exact, 0.9 stem / merge, 0.8 prefix, 0.7 edit, 0 none. */
-function termMatch(q: string, titleTerms: readonly string[], titleJoined: ReadonlySet<string>): { score: number; at: number } {
+/**
+ * How close a query term comes to a title term: 1 exact, 0.9 stem / merge, 0.8 prefix, 0.7 edit, 0 none.
+ * `titleStems[k]` is minimalStem(titleTerms[k]), computed once per title by the caller.
+ */
+function termMatch(q: string, titleTerms: readonly string[], titleStems: readonly string[], titleJoined: ReadonlySet<string>): { score: number; at: number } {
   let best = 0;
   let at = -1;
+  const qStem = minimalStem(q);
+  const limit = q.length >= 8 ? 2 : 1;
+  const editable = q.length >= 4 && !/\d/.test(q);
   for (let k = 0; k < titleTerms.length; k++) {
     const t = titleTerms[k];
     let s = 0;
     if (t === q) s = 1;
-    else if (minimalStem(t) === minimalStem(q)) s = 0.9;
+    else if (titleStems[k] === qStem) s = 0.9;
     else if (q.length >= 3 && t.length >= 3 && (t.startsWith(q) || q.startsWith(t))) s = 0.8;
-    else if (q.length >= 4 && t.length >= 4 && !/\d/.test(q) && editDistance(q, t, q.length >= 8 ? 2 : 1) <= (q.length >= 8 ? 2 : 1)) s = 0.7;
+    else if (editable && t.length >= 4 && editDistance(q, t, limit) <= limit) s = 0.7;
     if (s > best) {
       best = s;
       at = k;
@@ -77,7 +83,8 @@ export class LexicalFeatures {
     const joined = new Set<string>();
     for (let k = 0; k + 1 < tRaw.length; k++) joined.add(tRaw[k] + tRaw[k + 1]);
     const tSet = new Set(tStem);
-    const bm25 = this.bm25.score(query, title);
+    // BM25 from the terms already analysed: analyze(text, { stem: 'minimal' }) is analyze(text) stemmed.
+    const bm25 = this.bm25.scoreTerms(q.map(minimalStem), tStem);
     let idfSum = 0;
     let idfExact = 0;
     let idfFuzzy = 0;
@@ -91,7 +98,7 @@ export class LexicalFeatures {
       const idf = this.bm25.idf(stem);
       idfSum += idf;
       if (this.bm25.unknown(stem)) unknown++;
-      const m = termMatch(term, tRaw, joined);
+      const m = termMatch(term, tRaw, tStem, joined);
       matches.push(m);
       if (tSet.has(stem)) {
         exact++;

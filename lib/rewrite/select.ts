@@ -10,6 +10,8 @@
 // (docs/results/homedepot-v4-select.md): judged recall@10 with 10 rewrites 0.384 for the top 10 of 30 beams,
 // 0.399 / 0.401 / 0.402 with weight 1 / 2 / 4 (0.309 for the query alone); weight 2 is the default.
 
+import type { RelevanceScorer } from '../rewards/relevance.ts';
+
 export const DEFAULT_FRESH_WEIGHT = 2;
 export const DEFAULT_FRESH_CANDIDATES = 30;
 
@@ -78,4 +80,28 @@ export function selectRelevant(
   options: { rankWeight?: number; k?: number } = {},
 ): number[] {
   return selectGreedy(queryIds, candidateIds, send, options.rankWeight ?? DEFAULT_RELEVANCE_RANK_WEIGHT, gainOf, options.k);
+}
+
+/**
+ * selectRelevant with the gains asked from `scorer`, in one call, for (query, title) of each result that the
+ * query's own list lacks; a result `titleOf` does not know, or a gain that is not a number, counts 0.
+ */
+export async function selectByScorer(
+  query: string,
+  queryIds: readonly string[],
+  candidateIds: readonly (readonly string[])[],
+  send: number,
+  scorer: RelevanceScorer,
+  titleOf: (id: string) => string | undefined,
+  options: { rankWeight?: number; k?: number } = {},
+): Promise<number[]> {
+  const own = new Set(queryIds);
+  const known: { id: string; title: string }[] = [];
+  for (const id of new Set(candidateIds.flat())) {
+    const title = own.has(id) ? undefined : titleOf(id);
+    if (typeof title === 'string') known.push({ id, title });
+  }
+  const gains = known.length ? await scorer.scoreBatch(known.map((product) => ({ query, product }))) : [];
+  const gain = new Map(known.map((x, i) => [x.id, Number(gains[i]) || 0]));
+  return selectRelevant(queryIds, candidateIds, send, (id) => gain.get(id) ?? 0, options);
 }

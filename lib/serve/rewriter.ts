@@ -12,7 +12,7 @@ import { catalogWordConstraint, catalogWords, DEFAULT_HYGIENE, type RewriteHygie
 import type { Retriever } from '../retrieval/types.ts';
 import { LruCache } from './lru.ts';
 import { Bandit, type ArmPosterior, type BanditOptions } from './bandit.ts';
-import { DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT, DEFAULT_RELEVANCE_CANDIDATES, DEFAULT_RELEVANCE_RANK_WEIGHT, selectFresh, selectRelevant } from '../rewrite/select.ts';
+import { DEFAULT_FRESH_CANDIDATES, DEFAULT_FRESH_WEIGHT, DEFAULT_RELEVANCE_CANDIDATES, DEFAULT_RELEVANCE_RANK_WEIGHT, selectByScorer, selectFresh } from '../rewrite/select.ts';
 import type { RelevanceScorer } from '../rewards/relevance.ts';
 import { DEFAULT_FEEDBACK_CANDIDATES, DEFAULT_FEEDBACK_DEPTH, DEFAULT_FEEDBACK_WEIGHT, FeedbackExpander } from '../rewrite/feedback.ts';
 import { resolveDir } from '../util/atomic.ts';
@@ -510,16 +510,8 @@ export class Rewriter {
       if (select === 'fresh') chosen = selectFresh(found[0], found.slice(1), send, { weight: freshWeight, k });
       else {
         // The new results' relevance to the query (not to the rewrite that found them), one scorer call.
-        const own = new Set(found[0]);
-        const scored: { id: string; title: string }[] = [];
-        for (const id of new Set(found.slice(1).flat())) {
-          const title = own.has(id) ? undefined : rel!.titleOf(id);
-          if (typeof title === 'string') scored.push({ id, title });
-        }
-        const gains = scored.length ? await rel!.scorer.scoreBatch(scored.map((x) => ({ query: all[0], product: x }))) : [];
+        chosen = await selectByScorer(all[0], found[0], found.slice(1), send, rel!.scorer, rel!.titleOf, { rankWeight, k });
         if (o.signal?.aborted) throw abortError(o.signal);
-        const gain = new Map(scored.map((x, i) => [x.id, Number(gains[i]) || 0]));
-        chosen = selectRelevant(found[0], found.slice(1), send, (id) => gain.get(id) ?? 0, { rankWeight, k });
       }
       rewrites = chosen.map((i) => candidates[i]);
       texts = [all[0], ...rewrites.map((r) => r.text)];
